@@ -1,0 +1,46 @@
+"""Finding and merging the YAML configs the project ships in ``configs/``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def config_dir() -> Path:
+    """The ``configs/`` folder: ``$ROBOFEEDBACK_CONFIGS`` if set, else the one next to the package in the checkout."""
+    env = os.environ.get("ROBOFEEDBACK_CONFIGS")
+    path = Path(env) if env else Path(__file__).resolve().parents[1] / "configs"
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"robofeedback's configs folder is not at {path}: install the package from its checkout "
+            "(pip install -e .) or point ROBOFEEDBACK_CONFIGS at a copy of configs/"
+        )
+    return path
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; an empty file is an empty dict, anything but a mapping is an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no config file at {path}")
+    with open(path) as f:
+        data = yaml.safe_load(f)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config {path} must hold a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``override`` merged in; nested mappings merge key by key."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
