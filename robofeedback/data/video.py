@@ -1,0 +1,115 @@
+"""Video files: frames to an H.264 mp4 that browsers play, and any ffmpeg-readable video back to frames."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+
+
+class VideoError(ValueError):
+    """A video that cannot be read or written as asked."""
+
+
+def _check_frames(frames: np.ndarray) -> np.ndarray:
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise VideoError(f"frames must be a non-empty (T, H, W, 3) array, got shape {frames.shape}")
+    if frames.dtype != np.uint8:
+        raise VideoError(f"frames must be uint8 RGB, got {frames.dtype}")
+    return frames
+
+
+def write_video(frames: np.ndarray, path: str | Path, fps: float = 25.0, crf: int = 20) -> Path:
+    """Write RGB ``uint8`` frames ``(T, H, W, 3)`` to an H.264 mp4 (yuv420p, moov atom first) that plays in browsers.
+
+    Odd widths or heights are padded by one edge pixel, as yuv420p needs even sizes.
+    """
+    frames = _check_frames(frames)
+    if fps <= 0:
+        raise VideoError(f"fps must be positive, got {fps}")
+    path = Path(path)
+    if path.suffix.lower() != ".mp4":
+        raise VideoError(f"write_video writes .mp4 files, got {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    if pad_h or pad_w:
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    height, width = frames.shape[1:3]
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        (width, height),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_in="rgb24",
+        pix_fmt_out="yuv420p",
+        macro_block_size=1,
+        quality=None,
+        output_params=["-crf", str(crf), "-movflags", "+faststart"],
+        ffmpeg_log_level="error",
+    )
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    return path
+
+
+def read_video(
+    path: str | Path, fps: float | None = None, start: float | None = None, end: float | None = None
+) -> np.ndarray:
+    """Read a video file (mp4, webm, anything ffmpeg reads) or a folder of image frames into ``(T, H, W, 3)`` uint8.
+
+    ``start`` / ``end`` (seconds) trim a video file and ``fps`` resamples it; a
+    folder of frames has no timing, so it is read whole, in file-name order.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise VideoError(f"no video at {path}")
+    if path.is_dir():
+        if fps is not None or start is not None or end is not None:
+            raise VideoError(f"{path} is a folder of frames: fps, start and end apply only to video files")
+        return _read_folder(path)
+    if start is not None and end is not None and end <= start:
+        raise VideoError(f"end ({end}) must be after start ({start})")
+    input_params = ["-ss", str(start)] if start is not None else []
+    if end is not None:
+        input_params += ["-to", str(end)]
+    output_params = ["-vf", f"fps={fps}"] if fps is not None else []
+    try:
+        reader = imageio_ffmpeg.read_frames(
+            str(path), pix_fmt="rgb24", input_params=input_params, output_params=output_params
+        )
+        meta = next(reader)
+        width, height = meta["size"]
+        frames = [np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 3) for buf in reader]
+    except (RuntimeError, OSError, StopIteration, KeyError) as e:
+        raise VideoError(f"could not read video {path}: {e}") from e
+    if not frames:
+        raise VideoError(f"video {path} has no frames in the requested range")
+    return np.stack(frames)
+
+
+def _read_folder(path: Path) -> np.ndarray:
+    import imageio.v3 as iio
+
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".webp"))
+    if not files:
+        raise VideoError(f"folder {path} holds no image frames (.png, .jpg, .jpeg, .bmp, .webp)")
+    frames = [np.asarray(iio.imread(f))[..., :3] for f in files]
+    if len({f.shape for f in frames}) != 1:
+        raise VideoError(f"frames in {path} differ in size")
+    return np.stack(frames).astype(np.uint8)
+
+
+def video_codec(path: str | Path) -> str:
+    """The codec name of the first video stream, as ffmpeg reports it (e.g. ``h264``)."""
+    out = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
+    ).stderr
+    for line in out.splitlines():
+        if "Video:" in line:
+            return line.split("Video:", 1)[1].strip().split()[0].rstrip(",")
+    raise VideoError(f"no video stream in {path}: {out.strip()[-300:]}")
