@@ -1,0 +1,21 @@
+"""RL: reward wrappers and training stable-baselines3 policies on any reward function."""
+
+from robofeedback.rewards.base import EnvReward, FnReward, RewardFunction, Transitions, make_reward
+from robofeedback.rl.train import TrainConfig, TrainResult, evaluate, load_train_config, make_vec_env, train
+from robofeedback.rl.wrappers import RewardWrapper, VecRewardWrapper
+
+__all__ = [
+    "RewardFunction",
+    "Transitions",
+    "EnvReward",
+    "FnReward",
+    "make_reward",
+    "RewardWrapper",
+    "VecRewardWrapper",
+    "train",
+    "evaluate",
+    "make_vec_env",
+    "load_train_config",
+    "TrainConfig",
+    "TrainResult",
+]

@@ -1,0 +1,434 @@
+"""Training stable-baselines3 policies on an env's own reward or any reward function.
+
+``train(env, reward, algo, total_steps, ...)`` builds the vectorized env (each
+sub-env a robofeedback env in an SB3 ``Monitor``, so ``rollout/ep_rew_mean``
+is the env's own return), puts a :class:`VecRewardWrapper` on top when the
+reward is not the env's, trains with TensorBoard logs and a progress bar,
+evaluates on ``info["env_reward"]`` / ``info["success"]`` every
+``eval_every`` steps, checkpoints so that a later call resumes, and at the end
+writes ``eval.mp4``, ``learning_curve.png`` and ``summary.json`` to ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3 import PPO, SAC, TD3, HerReplayBuffer
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from robofeedback.config import config_dir, deep_merge, load_yaml
+from robofeedback.data.rollout import collect
+from robofeedback.data.video import write_video
+from robofeedback.envs import FAMILIES, RobotEnv, make
+from robofeedback.rewards.base import EnvReward, RewardFunction, make_reward
+from robofeedback.rl.plots import plot_learning_curve
+from robofeedback.rl.wrappers import VecRewardWrapper
+
+ALGOS: dict[str, type[BaseAlgorithm]] = {"sac": SAC, "td3": TD3, "ppo": PPO}
+GENERAL_KEYS = (
+    "n_envs",
+    "vec_env",
+    "eval_every",
+    "eval_episodes",
+    "checkpoint_every",
+    "video_episodes",
+    "torch_threads",
+    "device",
+    "her",
+    "env_kwargs",
+)
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``train`` needs besides the env and reward; defaults come from ``configs/train/<family>.yaml``."""
+
+    algo: str
+    total_steps: int
+    n_envs: int = 1
+    vec_env: str = "dummy"
+    eval_every: int = 5000
+    eval_episodes: int = 10
+    checkpoint_every: int = 10000
+    video_episodes: int = 1
+    torch_threads: int = 1
+    device: str = "cpu"
+    her: dict | None = None
+    env_kwargs: dict = field(default_factory=dict)
+    algo_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGOS:
+            raise ValueError(f"algo must be one of {sorted(ALGOS)}, got {self.algo!r}")
+        for name in ("total_steps", "n_envs", "eval_every", "eval_episodes", "checkpoint_every", "torch_threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.video_episodes < 0:
+            raise ValueError(f"video_episodes must be >= 0, got {self.video_episodes}")
+        if self.vec_env not in ("dummy", "subproc"):
+            raise ValueError(f"vec_env must be 'dummy' or 'subproc', got {self.vec_env!r}")
+
+
+def family_of(spec: str) -> str:
+    """The config family of an env spec: its ``family:`` prefix, or ``gym`` for plain Gymnasium ids."""
+    prefix, sep, _ = spec.partition(":")
+    return prefix if sep and prefix in FAMILIES else "gym"
+
+
+def load_train_config(
+    family: str,
+    algo: str,
+    total_steps: int,
+    overrides: dict[str, Any] | str | Path | None = None,
+) -> TrainConfig:
+    """The family's YAML defaults with ``overrides`` (a dict or a YAML file) merged over them.
+
+    Overrides may set any general key (``n_envs``, ``eval_every``, ...,
+    ``env_kwargs``) and, under the algorithm's name (``sac:``, ``td3:``,
+    ``ppo:``), any keyword of the SB3 constructor.
+    """
+    algo = algo.lower()
+    if algo not in ALGOS:
+        raise ValueError(f"algo must be one of {sorted(ALGOS)}, got {algo!r}")
+    merged = load_yaml(config_dir() / "train" / f"{family}.yaml")
+    if isinstance(overrides, (str, Path)):
+        overrides = load_yaml(overrides)
+    merged = deep_merge(merged, overrides or {})
+    unknown = set(merged) - set(GENERAL_KEYS) - set(ALGOS)
+    if unknown:
+        raise ValueError(
+            f"unknown config keys {sorted(unknown)}; general keys are {list(GENERAL_KEYS)}, "
+            f"algorithm settings go under {sorted(ALGOS)}"
+        )
+    general = {k: merged[k] for k in GENERAL_KEYS if k in merged}
+    return TrainConfig(algo=algo, total_steps=total_steps, algo_kwargs=dict(merged.get(algo) or {}), **general)
+
+
+def _make_monitored(spec: str, seed: int, env_kwargs: dict) -> gym.Env:
+    return Monitor(make(spec, seed=seed, **env_kwargs))
+
+
+def make_vec_env(spec: str, n_envs: int, seed: int, env_kwargs: dict | None = None, vec_env: str = "dummy") -> VecEnv:
+    """``n_envs`` robofeedback envs (seeds ``seed``, ``seed + 1``, ...) in SB3 ``Monitor``s, vectorized."""
+    fns = [functools.partial(_make_monitored, spec, seed + i, dict(env_kwargs or {})) for i in range(n_envs)]
+    if vec_env == "subproc" and n_envs > 1:
+        return SubprocVecEnv(fns, start_method="spawn")
+    return DummyVecEnv(fns)
+
+
+def _is_goal_space(space: gym.Space) -> bool:
+    return isinstance(space, spaces.Dict) and {"achieved_goal", "desired_goal"} <= set(space.spaces)
+
+
+def evaluate(model: Any, env: gym.Env, n_episodes: int, seed: int | None = None) -> dict[str, float]:
+    """Mean env return, mean length and success rate (an episode succeeds if any step reports success) of
+    ``n_episodes`` deterministic episodes; the same ``seed`` gives the same episodes."""
+    trajectories = collect(env, model, n_episodes=n_episodes, deterministic=True, seed=seed)
+    result = {
+        "mean_env_return": float(np.mean([t.env_return for t in trajectories])),
+        "std_env_return": float(np.std([t.env_return for t in trajectories])),
+        "mean_length": float(np.mean([len(t) for t in trajectories])),
+    }
+    successes = [t.success for t in trajectories]
+    if all(s is not None for s in successes):
+        result["success_rate"] = float(np.mean([bool(s.any()) for s in successes]))
+    return result
+
+
+def _append_eval(path: Path, steps: int, result: dict[str, float], start_time: float) -> dict[str, Any]:
+    row = {"steps": int(steps), "wall_time_s": round(time.time() - start_time, 2), **result}
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+    return row
+
+
+def _read_eval_log(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class EvalCallback(BaseCallback):
+    """Evaluates the policy every ``every`` env steps on the env's own reward and success; logs to TensorBoard
+    (``eval/*``) and appends a JSON line per evaluation to ``log_path``."""
+
+    def __init__(self, env: gym.Env, every: int, n_episodes: int, seed: int, log_path: Path, start_time: float):
+        super().__init__()
+        self.env, self.every, self.n_episodes, self.seed = env, every, n_episodes, seed
+        self.log_path = log_path
+        self.start_time = start_time
+        self._next = every
+
+    def _on_training_start(self) -> None:
+        self._next = (self.num_timesteps // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next += self.every
+            result = evaluate(self.model, self.env, self.n_episodes, seed=self.seed)
+            for key, value in result.items():
+                self.logger.record(f"eval/{key}", value)
+            self.logger.dump(self.num_timesteps)
+            _append_eval(self.log_path, self.num_timesteps, result, self.start_time)
+        return True
+
+
+class CheckpointCallback(BaseCallback):
+    """Saves the model, its replay buffer and the step count every ``every`` env steps, atomically, so that a
+    killed run resumes from the last checkpoint."""
+
+    def __init__(self, directory: Path, every: int, state: dict, start_time: float):
+        super().__init__()
+        self.directory, self.every, self.state = directory, every, state
+        self.start_time = start_time
+        self._next = every
+
+    def _on_training_start(self) -> None:
+        self._next = (self.num_timesteps // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next += self.every
+            self.save()
+        return True
+
+    def save(self) -> None:
+        save_checkpoint(self.model, self.directory, self.state, self.start_time)
+
+
+class ModelReturnLogger(BaseCallback):
+    """Logs the mean episode return under the training reward function (``rollout/ep_model_rew_mean``)."""
+
+    def __init__(self, window: int = 100):
+        super().__init__()
+        self.returns: list[float] = []
+        self.window = window
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", []):
+            if "episode_model_return" in info:
+                self.returns = (self.returns + [info["episode_model_return"]])[-self.window :]
+        if self.returns:
+            self.logger.record("rollout/ep_model_rew_mean", float(np.mean(self.returns)))
+        return True
+
+
+def save_checkpoint(model: BaseAlgorithm, directory: Path, state: dict, start_time: float) -> None:
+    """Write model, replay buffer and ``state`` (plus step count and elapsed time), each file replaced atomically."""
+    state = {**state, "num_timesteps": int(model.num_timesteps), "wall_time_s": round(time.time() - start_time, 2)}
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / "model.tmp.zip"
+    model.save(tmp)
+    if isinstance(model, OffPolicyAlgorithm):
+        model.save_replay_buffer(directory / "replay_buffer.tmp.pkl")
+        os.replace(directory / "replay_buffer.tmp.pkl", directory / "replay_buffer.pkl")
+    os.replace(tmp, directory / "model.zip")
+    (directory / "state.tmp.json").write_text(json.dumps(state, indent=2))
+    os.replace(directory / "state.tmp.json", directory / "state.json")
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced: the model, final evaluation and the files written."""
+
+    model: BaseAlgorithm
+    out_dir: Path
+    final_eval: dict[str, float]
+    steps: int
+    wall_time_s: float
+    video: Path | None
+    learning_curve: Path | None
+    checkpoint: Path
+    config: TrainConfig
+
+
+def _training_envs(
+    env: str | gym.Env | Callable[[], gym.Env], cfg: TrainConfig, seed: int, env_kwargs: dict
+) -> tuple[str, VecEnv, gym.Env]:
+    """The spec name, the vectorized training envs and a separate evaluation env for ``env``."""
+    if isinstance(env, str):
+        return (
+            env,
+            make_vec_env(env, cfg.n_envs, seed, env_kwargs, cfg.vec_env),
+            make(env, seed=seed + 10_000, **env_kwargs),
+        )
+    if isinstance(env, gym.Env):
+        if cfg.n_envs != 1:
+            raise ValueError("a single env instance trains with n_envs=1; pass a spec or a factory for more")
+        if isinstance(env, RobotEnv):
+            eval_env = env.clone(seed=seed + 10_000)
+        elif env.spec is not None:
+            eval_env = gym.make(env.spec)
+        else:
+            raise ValueError("cannot make an evaluation copy of an env without a spec; pass a zero-argument factory")
+        spec = getattr(env, "spec_name", None) or env.spec.id
+        return spec, DummyVecEnv([lambda: Monitor(env)]), eval_env
+    if callable(env):
+        eval_env = env()
+        spec = getattr(eval_env, "spec_name", None) or (eval_env.spec.id if eval_env.spec else type(eval_env).__name__)
+        return spec, DummyVecEnv([lambda: Monitor(env()) for _ in range(cfg.n_envs)]), eval_env
+    raise TypeError(f"env must be a spec string, a gymnasium.Env or a zero-argument factory, got {type(env).__name__}")
+
+
+def train(
+    env: str | gym.Env | Callable[[], gym.Env],
+    reward: str | RewardFunction | Callable | None = "env",
+    algo: str = "sac",
+    total_steps: int = 20_000,
+    n_envs: int | None = None,
+    seed: int = 0,
+    out_dir: str | Path = "runs/train",
+    config: dict[str, Any] | str | Path | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    callbacks: list[BaseCallback] | None = None,
+) -> TrainResult:
+    """Train an SB3 policy on ``env`` with ``reward`` (``"env"`` for the env's own) and evaluate it on the env's own.
+
+    ``env`` is a spec for :func:`robofeedback.envs.make` (each sub-env and the
+    evaluation env are made from it), a zero-argument factory (called once per
+    sub-env and once for evaluation), or one env instance (then ``n_envs`` must
+    be 1 and evaluation uses a clone of it). ``config`` overrides the family defaults
+    (see :func:`load_train_config`). With ``resume`` a checkpoint in
+    ``out_dir`` is continued up to ``total_steps``.
+    """
+    start = time.time()
+    out = Path(out_dir)
+    reward_fn = make_reward(reward)
+    spec_hint = env if isinstance(env, str) else getattr(env, "spec_name", "")
+    cfg = load_train_config(family_of(spec_hint), algo, total_steps, config)
+    if n_envs is not None:
+        cfg = replace(cfg, n_envs=n_envs)
+    torch.set_num_threads(cfg.torch_threads)
+
+    env_kwargs = dict(cfg.env_kwargs)
+    use_her = cfg.algo in ("sac", "td3") and cfg.her is not None and isinstance(reward_fn, EnvReward)
+    if family_of(spec_hint) == "panda" and isinstance(env, str):
+        env_kwargs.setdefault("flatten", not use_her)
+    spec, venv, eval_env = _training_envs(env, cfg, seed, env_kwargs)
+    use_her = use_her and _is_goal_space(venv.observation_space)
+    if not isinstance(reward_fn, EnvReward):
+        venv = VecRewardWrapper(venv, reward_fn)
+
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoints"
+    state = {"env": spec, "algo": cfg.algo, "seed": seed, "reward": type(reward_fn).__name__, "env_kwargs": env_kwargs}
+    eval_log = out / "eval.jsonl"
+    loaded = _load_checkpoint(ckpt_dir, state, venv, cfg) if resume else None
+    if loaded is None:
+        eval_log.unlink(missing_ok=True)
+        model = _new_model(cfg, venv, seed, out, use_her)
+    else:
+        model, saved_state = loaded
+        _truncate_eval_log(eval_log, model.num_timesteps)
+        start -= saved_state.get("wall_time_s", 0.0)  # wall times continue from the checkpointed run
+
+    eval_cb = EvalCallback(eval_env, cfg.eval_every, cfg.eval_episodes, seed + 10_000, eval_log, start)
+    ckpt_cb = CheckpointCallback(ckpt_dir, cfg.checkpoint_every, state, start)
+    cbs: list[BaseCallback] = [eval_cb, ckpt_cb]
+    if not isinstance(reward_fn, EnvReward):
+        cbs.append(ModelReturnLogger())
+    cbs.extend(callbacks or [])
+    remaining = cfg.total_steps - model.num_timesteps
+    if remaining > 0:
+        model.learn(
+            remaining,
+            callback=CallbackList(cbs),
+            reset_num_timesteps=False,
+            tb_log_name="run",
+            progress_bar=progress,
+        )
+    save_checkpoint(model, ckpt_dir, state, start)
+
+    rows = _read_eval_log(eval_log)
+    if rows and rows[-1]["steps"] == model.num_timesteps:
+        final = {k: v for k, v in rows[-1].items() if k not in ("steps", "wall_time_s")}
+    else:
+        final = evaluate(model, eval_env, cfg.eval_episodes, seed=seed + 10_000)
+        _append_eval(eval_log, model.num_timesteps, final, start)
+    video = None
+    if cfg.video_episodes:
+        trajectories = collect(eval_env, model, n_episodes=cfg.video_episodes, render=True, seed=seed + 20_000)
+        fps = min(eval_env.metadata.get("render_fps") or 25, 30)
+        # Hold each episode's last frame for half a second, so that short (early-terminated) episodes can be seen.
+        clips = [np.concatenate([t.frames, np.repeat(t.frames[-1:], fps // 2, axis=0)]) for t in trajectories]
+        video = write_video(np.concatenate(clips), out / "eval.mp4", fps=fps)
+    curve = plot_learning_curve(eval_log, out / "learning_curve.png", title=f"{cfg.algo.upper()} on {spec}")
+    wall = time.time() - start
+    summary = {
+        **state,
+        "steps": int(model.num_timesteps),
+        "final_eval": final,
+        "wall_time_s": round(wall, 1),
+        "video": str(video) if video else None,
+        "learning_curve": str(curve),
+        "config": asdict(cfg),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    venv.close()
+    eval_env.close()
+    return TrainResult(model, out, final, int(model.num_timesteps), wall, video, curve, ckpt_dir, cfg)
+
+
+def _new_model(cfg: TrainConfig, venv: VecEnv, seed: int, out: Path, use_her: bool) -> BaseAlgorithm:
+    kwargs = dict(cfg.algo_kwargs)
+    noise_std = kwargs.pop("action_noise_std", None)
+    if noise_std:
+        n_actions = int(np.prod(venv.action_space.shape))
+        kwargs["action_noise"] = NormalActionNoise(np.zeros(n_actions), noise_std * np.ones(n_actions))
+    if cfg.algo in ("sac", "td3"):
+        kwargs["buffer_size"] = int(min(kwargs.get("buffer_size", 1_000_000), cfg.total_steps))
+        if use_her:
+            kwargs["replay_buffer_class"] = HerReplayBuffer
+            kwargs["replay_buffer_kwargs"] = dict(cfg.her)
+    policy = "MultiInputPolicy" if isinstance(venv.observation_space, spaces.Dict) else "MlpPolicy"
+    return ALGOS[cfg.algo](
+        policy, venv, seed=seed, tensorboard_log=str(out / "tb"), device=cfg.device, verbose=0, **kwargs
+    )
+
+
+def _load_checkpoint(directory: Path, state: dict, venv: VecEnv, cfg: TrainConfig) -> tuple[BaseAlgorithm, dict] | None:
+    model_path, state_path = directory / "model.zip", directory / "state.json"
+    if not (model_path.exists() and state_path.exists()):
+        return None
+    saved = json.loads(state_path.read_text())
+    mismatch = {k: (saved.get(k), v) for k, v in state.items() if saved.get(k) != v}
+    if mismatch:
+        raise ValueError(
+            f"{directory.parent} holds a checkpoint of another run ({mismatch}, saved vs asked); "
+            "choose another out_dir or pass resume=False to start over"
+        )
+    model = ALGOS[cfg.algo].load(model_path, env=venv, device=cfg.device)
+    buffer = directory / "replay_buffer.pkl"
+    if isinstance(model, OffPolicyAlgorithm) and buffer.exists():
+        with warnings.catch_warnings():
+            # HER warns that it drops the unfinished last episode: right here, as training restarts with a reset.
+            warnings.filterwarnings("ignore", message="The last trajectory in the replay buffer will be truncated")
+            model.load_replay_buffer(buffer)
+    return model, saved
+
+
+def _truncate_eval_log(path: Path, steps: int) -> None:
+    """Drop evaluations a killed run logged after its last checkpoint, so the curve has no duplicated steps."""
+    if not path.exists():
+        return
+    rows = [row for row in _read_eval_log(path) if row["steps"] <= steps]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
