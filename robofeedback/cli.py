@@ -1,0 +1,191 @@
+"""The ``robofeedback`` command: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXAMPLES = """examples:
+  robofeedback envs
+  robofeedback train --env panda:PandaReach-v3 --reward env --algo sac --steps 8000 --seed 0 --out runs/reach
+  robofeedback rollout --env panda:PandaReach-v3 --policy runs/reach --episodes 5 --video --out runs/reach/rollouts
+"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="robofeedback",
+        description="Learn robot rewards and safety constraints from human and AI feedback.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("envs", help="list the environments that can be made here")
+    p.add_argument("--family", help="list only this family (panda, metaworld, bullet)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = sub.add_parser(
+        "train",
+        help="train a stable-baselines3 policy on a reward",
+        description="Train a policy, evaluating it on the env's own reward and success as it goes. Writes "
+        "TensorBoard logs, checkpoints (a rerun with the same --out resumes), eval.jsonl, eval.mp4, "
+        "learning_curve.png and summary.json to --out.",
+    )
+    p.add_argument("--env", required=True, help="env spec: panda:<id>, metaworld:<task>, bullet:<id> or a Gymnasium id")
+    p.add_argument("--reward", default="env", help="reward to train on: 'env' (the env's own reward; default)")
+    p.add_argument("--algo", default="sac", choices=["sac", "td3", "ppo"], help="SB3 algorithm (default sac)")
+    p.add_argument("--steps", type=_positive_int, default=20_000, help="total env steps (default 20000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default=None, help="output folder (default runs/<env>-<algo>-s<seed>)")
+    p.add_argument("--n-envs", type=_positive_int, default=None, help="parallel envs (default from the config)")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="YAML file overriding configs/train/<family>.yaml: general keys, env_kwargs, "
+        "or SB3 settings under sac:/td3:/ppo:",
+    )
+    p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    p = sub.add_parser(
+        "rollout",
+        help="roll a policy out and save trajectories (and a video)",
+        description="Roll a trained policy (or random actions) out, save each trajectory as .npz and optionally "
+        "an mp4 of all episodes, and print returns and success.",
+    )
+    p.add_argument("--env", required=True, help="env spec, as for train")
+    p.add_argument(
+        "--policy",
+        default="random",
+        help="'random', a model .zip, or a train --out folder (its checkpoints/model.zip)",
+    )
+    count = p.add_mutually_exclusive_group()
+    count.add_argument("--episodes", type=_positive_int, default=None, help="number of episodes (default 3)")
+    count.add_argument("--steps", type=_positive_int, default=None, help="number of steps instead of episodes")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first reset (default 0)")
+    p.add_argument("--out", default="runs/rollouts", help="folder for traj_*.npz and rollout.mp4")
+    p.add_argument("--video", action="store_true", help="render every step and write rollout.mp4")
+    p.add_argument("--render-size", type=_positive_int, default=224, help="frame size in pixels (default 224)")
+    p.add_argument("--stochastic", action="store_true", help="sample policy actions instead of taking the mean")
+    return parser
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    from robofeedback.envs import FAMILIES, available
+
+    if args.family and args.family not in FAMILIES:
+        print(f"unknown family {args.family!r}; choose from {', '.join(FAMILIES)}", file=sys.stderr)
+        return 2
+    info = available()
+    if args.family:
+        info = {args.family: info[args.family]}
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for family, entry in info.items():
+        state = "installed" if entry["installed"] else f"not installed (pip install 'robofeedback[{entry['extra']}]')"
+        print(f"{family}: {entry['description']} - {state}")
+        for env_id in entry["ids"]:
+            print(f"  {family}:{env_id}")
+    print("gym: any registered Gymnasium id, e.g. Pendulum-v1")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from robofeedback.rl.train import train
+
+    out = args.out or f"runs/{args.env.replace(':', '-')}-{args.algo}-s{args.seed}"
+    result = train(
+        args.env,
+        reward=args.reward,
+        algo=args.algo,
+        total_steps=args.steps,
+        n_envs=args.n_envs,
+        seed=args.seed,
+        out_dir=out,
+        config=args.config,
+        resume=not args.no_resume,
+        progress=not args.no_progress,
+    )
+    final = result.final_eval
+    print(f"trained {args.algo.upper()} on {args.env} for {result.steps} steps in {result.wall_time_s:.0f} s")
+    line = f"final evaluation ({result.config.eval_episodes} episodes): mean env return {final['mean_env_return']:.2f}"
+    if "success_rate" in final:
+        line += f", success rate {final['success_rate']:.2f}"
+    print(line)
+    print(f"video:          {result.video}")
+    print(f"learning curve: {result.learning_curve}")
+    print(f"checkpoint:     {result.checkpoint / 'model.zip'}")
+    print(f"tensorboard:    tensorboard --logdir {result.out_dir / 'tb'}")
+    return 0
+
+
+def _checkpoint(policy: str) -> tuple[Path, dict]:
+    """The model file and training state of a ``--policy`` argument (a model .zip or a train --out folder)."""
+    path = Path(policy)
+    if path.is_dir():
+        path = path / "checkpoints" / "model.zip"
+    if not path.exists():
+        raise FileNotFoundError(f"no model at {path}: give 'random', a model .zip, or a train --out folder")
+    state_path = path.parent / "state.json"
+    if not state_path.exists():
+        raise FileNotFoundError(f"no state.json next to {path} to say which algorithm trained it")
+    return path, json.loads(state_path.read_text())
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from robofeedback.data import collect, write_video
+    from robofeedback.envs import make
+    from robofeedback.rl.train import ALGOS
+
+    model_path, state = (None, {}) if args.policy == "random" else _checkpoint(args.policy)
+    env = make(args.env, seed=args.seed, render_size=args.render_size, **state.get("env_kwargs", {}))
+    model = ALGOS[state["algo"]].load(model_path, env=env, device="cpu") if model_path else None
+    n_episodes = args.episodes if args.episodes is not None or args.steps is not None else 3
+    trajectories = collect(
+        env,
+        model,
+        n_episodes=n_episodes if args.steps is None else None,
+        n_steps=args.steps,
+        render=args.video,
+        deterministic=not args.stochastic,
+        seed=args.seed,
+        progress=True,
+    )
+    out = Path(args.out)
+    for i, t in enumerate(trajectories):
+        t.save(out / f"traj_{i:03d}.npz")
+        success = "" if t.success is None else f", success {bool(t.success.any())}"
+        print(f"episode {i}: {len(t)} steps, env return {t.env_return:.2f}{success}")
+    if args.video:
+        path = write_video(np.concatenate([t.frames for t in trajectories]), out / "rollout.mp4", fps=25)
+        print(f"video: {path}")
+    print(f"trajectories: {out}/traj_*.npz")
+    env.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"envs": cmd_envs, "train": cmd_train, "rollout": cmd_rollout}
+    try:
+        return handlers[args.command](args)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        print(f"robofeedback {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

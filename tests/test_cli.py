@@ -1,0 +1,99 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from robofeedback.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "robofeedback.cli", *args], capture_output=True, text=True)
+
+
+def test_help_explains_every_command_and_option():
+    out = run_cli("--help").stdout
+    for command in ("envs", "train", "rollout"):
+        assert command in out
+    out = run_cli("train", "--help").stdout
+    for option in ("--env", "--reward", "--algo", "--steps", "--seed", "--out", "--config", "--no-resume"):
+        assert option in out
+
+
+def test_envs_lists_every_family(capsys):
+    assert main(["envs", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["panda"]["installed"] and "PandaReach-v3" in info["panda"]["ids"]
+    assert "drawer-open" in info["metaworld"]["ids"] and "AntBulletEnv-v0" in info["bullet"]["ids"]
+    assert main(["envs", "--family", "bullet"]) == 0
+    assert "bullet:HopperBulletEnv-v0" in capsys.readouterr().out
+
+
+def test_train_then_rollout(tmp_path, capsys, tiny_train_config):
+    import yaml
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_train_config))
+    out = tmp_path / "run"
+    code = main(
+        [
+            "train",
+            "--env",
+            "panda:PandaReach-v3",
+            "--reward",
+            "env",
+            "--algo",
+            "sac",
+            "--steps",
+            "200",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "success rate" in printed and str(out / "eval.mp4") in printed and str(out / "learning_curve.png") in printed
+
+    rollouts = tmp_path / "rollouts"
+    code = main(
+        [
+            "rollout",
+            "--env",
+            "panda:PandaReach-v3",
+            "--policy",
+            str(out),
+            "--episodes",
+            "2",
+            "--video",
+            "--render-size",
+            "64",
+            "--out",
+            str(rollouts),
+        ]
+    )
+    assert code == 0
+    assert len(list(rollouts.glob("traj_*.npz"))) == 2 and (rollouts / "rollout.mp4").exists()
+    assert "episode 1:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--env", "panda:PandaRech-v3", "--steps", "10"], "Did you mean PandaReach-v3"),
+        (["rollout", "--env", "panda:PandaReach-v3", "--policy", "nowhere/model.zip"], "no model at"),
+        (["envs", "--family", "atari"], "unknown family"),
+    ],
+)
+def test_errors_exit_2_with_a_message(args, message, capsys):
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_numbers_are_refused_by_the_parser():
+    result = run_cli("train", "--env", "panda:PandaReach-v3", "--steps", "0")
+    assert result.returncode == 2 and "positive integer" in result.stderr
