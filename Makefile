@@ -28,6 +28,7 @@ $(STAMP): pyproject.toml
 
 system-deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3.11-venv"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo=sudo; \
 		else echo "missing Debian packages: $$missing (install them as root)"; exit 1; fi; \

@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("envs", help="list the environments that can be made here")
     p.add_argument("--family", help="list only this family (panda, metaworld, bullet)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--describe", metavar="SPEC", help="make this env and print its spaces and reward factors")
 
     p = sub.add_parser(
         "train",
@@ -81,8 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
-    from robofeedback.envs import FAMILIES, available
+    from robofeedback.envs import FAMILIES, available, make
 
+    if args.describe:
+        env = make(args.describe)
+        description = env.describe()
+        env.close()
+        if args.json:
+            print(json.dumps(description, indent=2))
+            return 0
+        print(f"{description['spec']} ({description['family']})")
+        print(f"  observation space: {description['observation_space']}")
+        print(f"  action space:      {description['action_space']}")
+        print("  reward factors (info['factors']; + higher is better, - a cost):")
+        for name, factor in description["factors"].items():
+            sign = {1: "+", -1: "-"}.get(factor["sign"], "?")
+            print(f"    {sign} {name}: {factor['description']}")
+        return 0
     if args.family and args.family not in FAMILIES:
         print(f"unknown family {args.family!r}; choose from {', '.join(FAMILIES)}", file=sys.stderr)
         return 2

@@ -132,6 +132,19 @@ def test_same_seed_same_episode(spec):
     assert not np.array_equal(run(3), run(4))
 
 
+@pytest.mark.parametrize("spec", ["panda:PandaReach-v3", "metaworld:reach", "bullet:HopperBulletEnv-v0"])
+def test_later_episodes_are_reproducible_too(spec):
+    def first_obs_of_episodes(seed):
+        env = make(spec, seed=seed)
+        starts = []
+        for _ in range(3):
+            obs, _ = env.reset()
+            starts.append(spaces.flatten(env.observation_space, obs) if isinstance(obs, dict) else obs)
+        return np.concatenate(starts)
+
+    np.testing.assert_array_equal(first_obs_of_episodes(1), first_obs_of_episodes(1))
+
+
 def test_metaworld_randomizes_placements_unless_asked_not_to():
     env = make("metaworld:reach", seed=0)
     goals = {tuple(np.round(env.reset()[0][36:39], 6)) for _ in range(3)}

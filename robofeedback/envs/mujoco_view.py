@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import weakref
 
 import mujoco  # robofeedback.envs, imported first as this module's package, set MUJOCO_GL
@@ -11,6 +12,17 @@ import numpy as np
 from robofeedback.envs.camera import Camera
 
 _LIVE_VIEWS: weakref.WeakSet[MujocoView] = weakref.WeakSet()
+
+
+def _load_triton_before_llvmpipe() -> None:
+    """Load triton, if installed, before the first EGL context.
+
+    torch imports triton lazily (e.g. when an optimizer is built); when triton's
+    bundled LLVM loads after the LLVM that Mesa's llvmpipe brought in for EGL
+    rendering, the process segfaults. Loaded in the other order, both work.
+    """
+    if importlib.util.find_spec("triton") is not None:
+        import triton  # noqa: F401
 
 
 class MujocoView:
@@ -79,6 +91,7 @@ class MujocoView:
 
     def render(self, data) -> np.ndarray:
         if self._renderer is None:
+            _load_triton_before_llvmpipe()
             self._renderer = mujoco.Renderer(self.model, self.height, self.width)
         self._update(data)
         self._renderer.update_scene(data, camera=self._cam)
@@ -94,6 +107,7 @@ class MujocoView:
 
     def segmentation(self, data) -> np.ndarray:
         """Per-pixel ``(object id, object type)`` of what is visible, for checks of the camera model."""
+        _load_triton_before_llvmpipe()
         renderer = mujoco.Renderer(self.model, self.height, self.width)
         try:
             renderer.enable_segmentation_rendering()

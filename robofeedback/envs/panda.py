@@ -66,6 +66,17 @@ class PandaEnv(RobotEnv):
         self._objects = {"Stack": ["object1", "object2"], "Reach": []}.get(self.task_name, ["object"])
         self.factor_info = self._factor_info()
         self._last_distance: float | None = None
+        self._episode_seeds: np.random.Generator | None = None
+
+    def apply_seed(self, seed: int) -> None:
+        self._episode_seeds = np.random.default_rng(seed)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        # panda-gym re-creates its task's generator from OS entropy on every reset without a seed, so goals after
+        # the first episode would not be reproducible; once seeded, each episode's seed comes from our own stream.
+        if seed is None and self._episode_seeds is not None:
+            seed = int(self._episode_seeds.integers(2**31 - 1))
+        return super().reset(seed=seed, options=options)
 
     def _factor_info(self) -> dict[str, FactorInfo]:
         info: dict[str, FactorInfo] = {}
