@@ -1,8 +1,11 @@
-"""Finding and merging the YAML configs the project ships in ``configs/``."""
+"""Finding and merging the YAML configs the project ships in ``configs/``, and recording what ran."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import platform
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +47,39 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
         else:
             out[key] = value
     return out
+
+
+PACKAGES = (
+    "robofeedback",
+    "torch",
+    "stable-baselines3",
+    "gymnasium",
+    "numpy",
+    "panda-gym",
+    "metaworld",
+    "mujoco",
+    "pybullet",
+    "pybullet-envs-gymnasium",
+)
+
+
+def run_metadata() -> dict[str, Any]:
+    """The code that produced a result: git commit (and whether the tree had changes), Python and package versions."""
+    packages = {}
+    for name in PACKAGES:
+        try:
+            packages[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+    commit, dirty = None, None
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return {"git_commit": commit, "git_dirty": dirty, "python": platform.python_version(), "packages": packages}

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,6 +37,9 @@ def test_sac_her_run_writes_everything_and_resumes(tmp_path, tiny_train_config):
     assert (out / "checkpoints" / "replay_buffer.pkl").exists()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 400 and summary["env"] == "panda:PandaReach-v3"
+    assert summary["code"]["packages"]["stable-baselines3"]
+    if (Path(__file__).parents[1] / ".git").exists():
+        assert len(summary["code"]["git_commit"]) == 40
     assert "HerReplayBuffer" in type(result.model.replay_buffer).__name__
 
     again = train(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from robofeedback.config import run_metadata
 from robofeedback.envs import make
 from robofeedback.envs.base import quiet_native_output
 from robofeedback.rewards.base import FnReward, Transitions
@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "steps_per_second": steps,
         "render_frames_per_second": render,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count()},
+        "code": run_metadata(),
         "settings": {"steps": args.steps, "frames": args.frames},
     }
     out = Path(args.out)

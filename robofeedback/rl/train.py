@@ -33,7 +33,7 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
-from robofeedback.config import config_dir, deep_merge, load_yaml
+from robofeedback.config import config_dir, deep_merge, load_yaml, run_metadata
 from robofeedback.data.rollout import collect
 from robofeedback.data.video import write_video
 from robofeedback.envs import FAMILIES, RobotEnv, make
@@ -381,6 +381,7 @@ def train(
         "video": str(video) if video else None,
         "learning_curve": str(curve),
         "config": asdict(cfg),
+        "code": run_metadata(),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     venv.close()
