@@ -166,51 +166,55 @@ def _read_eval_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-class EvalCallback(BaseCallback):
+class PeriodicCallback(BaseCallback):
+    """Calls ``on_period()`` each time the env step count passes a multiple of ``every`` (resumed runs included)."""
+
+    def __init__(self, every: int):
+        super().__init__()
+        self.every = every
+        self._next = every
+
+    def _on_training_start(self) -> None:
+        self._next = (self.num_timesteps // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next += self.every
+            self.on_period()
+        return True
+
+    def on_period(self) -> None:
+        raise NotImplementedError
+
+
+class EvalCallback(PeriodicCallback):
     """Evaluates the policy every ``every`` env steps on the env's own reward and success; logs to TensorBoard
     (``eval/*``) and appends a JSON line per evaluation to ``log_path``."""
 
     def __init__(self, env: gym.Env, every: int, n_episodes: int, seed: int, log_path: Path, start_time: float):
-        super().__init__()
-        self.env, self.every, self.n_episodes, self.seed = env, every, n_episodes, seed
+        super().__init__(every)
+        self.env, self.n_episodes, self.seed = env, n_episodes, seed
         self.log_path = log_path
         self.start_time = start_time
-        self._next = every
 
-    def _on_training_start(self) -> None:
-        self._next = (self.num_timesteps // self.every + 1) * self.every
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self._next:
-            self._next += self.every
-            result = evaluate(self.model, self.env, self.n_episodes, seed=self.seed)
-            for key, value in result.items():
-                self.logger.record(f"eval/{key}", value)
-            self.logger.dump(self.num_timesteps)
-            _append_eval(self.log_path, self.num_timesteps, result, self.start_time)
-        return True
+    def on_period(self) -> None:
+        result = evaluate(self.model, self.env, self.n_episodes, seed=self.seed)
+        for key, value in result.items():
+            self.logger.record(f"eval/{key}", value)
+        self.logger.dump(self.num_timesteps)
+        _append_eval(self.log_path, self.num_timesteps, result, self.start_time)
 
 
-class CheckpointCallback(BaseCallback):
+class CheckpointCallback(PeriodicCallback):
     """Saves the model, its replay buffer and the step count every ``every`` env steps, atomically, so that a
     killed run resumes from the last checkpoint."""
 
     def __init__(self, directory: Path, every: int, state: dict, start_time: float):
-        super().__init__()
-        self.directory, self.every, self.state = directory, every, state
+        super().__init__(every)
+        self.directory, self.state = directory, state
         self.start_time = start_time
-        self._next = every
 
-    def _on_training_start(self) -> None:
-        self._next = (self.num_timesteps // self.every + 1) * self.every
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self._next:
-            self._next += self.every
-            self.save()
-        return True
-
-    def save(self) -> None:
+    def on_period(self) -> None:
         save_checkpoint(self.model, self.directory, self.state, self.start_time)
 
 
