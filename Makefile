@@ -4,8 +4,9 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Headless rendering: EGL with Mesa's software rasterizer for MuJoCo (MetaWorld); GLib for OpenCV.
-DEB_PACKAGES := libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libglib2.0-0
+# Headless rendering: EGL with Mesa's software rasterizer for MuJoCo (MetaWorld); GLib for OpenCV;
+# a PostgreSQL server, which the tests start to check the feedback store on it.
+DEB_PACKAGES := libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libglib2.0-0 postgresql
 
 .PHONY: demo test setup system-deps bench clean
 

@@ -10,6 +10,7 @@ from pathlib import Path
 EXAMPLES = """examples:
   robofeedback envs
   robofeedback train --env panda:PandaReach-v3 --reward env --algo sac --steps 8000 --seed 0 --out runs/reach
+  robofeedback train --env metaworld:button-press-topdown --reward preference --teacher oracle --budget 2000
   robofeedback rollout --env panda:PandaReach-v3 --policy runs/reach --episodes 5 --video --out runs/reach/rollouts
 """
 
@@ -43,7 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         "learning_curve.png and summary.json to --out.",
     )
     p.add_argument("--env", required=True, help="env spec: panda:<id>, metaworld:<task>, bullet:<id> or a Gymnasium id")
-    p.add_argument("--reward", default="env", help="reward to train on: 'env' (the env's own reward; default)")
+    p.add_argument(
+        "--reward",
+        default="env",
+        choices=["env", "preference"],
+        help="reward to train on: 'env' (the env's own; default) or 'preference' (learned from --teacher's labels)",
+    )
     p.add_argument("--algo", default="sac", choices=["sac", "td3", "ppo"], help="SB3 algorithm (default sac)")
     p.add_argument("--steps", type=_positive_int, default=20_000, help="total env steps (default 20000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -57,6 +63,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    g = p.add_argument_group("preference learning (--reward preference)")
+    g.add_argument(
+        "--teacher",
+        default="oracle",
+        choices=["oracle", "stochastic", "mistake", "skip", "equal", "myopic", "human"],
+        help="who labels: a B-Pref scripted teacher, or 'human' (people in the annotation app, through --store)",
+    )
+    g.add_argument(
+        "--teacher-arg",
+        type=float,
+        default=None,
+        help="the teacher's parameter: beta (stochastic, default 1), eps (mistake, default 0.1), "
+        "threshold (skip, equal), gamma (myopic, default 0.9)",
+    )
+    g.add_argument("--budget", type=int, default=None, help="total labels to ask for (default 1000)")
+    g.add_argument("--labels-per-round", type=_positive_int, default=None, help="labels per round (default 50)")
+    g.add_argument("--feedback-every", type=_positive_int, default=None, help="env steps between rounds (default 5000)")
+    g.add_argument(
+        "--segment-length", type=_positive_int, default=None, help="steps per segment (default 50; 25 for panda)"
+    )
+    g.add_argument(
+        "--selection",
+        choices=["uniform", "disagreement", "entropy"],
+        default=None,
+        help="which pairs to ask about (default disagreement)",
+    )
+    g.add_argument("--pretrain-steps", type=int, default=None, help="PEBBLE's unsupervised exploration steps first")
+    g.add_argument(
+        "--store", default=None, help="feedback store: a SQLite path or a database URL (default --out/feedback.db)"
+    )
+    g.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        help="with --teacher human: seconds to wait for a round's answers before training on (default 0)",
+    )
 
     p = sub.add_parser(
         "rollout",
@@ -117,10 +159,48 @@ def cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
+TEACHER_ARG = {"stochastic": "beta", "mistake": "eps", "skip": "threshold", "equal": "threshold", "myopic": "gamma"}
+
+
+def _feedback_source(args: argparse.Namespace):
+    from robofeedback.feedback.sources import HumanQueue
+    from robofeedback.feedback.teachers import make_teacher
+
+    if args.teacher == "human":
+        return HumanQueue(wait_seconds=args.wait)
+    params = {}
+    if args.teacher_arg is not None:
+        if args.teacher not in TEACHER_ARG:
+            raise ValueError(f"the {args.teacher} teacher takes no --teacher-arg")
+        params[TEACHER_ARG[args.teacher]] = args.teacher_arg
+    elif args.teacher in ("skip", "equal"):
+        raise ValueError(f"the {args.teacher} teacher needs --teacher-arg THRESHOLD (in segment-return units)")
+    return make_teacher(args.teacher, seed=args.seed, **params)
+
+
+def _feedback_overrides(args: argparse.Namespace) -> dict:
+    names = {
+        "budget": "budget",
+        "labels_per_round": "labels_per_round",
+        "feedback_every": "every",
+        "segment_length": "segment_length",
+        "selection": "selection",
+        "pretrain_steps": "pretrain_steps",
+    }
+    settings = {key: getattr(args, arg) for arg, key in names.items() if getattr(args, arg) is not None}
+    return {"feedback": settings} if settings else {}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from robofeedback.config import deep_merge, load_yaml
     from robofeedback.rl.train import train
 
     out = args.out or f"runs/{args.env.replace(':', '-')}-{args.algo}-s{args.seed}"
+    config = load_yaml(args.config) if args.config else {}
+    feedback = None
+    if args.reward == "preference":
+        feedback = _feedback_source(args)
+        config = deep_merge(config, _feedback_overrides(args))
     result = train(
         args.env,
         reward=args.reward,
@@ -129,9 +209,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         n_envs=args.n_envs,
         seed=args.seed,
         out_dir=out,
-        config=args.config,
+        config=config,
         resume=not args.no_resume,
         progress=not args.no_progress,
+        feedback=feedback,
+        store=args.store,
     )
     final = result.final_eval
     print(f"trained {args.algo.upper()} on {args.env} for {result.steps} steps in {result.wall_time_s:.0f} s")
@@ -139,6 +221,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if "success_rate" in final:
         line += f", success rate {final['success_rate']:.2f}"
     print(line)
+    if result.feedback:
+        fb = result.feedback
+        accuracy = fb.get("heldout_accuracy", float("nan"))
+        print(
+            f"feedback: {fb['labels']} labels from {fb['source']} in {fb['rounds']} rounds; "
+            f"reward model accuracy on labels it had not seen: {accuracy:.2f}"
+        )
     print(f"video:          {result.video}")
     print(f"learning curve: {result.learning_curve}")
     print(f"checkpoint:     {result.checkpoint / 'model.zip'}")

@@ -107,3 +107,69 @@ def test_errors_exit_2_with_a_message(args, message, capsys):
 def test_bad_numbers_are_refused_by_the_parser():
     result = run_cli("train", "--env", "panda:PandaReach-v3", "--steps", "0")
     assert result.returncode == 2 and "positive integer" in result.stderr
+
+
+def test_train_from_a_mistaken_teacher(tmp_path, capsys, tiny_train_config):
+    import yaml
+
+    config = tmp_path / "tiny.yaml"
+    settings = {
+        **tiny_train_config,
+        "video_episodes": 0,
+        "env_kwargs": {"max_episode_steps": 50},
+        "preference": {"hidden": 32, "layers": 1, "max_epochs": 10},
+    }
+    config.write_text(yaml.safe_dump(settings))
+    out = tmp_path / "pref"
+    code = main(
+        [
+            "train",
+            "--env",
+            "metaworld:reach",
+            "--reward",
+            "preference",
+            "--teacher",
+            "mistake",
+            "--teacher-arg",
+            "0.1",
+            "--budget",
+            "12",
+            "--labels-per-round",
+            "6",
+            "--feedback-every",
+            "200",
+            "--segment-length",
+            "10",
+            "--steps",
+            "400",
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    assert "feedback: 12 labels from script:mistake-0.1 in 2 rounds" in capsys.readouterr().out
+    from robofeedback.data.store import FeedbackStore
+
+    assert len(FeedbackStore(out / "feedback.db").labels(source="script:mistake-0.1")) == 12
+    assert (
+        main(
+            [
+                "train",
+                "--env",
+                "metaworld:reach",
+                "--reward",
+                "preference",
+                "--teacher",
+                "skip",
+                "--steps",
+                "10",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
+    assert "needs --teacher-arg" in capsys.readouterr().err

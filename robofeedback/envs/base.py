@@ -11,8 +11,9 @@ The wrapper then puts, on every step:
 - ``info["factors"]``: a dict of named reward components (see ``factor_info``);
 - ``info["success"]``: a bool, where the task defines success (also as ``is_success``,
   the key stable-baselines3 logs success rates from);
-- ``info["frame"]``: the rendered frame, only while frame capture is switched on
-  (what reward functions with ``needs_frames`` use, rendered before any reset).
+- ``info["frame"]``: the rendered frame, on steps and resets, only while frame capture
+  is switched on (what reward functions with ``needs_frames`` use, rendered before any
+  auto-reset).
 """
 
 from __future__ import annotations
@@ -127,6 +128,8 @@ class RobotEnv(gym.Wrapper):
         success = self.is_success(info)
         if success is not None:
             info["success"] = bool(success)
+        if self._capture_frames:
+            info["frame"] = self.render()
         return self._observe(obs), info
 
     def step(self, action):

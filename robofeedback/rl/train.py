@@ -15,6 +15,7 @@ import functools
 import json
 import os
 import time
+import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -35,9 +36,12 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from robofeedback.config import config_dir, deep_merge, load_yaml, run_metadata
 from robofeedback.data.rollout import collect
+from robofeedback.data.store import FeedbackStore
 from robofeedback.data.video import write_video
 from robofeedback.envs import FAMILIES, RobotEnv, make
+from robofeedback.feedback.sources import FeedbackSource
 from robofeedback.rewards.base import EnvReward, RewardFunction, make_reward
+from robofeedback.rl.feedback_loop import preference_loop
 from robofeedback.rl.plots import plot_learning_curve
 from robofeedback.rl.wrappers import VecRewardWrapper
 
@@ -53,6 +57,8 @@ GENERAL_KEYS = (
     "device",
     "her",
     "env_kwargs",
+    "preference",
+    "feedback",
 )
 
 
@@ -73,6 +79,8 @@ class TrainConfig:
     her: dict | None = None
     env_kwargs: dict = field(default_factory=dict)
     algo_kwargs: dict = field(default_factory=dict)
+    preference: dict = field(default_factory=dict)  # PreferenceReward settings, for reward="preference"
+    feedback: dict = field(default_factory=dict)  # FeedbackLoop settings, for reward="preference"
 
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
@@ -262,6 +270,7 @@ class TrainResult:
     learning_curve: Path | None
     checkpoint: Path
     config: TrainConfig
+    feedback: dict | None = None  # labels used and reward-model accuracy, when the reward was learned
 
 
 def _training_envs(
@@ -304,6 +313,8 @@ def train(
     resume: bool = True,
     progress: bool = True,
     callbacks: list[BaseCallback] | None = None,
+    feedback: FeedbackSource | None = None,
+    store: FeedbackStore | str | Path | None = None,
 ) -> TrainResult:
     """Train an SB3 policy on ``env`` with ``reward`` (``"env"`` for the env's own) and evaluate it on the env's own.
 
@@ -313,10 +324,18 @@ def train(
     be 1 and evaluation uses a clone of it). ``config`` overrides the family defaults
     (see :func:`load_train_config`). With ``resume`` a checkpoint in
     ``out_dir`` is continued up to ``total_steps``.
+
+    ``reward="preference"`` learns the reward from ``feedback`` (a teacher, a
+    judge or the human queue) with a :class:`FeedbackLoop`; labels go to
+    ``store`` (default ``out_dir/feedback.db``), and the config's
+    ``preference:`` and ``feedback:`` sections set the reward model and loop.
     """
     start = time.time()
     out = Path(out_dir)
-    reward_fn = make_reward(reward)
+    learn_preferences = isinstance(reward, str) and reward == "preference"
+    if learn_preferences and feedback is None:
+        raise ValueError("reward='preference' needs feedback=: a teacher, a judge or a HumanQueue")
+    reward_fn = None if learn_preferences else make_reward(reward)
     spec_hint = env if isinstance(env, str) else getattr(env, "spec_name", "")
     cfg = load_train_config(family_of(spec_hint), algo, total_steps, config)
     if n_envs is not None:
@@ -329,12 +348,26 @@ def train(
         env_kwargs.setdefault("flatten", not use_her)
     spec, venv, eval_env = _training_envs(env, cfg, seed, env_kwargs)
     use_her = use_her and _is_goal_space(venv.observation_space)
-    if not isinstance(reward_fn, EnvReward):
-        venv = VecRewardWrapper(venv, reward_fn)
-
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
-    state = {"env": spec, "algo": cfg.algo, "seed": seed, "reward": type(reward_fn).__name__, "env_kwargs": env_kwargs}
+    state = {
+        "env": spec,
+        "algo": cfg.algo,
+        "seed": seed,
+        "reward": "preference" if learn_preferences else type(reward_fn).__name__,
+        "env_kwargs": env_kwargs,
+    }
+    loop = None
+    if learn_preferences:
+        # Labels are kept per run: a resumed run continues its own, a fresh start begins a new run in the store.
+        saved = _saved_state(ckpt_dir) if resume else {}
+        run = cfg.feedback.get("run") or saved.get("feedback_run") or f"{out.name}-{uuid.uuid4().hex[:8]}"
+        state["feedback_run"] = run
+        reward_fn, loop = preference_loop(
+            eval_env, feedback, store or out / "feedback.db", out, cfg, seed, run, resume and bool(saved)
+        )
+    if not isinstance(reward_fn, EnvReward):
+        venv = VecRewardWrapper(venv, reward_fn)
     eval_log = out / "eval.jsonl"
     loaded = _load_checkpoint(ckpt_dir, state, venv, cfg) if resume else None
     if loaded is None:
@@ -350,6 +383,8 @@ def train(
     cbs: list[BaseCallback] = [eval_cb, ckpt_cb]
     if not isinstance(reward_fn, EnvReward):
         cbs.append(ModelReturnLogger())
+    if loop is not None:
+        cbs.insert(0, loop)
     cbs.extend(callbacks or [])
     remaining = cfg.total_steps - model.num_timesteps
     if remaining > 0:
@@ -387,10 +422,14 @@ def train(
         "config": asdict(cfg),
         "code": run_metadata(),
     }
+    if loop is not None:
+        summary["feedback"] = loop.summary()
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     venv.close()
     eval_env.close()
-    return TrainResult(model, out, final, int(model.num_timesteps), wall, video, curve, ckpt_dir, cfg)
+    return TrainResult(
+        model, out, final, int(model.num_timesteps), wall, video, curve, ckpt_dir, cfg, summary.get("feedback")
+    )
 
 
 def _new_model(cfg: TrainConfig, venv: VecEnv, seed: int, out: Path, use_her: bool) -> BaseAlgorithm:
@@ -410,11 +449,16 @@ def _new_model(cfg: TrainConfig, venv: VecEnv, seed: int, out: Path, use_her: bo
     )
 
 
+def _saved_state(directory: Path) -> dict:
+    path = directory / "state.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def _load_checkpoint(directory: Path, state: dict, venv: VecEnv, cfg: TrainConfig) -> tuple[BaseAlgorithm, dict] | None:
-    model_path, state_path = directory / "model.zip", directory / "state.json"
-    if not (model_path.exists() and state_path.exists()):
+    model_path = directory / "model.zip"
+    saved = _saved_state(directory)
+    if not (model_path.exists() and saved):
         return None
-    saved = json.loads(state_path.read_text())
     mismatch = {k: (saved.get(k), v) for k, v in state.items() if saved.get(k) != v}
     if mismatch:
         raise ValueError(

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
+from robofeedback.data.recorder import RolloutRecorder
 from robofeedback.data.trajectory import stack_obs
 from robofeedback.rewards.base import RewardFunction, Transitions, make_reward
 
@@ -53,14 +54,16 @@ class VecRewardWrapper(VecEnvWrapper):
     """Replaces the rewards of all sub-envs of an SB3 VecEnv with one batched ``reward_fn`` call per step.
 
     Frames are rendered (inside each sub-env, before any auto-reset) only when
-    ``reward_fn.needs_frames``. At episode ends the transition uses
+    ``reward_fn.needs_frames`` or an attached recorder keeps them. At episode ends the transition uses
     ``info["terminal_observation"]``. Each finished episode's return under
-    ``reward_fn`` is put in ``info["episode_model_return"]``.
+    ``reward_fn`` is put in ``info["episode_model_return"]``. An attached
+    :class:`~robofeedback.data.recorder.RolloutRecorder` is fed every step.
     """
 
     def __init__(self, venv: VecEnv, reward_fn: RewardFunction | Any):
         super().__init__(venv)
         self.reward_fn = make_reward(reward_fn)
+        self.recorder: RolloutRecorder | None = None
         self._set_frame_capture(self.reward_fn.needs_frames)
         self._last_obs: Any = None
         self._actions: np.ndarray | None = None
@@ -70,7 +73,25 @@ class VecRewardWrapper(VecEnvWrapper):
         obs = self.venv.reset()
         self._last_obs = _copy_obs(obs)
         self._returns[:] = 0.0
+        if self.recorder is not None:
+            self.recorder.start(obs, self._reset_infos())
         return obs
+
+    def _reset_infos(self) -> list[dict]:
+        infos = getattr(self.venv, "reset_infos", None)
+        return list(infos) if infos is not None else [{} for _ in range(self.num_envs)]
+
+    def attach_recorder(self, recorder: RolloutRecorder) -> None:
+        """Record every step from now on (from the current observations, if the env was already reset)."""
+        self.recorder = recorder
+        self._set_frame_capture(self._frames_wanted)
+        if self._last_obs is not None:
+            infos = self._reset_infos()
+            if recorder.keep_frames:  # the sub-envs are past their reset: render where they are now
+                infos = [
+                    {**info, "frame": frame} for info, frame in zip(infos, self.venv.env_method("render"), strict=True)
+                ]
+            recorder.start(self._last_obs, infos)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions)
@@ -89,13 +110,17 @@ class VecRewardWrapper(VecEnvWrapper):
                     next_obs[i] = terminal
         for i, info in enumerate(infos):
             info.setdefault("env_reward", float(env_rewards[i]))
-        frames = None
-        if self.reward_fn.needs_frames:
-            frames = np.stack([info.pop("frame") for info in infos])
+        frames = np.stack([info.pop("frame") for info in infos]) if self._frames_wanted else None
         batch = Transitions(
-            obs=self._last_obs, action=self._actions, next_obs=next_obs, info=list(infos), frames=frames
+            obs=self._last_obs,
+            action=self._actions,
+            next_obs=next_obs,
+            info=list(infos),
+            frames=frames if self.reward_fn.needs_frames else None,
         )
         rewards = self.reward_fn(batch)
+        if self.recorder is not None:
+            self.recorder.add(self._actions, next_obs, obs, dones, infos, self._reset_infos(), frames)
         self._returns += rewards
         for i in np.flatnonzero(dones):
             infos[i]["episode_model_return"] = float(self._returns[i])
@@ -106,7 +131,11 @@ class VecRewardWrapper(VecEnvWrapper):
     def set_reward_fn(self, reward_fn: RewardFunction | Any) -> None:
         """Swap the reward function (e.g. after a learned reward is retrained); frame capture follows its needs."""
         self.reward_fn = make_reward(reward_fn)
-        self._set_frame_capture(self.reward_fn.needs_frames)
+        self._set_frame_capture(self._frames_wanted)
+
+    @property
+    def _frames_wanted(self) -> bool:
+        return self.reward_fn.needs_frames or (self.recorder is not None and self.recorder.keep_frames)
 
     def _set_frame_capture(self, enabled: bool) -> None:
         try:

@@ -1,0 +1,236 @@
+"""Preference learning against the true reward: success rate vs labels, per teacher, at equal env steps.
+
+``python -m robofeedback.bench.preference [--config configs/bench/preference.yaml] [--jobs 2]`` trains,
+for every task, seed, teacher and label budget in the config, SAC on a reward learned from that
+teacher's preferences, and SAC on the env's own reward with the same steps. Each finished run is a
+line of ``results.jsonl`` (a rerun skips what is there), and the bench writes ``REPORT.md`` with a
+table and ``success_vs_labels.png``. It also measures each learned reward's label accuracy on 500
+fresh segment pairs (from the final policy and from random actions) labelled by the Oracle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robofeedback.config import config_dir, deep_merge, load_yaml, run_metadata
+
+
+def entries(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs a bench config asks for: per task and seed, the true-reward baseline and teacher x budget."""
+    out = []
+    for task, settings in spec["tasks"].items():
+        for seed in spec["seeds"]:
+            base = {"task": task, "seed": seed, "steps": settings["steps"], "config": settings.get("config", {})}
+            out.append({**base, "method": "true reward", "teacher": None, "budget": 0})
+            for teacher, params in spec["teachers"].items():
+                for budget in spec["budgets"]:
+                    out.append({**base, "method": "preference", "teacher": teacher, "params": params, "budget": budget})
+    return out
+
+
+def entry_key(entry: dict[str, Any]) -> str:
+    return f"{entry['task']}|{entry['method']}|{entry['teacher']}|{entry['budget']}|{entry['seed']}"
+
+
+def heldout_accuracy(out_dir: Path, task: str, config: dict, model, seed: int, n_pairs: int = 500) -> float:
+    """Oracle-label accuracy of the run's final reward model on fresh pairs from the final policy and random
+    actions (segments as long as the run's)."""
+    from robofeedback.data.rollout import collect
+    from robofeedback.envs import make
+    from robofeedback.feedback.teachers import oracle
+    from robofeedback.rewards.preference import PreferenceData, PreferenceReward
+    from robofeedback.rl.train import family_of, load_train_config
+
+    cfg = load_train_config(family_of(task), "sac", 1, config)
+    env_kwargs = {**cfg.env_kwargs, **({"flatten": True} if family_of(task) == "panda" else {})}
+    env = make(task, seed=seed + 50_000, **env_kwargs)
+    reward_model = PreferenceReward.load(out_dir / "checkpoints" / "reward_model.pt")
+    trajectories = collect(env, model, n_episodes=20, deterministic=False, seed=seed + 50_000)
+    trajectories += collect(env, None, n_episodes=20)
+    length = cfg.feedback.get("segment_length", 50)
+    rng = np.random.default_rng(seed)
+
+    def segment():
+        t = trajectories[rng.integers(len(trajectories))]
+        start = rng.integers(max(1, len(t) - length + 1))
+        return t.segment(start, min(start + length, len(t)))
+
+    pairs = [(segment(), segment()) for _ in range(n_pairs)]
+    data = PreferenceData.from_pairs(pairs, oracle().label_many(pairs))
+    return reward_model.accuracy(data)
+
+
+def run_entry(entry: dict[str, Any], out_root: str) -> dict[str, Any]:
+    """Train one entry and return its result row."""
+    import torch
+
+    from robofeedback.feedback.teachers import make_teacher
+    from robofeedback.rl.train import train
+
+    torch.set_num_threads(1)
+    name = entry_key(entry).replace("|", "_").replace(":", "-").replace(" ", "-")
+    out_dir = Path(out_root) / "runs" / name
+    config = dict(entry["config"])
+    feedback = None
+    if entry["method"] == "preference":
+        budget = entry["budget"]
+        config = deep_merge(config, {"feedback": {"budget": budget, "labels_per_round": math.ceil(budget / 10)}})
+        feedback = make_teacher(entry["teacher"], seed=entry["seed"], **entry.get("params", {}))
+    start = time.time()
+    result = train(
+        entry["task"],
+        reward="preference" if feedback else "env",
+        feedback=feedback,
+        algo="sac",
+        total_steps=entry["steps"],
+        seed=entry["seed"],
+        out_dir=out_dir,
+        config=config,
+        resume=False,
+        progress=False,
+    )
+    row = {
+        **{k: entry[k] for k in ("task", "method", "teacher", "budget", "seed", "steps")},
+        "success_rate": result.final_eval.get("success_rate"),
+        "mean_env_return": result.final_eval["mean_env_return"],
+        "wall_time_s": round(time.time() - start, 1),
+        "out_dir": str(out_dir),
+        "curve": [json.loads(line) for line in (out_dir / "eval.jsonl").read_text().splitlines()],
+    }
+    if feedback is not None:
+        row["labels"] = result.feedback["labels"]
+        row["reward_accuracy_last_round"] = result.feedback.get("heldout_accuracy")
+        row["reward_accuracy_fresh_pairs"] = heldout_accuracy(
+            out_dir, entry["task"], config, result.model, entry["seed"]
+        )
+    return row
+
+
+def _run(args: tuple[dict[str, Any], str]) -> dict[str, Any]:
+    return run_entry(*args)
+
+
+def _mean_spread(group: list[dict[str, Any]], key: str, digits: int = 2) -> str:
+    values = [g[key] for g in group if g.get(key) is not None]
+    if not values:
+        return "-"
+    spread = f" ± {np.std(values):.{digits}f}" if len(values) > 1 else ""
+    return f"{np.mean(values):.{digits}f}{spread}"
+
+
+def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
+    """A Markdown table and a success-vs-labels plot per task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    lines = [
+        "# Preference learning vs the true reward",
+        "",
+        "Success rate on the final evaluation (the task's eval_episodes) after the same env steps; "
+        "mean over seeds (± std where more than one).",
+        "",
+        "| task | steps | method | teacher | label budget | labels used | success | env return | "
+        "label accuracy (fresh pairs) | wall time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for ax, task in zip(axes[0], tasks, strict=True):
+        task_rows = [r for r in rows if r["task"] == task]
+        true = [r for r in task_rows if r["method"] == "true reward"]
+        if true:
+            ax.axhline(np.mean([r["success_rate"] for r in true]), color="black", ls="--", label="SAC, true reward")
+        for teacher in dict.fromkeys(r["teacher"] for r in task_rows if r["teacher"]):
+            budgets = sorted({r["budget"] for r in task_rows if r["teacher"] == teacher})
+            means = [
+                np.mean([r["success_rate"] for r in task_rows if r["teacher"] == teacher and r["budget"] == b])
+                for b in budgets
+            ]
+            ax.plot(budgets, means, marker="o", label=f"preferences, {teacher}")
+        ax.set_title(f"{task} ({task_rows[0]['steps']} steps)")
+        ax.set_xlabel("labels")
+        ax.set_ylabel("success rate")
+        ax.set_ylim(-0.05, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        groups: dict[tuple, list] = {}
+        for r in task_rows:
+            groups.setdefault((r["method"], r["teacher"], r["budget"]), []).append(r)
+        for (method, teacher, budget), group in groups.items():
+            cells = [
+                task,
+                group[0]["steps"],
+                method,
+                teacher or "-",
+                budget or "-",
+                _mean_spread(group, "labels", 0),
+                _mean_spread(group, "success_rate"),
+                _mean_spread(group, "mean_env_return", 1),
+                _mean_spread(group, "reward_accuracy_fresh_pairs"),
+                _mean_spread(group, "wall_time_s", 0) + " s",
+            ]
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    fig.tight_layout()
+    plot = out / "success_vs_labels.png"
+    fig.savefig(plot, dpi=100)
+    plt.close(fig)
+    lines += [
+        "",
+        f"![success vs labels]({plot.name})",
+        "",
+        "Settings:",
+        "",
+        "```yaml",
+        json.dumps(spec, indent=2),
+        "```",
+        "",
+        f"Code: `{json.dumps(run_metadata())}`",
+    ]
+    path = out / "REPORT.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default=str(config_dir() / "bench" / "preference.yaml"))
+    parser.add_argument("--out", default="runs/bench/preference")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel worker processes")
+    parser.add_argument("--tasks", nargs="*", help="only these tasks")
+    args = parser.parse_args(argv)
+    spec = load_yaml(args.config)
+    if args.tasks:
+        spec["tasks"] = {k: v for k, v in spec["tasks"].items() if k in args.tasks}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.jsonl"
+    done = {entry_key(json.loads(line)) for line in results.read_text().splitlines()} if results.exists() else set()
+    todo = [e for e in entries(spec) if entry_key(e) not in done]
+    print(f"{len(todo)} runs to do ({len(done)} already in {results})", flush=True)
+    with multiprocessing.get_context("spawn").Pool(max(1, args.jobs)) as pool:
+        for i, row in enumerate(pool.imap_unordered(_run, [(e, str(out)) for e in todo]), start=1):
+            with open(results, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(
+                f"[{i}/{len(todo)}] {entry_key(row)}: success {row['success_rate']}, "
+                f"labels {row.get('labels', '-')}, {row['wall_time_s']} s",
+                flush=True,
+            )
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    path = report(rows, out, spec)
+    print(path.read_text())
+    return path
+
+
+if __name__ == "__main__":
+    main()

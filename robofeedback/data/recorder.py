@@ -1,0 +1,141 @@
+"""Recording what a vectorized env does during training, as trajectories to cut segments from."""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from robofeedback.data.trajectory import Segment, Trajectory, stack_obs
+
+
+def _row(obs: Any, i: int) -> Any:
+    if isinstance(obs, dict):
+        return {k: np.array(v[i]) for k, v in obs.items()}
+    return np.array(obs[i])
+
+
+class _Episode:
+    def __init__(self, obs: Any, agent_pos: Any, frame: np.ndarray | None):
+        self.obs, self.actions, self.rewards, self.infos = [obs], [], [], []
+        self.path = [np.asarray(agent_pos if agent_pos is not None else np.full(3, np.nan), dtype=np.float64)]
+        self.frames = None if frame is None else [frame]
+
+    def add(self, action, next_obs, info: dict, frame: np.ndarray | None) -> None:
+        self.actions.append(np.array(action))
+        self.obs.append(next_obs)
+        self.rewards.append(float(info.get("env_reward", np.nan)))
+        self.infos.append({k: v for k, v in info.items() if k not in ("frame", "terminal_observation")})
+        self.path.append(np.asarray(info.get("agent_pos", np.full(3, np.nan)), dtype=np.float64))
+        if self.frames is not None:
+            if frame is None:
+                self.frames = None  # frames stopped coming: keep none rather than a partial set
+            else:
+                self.frames.append(frame)
+
+    def trajectory(self, env_spec: str, terminated: bool, truncated: bool, episode_id: str) -> Trajectory:
+        return Trajectory(
+            obs=stack_obs(self.obs),
+            actions=np.stack(self.actions),
+            env_rewards=np.asarray(self.rewards),
+            infos=list(self.infos),
+            agent_path=np.stack(self.path),
+            terminated=terminated,
+            truncated=truncated,
+            frames=np.stack(self.frames) if self.frames is not None else None,
+            env_spec=env_spec,
+            id=episode_id,
+        )
+
+
+class RolloutRecorder:
+    """Keeps the most recent ``capacity`` steps of every sub-env of a VecEnv as trajectories.
+
+    Fed by :class:`~robofeedback.rl.wrappers.VecRewardWrapper` after every step;
+    :meth:`sample_segments` cuts segments of a given length from finished and
+    running episodes (an episode that ended sooner is one shorter segment).
+    With ``keep_frames`` the rendered frames of each step are kept too. Trajectory
+    ids start with a random ``name`` so that segment ids stay unique across runs
+    that share a feedback store.
+    """
+
+    def __init__(self, env_spec: str, capacity: int = 20_000, keep_frames: bool = False, name: str | None = None):
+        if capacity <= 0:
+            raise ValueError(f"capacity must be positive, got {capacity}")
+        self.env_spec, self.capacity, self.keep_frames = env_spec, capacity, keep_frames
+        self.name = name or uuid.uuid4().hex[:10]
+        self.finished: deque[Trajectory] = deque()
+        self._steps_finished = 0
+        self._running: list[_Episode] = []
+        self._episode_count = 0
+
+    def start(self, obs: Any, reset_infos: list[dict]) -> None:
+        """Begin recording every sub-env from its current observation."""
+        n = len(reset_infos)
+        self._running = [self._new_episode(_row(obs, i), reset_infos[i]) for i in range(n)]
+
+    def _new_episode(self, obs: Any, info: dict) -> _Episode:
+        frame = info.get("frame") if self.keep_frames else None
+        return _Episode(obs, info.get("agent_pos"), frame)
+
+    def add(
+        self,
+        actions,
+        next_obs,
+        obs_after_reset,
+        dones,
+        infos: list[dict],
+        reset_infos: list[dict],
+        frames: np.ndarray | None,
+    ) -> None:
+        """One vectorized step: ``next_obs`` holds terminal observations where ``dones``; ``obs_after_reset``
+        is what the VecEnv returned (the first observation of the next episode where ``dones``)."""
+        for i, episode in enumerate(self._running):
+            frame = frames[i] if frames is not None and self.keep_frames else None
+            episode.add(actions[i], _row(next_obs, i), infos[i], frame)
+            if dones[i]:
+                truncated = bool(infos[i].get("TimeLimit.truncated", False))
+                self._finish(episode, terminated=not truncated, truncated=truncated)
+                self._running[i] = self._new_episode(_row(obs_after_reset, i), reset_infos[i] if reset_infos else {})
+
+    def _finish(self, episode: _Episode, terminated: bool, truncated: bool) -> None:
+        self._episode_count += 1
+        trajectory = episode.trajectory(self.env_spec, terminated, truncated, f"{self.name}-ep{self._episode_count}")
+        self.finished.append(trajectory)
+        self._steps_finished += len(trajectory)
+        while self._steps_finished > self.capacity and len(self.finished) > 1:
+            self._steps_finished -= len(self.finished.popleft())
+
+    def trajectories(self) -> list[Trajectory]:
+        """Finished episodes, then the running ones so far (those with at least one step)."""
+        running = [
+            e.trajectory(self.env_spec, False, False, f"{self.name}-run{i}-{self._episode_count}")
+            for i, e in enumerate(self._running)
+            if e.actions
+        ]
+        return list(self.finished) + running
+
+    @property
+    def num_steps(self) -> int:
+        return self._steps_finished + sum(len(e.actions) for e in self._running)
+
+    def sample_segments(self, n: int, length: int, rng: np.random.Generator) -> list[Segment]:
+        """``n`` segments of ``length`` steps, drawn uniformly over all places they fit; episodes that ended
+        in fewer steps count as one whole-episode segment. Empty if nothing fits yet."""
+        windows: list[tuple[Trajectory, int]] = []
+        for trajectory in self.trajectories():
+            ended = trajectory.terminated or trajectory.truncated
+            if len(trajectory) >= length:
+                windows.extend((trajectory, start) for start in range(len(trajectory) - length + 1))
+            elif ended:
+                windows.append((trajectory, 0))
+        if not windows:
+            return []
+        picks = rng.integers(len(windows), size=n)
+        return [self._window(*windows[i], length) for i in picks]
+
+    @staticmethod
+    def _window(trajectory: Trajectory, start: int, length: int) -> Segment:
+        return trajectory.segment(start, min(start + length, len(trajectory)))

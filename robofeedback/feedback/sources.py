@@ -1,0 +1,62 @@
+"""Feedback sources: anything that answers queries in the feedback store.
+
+A source answers the preference queries it is handed by writing labels to the
+store under its own provenance (``source``). Scripted teachers and judges
+answer at once (``immediate = True``); the human queue leaves the queries
+pending for people in the annotation app, and :meth:`FeedbackSource.wait`
+says how long to wait for them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from robofeedback.data.store import FeedbackStore, Query, StoredSegment
+
+
+class FeedbackSource:
+    """Base class: ``answer(store, queries, segments)`` labels each query (or leaves it pending);
+    ``source`` is the provenance its labels carry (e.g. ``script:oracle``)."""
+
+    source: str = ""
+    immediate: bool = True
+    needs_frames: bool = False
+
+    def answer(self, store: FeedbackStore, queries: Sequence[Query], segments: dict[str, StoredSegment]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not implement answer()")
+
+    def wait(self, store: FeedbackStore, query_ids: Sequence[str]) -> int:
+        """Block until this source's answers are in, as it is configured to; returns how many queries are closed.
+        Sources that answer at once have nothing to wait for."""
+        return sum(store.get_query(q).status != "pending" for q in query_ids)
+
+
+class HumanQueue(FeedbackSource):
+    """People answer through the annotation app: queries stay pending in the store until a person labels them.
+
+    With ``wait_seconds`` > 0 the feedback loop waits up to that long for a
+    round's queries (polling every ``poll_seconds``); otherwise training goes
+    on and answers are used when they arrive.
+    """
+
+    immediate = False
+    needs_frames = True
+
+    def __init__(self, wait_seconds: float = 0.0, poll_seconds: float = 1.0):
+        if wait_seconds < 0 or poll_seconds <= 0:
+            raise ValueError(f"wait_seconds must be >= 0 and poll_seconds > 0, got {wait_seconds}, {poll_seconds}")
+        self.wait_seconds = wait_seconds
+        self.poll_seconds = poll_seconds
+
+    def answer(self, store: FeedbackStore, queries: Sequence[Query], segments: dict[str, StoredSegment]) -> None:
+        """Nothing to do here: the queries are already in the store for the app to serve."""
+
+    def wait(self, store: FeedbackStore, query_ids: Sequence[str]) -> int:
+        """Wait until all of ``query_ids`` are closed or ``wait_seconds`` pass; returns how many are closed."""
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            closed = super().wait(store, query_ids)
+            if closed == len(query_ids) or time.monotonic() >= deadline:
+                return closed
+            time.sleep(min(self.poll_seconds, max(0.0, deadline - time.monotonic())))

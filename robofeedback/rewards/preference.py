@@ -1,0 +1,374 @@
+"""A Bradley-Terry reward ensemble learned from pairwise preferences (PEBBLE / B-Pref, Lee et al. 2021).
+
+Each of M members is an MLP r_m(s, a). For a labelled pair of segments
+(sigma^a, sigma^b) with target y = P(sigma^a preferred) (1, 0, or 0.5 for "equal"),
+
+    R_m(sigma) = sum_t r_m(s_t, a_t)
+    P_m(sigma^a > sigma^b) = exp R_m(sigma^a) / (exp R_m(sigma^a) + exp R_m(sigma^b)) = sigmoid(R_m(a) - R_m(b))
+    loss_m = -[y log P_m + (1 - y) log (1 - P_m)]
+
+and the reward given to the agent is the ensemble mean r = (1/M) sum_m r_m(s, a).
+PEBBLE's defaults: 3 members, 3 hidden layers of 256, LeakyReLU, tanh output,
+Adam with lr 3e-4, minibatches of 128, each member shuffled on its own, training
+until 97% of the labels are predicted right.
+
+Query selection (which unlabelled pairs to ask about): ``uniform``,
+``disagreement`` (largest std of P_m across members) and ``entropy`` (largest
+entropy of the mean P).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from robofeedback.rewards.base import RewardFunction, Transitions
+
+ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "silu": nn.SiLU}
+SELECTIONS = ("uniform", "disagreement", "entropy")
+TARGETS = {"a": 1.0, "b": 0.0, "equal": 0.5}
+
+
+def flat_obs(obs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+    """Observations as one float32 array; dict observations are concatenated in sorted key order (Gymnasium's)."""
+    if isinstance(obs, dict):
+        return np.concatenate([np.asarray(obs[k], dtype=np.float32) for k in sorted(obs)], axis=-1)
+    return np.asarray(obs, dtype=np.float32)
+
+
+@dataclass
+class PreferenceData:
+    """Pairs of segments as padded arrays: ``obs_*`` (N, H, D), ``act_*`` (N, H, A), ``mask_*`` (N, H) and the
+    target ``y`` (N,) = P(a preferred): 1 for "a", 0 for "b", 0.5 for "equal"."""
+
+    obs_a: np.ndarray
+    act_a: np.ndarray
+    mask_a: np.ndarray
+    obs_b: np.ndarray
+    act_b: np.ndarray
+    mask_b: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @classmethod
+    def from_pairs(cls, pairs: list[tuple[Any, Any]], values: list[str] | None = None) -> PreferenceData:
+        """From segments (anything with ``obs`` (H + 1 rows) and ``actions`` (H rows)) and labels; "skip" labels
+        are left out. Without ``values`` the targets are NaN (candidates for query selection)."""
+        values = values if values is not None else [None] * len(pairs)
+        kept = [(a, b, v) for (a, b), v in zip(pairs, values, strict=True) if v != "skip"]
+        for _, _, v in kept:
+            if v is not None and v not in TARGETS:
+                raise ValueError(f"preference labels are 'a', 'b', 'equal' or 'skip', got {v!r}")
+        if not kept:
+            raise ValueError("no pairs to learn from (all skipped, or none given)")
+        horizon = max(max(len(a.actions), len(b.actions)) for a, b, _ in kept)
+
+        def stack(segments):
+            obs_dim = flat_obs(segments[0].obs).shape[-1]
+            act_dim = int(np.prod(np.asarray(segments[0].actions).shape[1:]))
+            obs = np.zeros((len(segments), horizon, obs_dim), np.float32)
+            act = np.zeros((len(segments), horizon, act_dim), np.float32)
+            mask = np.zeros((len(segments), horizon), np.float32)
+            for i, s in enumerate(segments):
+                n = len(s.actions)
+                obs[i, :n] = flat_obs(s.obs)[:n]
+                act[i, :n] = np.asarray(s.actions, dtype=np.float32).reshape(n, -1)
+                mask[i, :n] = 1.0
+            return obs, act, mask
+
+        obs_a, act_a, mask_a = stack([a for a, _, _ in kept])
+        obs_b, act_b, mask_b = stack([b for _, b, _ in kept])
+        y = np.array([np.nan if v is None else TARGETS[v] for _, _, v in kept], dtype=np.float32)
+        return cls(obs_a, act_a, mask_a, obs_b, act_b, mask_b, y)
+
+    def subset(self, index: np.ndarray) -> PreferenceData:
+        return PreferenceData(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
+
+    @classmethod
+    def concat(cls, parts: list[PreferenceData]) -> PreferenceData:
+        horizon = max(p.obs_a.shape[1] for p in parts)
+
+        def pad(x):
+            widths = [(0, 0), (0, horizon - x.shape[1])] + [(0, 0)] * (x.ndim - 2)
+            return np.pad(x, widths)
+
+        fields = list(cls.__dataclass_fields__)
+        return cls(
+            *(np.concatenate([getattr(p, f) if f == "y" else pad(getattr(p, f)) for p in parts]) for f in fields)
+        )
+
+
+def _mlp(in_dim: int, hidden: int, layers: int, activation: str, output: str | None) -> nn.Sequential:
+    modules: list[nn.Module] = []
+    width = in_dim
+    for _ in range(layers):
+        modules += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]
+        width = hidden
+    modules.append(nn.Linear(width, 1))
+    if output == "tanh":
+        modules.append(nn.Tanh())
+    return nn.Sequential(*modules)
+
+
+class PreferenceReward(RewardFunction):
+    """An ensemble of MLP rewards r(s, a) trained with the Bradley-Terry loss on segment returns."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: int = 256,
+        layers: int = 3,
+        activation: str = "leaky_relu",
+        ensemble: int = 3,
+        output: str | None = "tanh",
+        use_actions: bool = True,
+        lr: float = 3e-4,
+        batch_size: int = 128,
+        max_epochs: int = 200,
+        stop_accuracy: float = 0.97,
+        seed: int = 0,
+    ):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if output not in ("tanh", None):
+            raise ValueError(f"output must be 'tanh' or None, got {output!r}")
+        for name, value in (
+            ("obs_dim", obs_dim),
+            ("hidden", hidden),
+            ("layers", layers),
+            ("ensemble", ensemble),
+            ("batch_size", batch_size),
+            ("max_epochs", max_epochs),
+        ):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.config = {
+            "obs_dim": obs_dim,
+            "act_dim": act_dim,
+            "hidden": hidden,
+            "layers": layers,
+            "activation": activation,
+            "ensemble": ensemble,
+            "output": output,
+            "use_actions": use_actions,
+            "lr": lr,
+            "batch_size": batch_size,
+            "max_epochs": max_epochs,
+            "stop_accuracy": stop_accuracy,
+            "seed": seed,
+        }
+        torch.manual_seed(seed)
+        in_dim = obs_dim + (act_dim if use_actions else 0)
+        self.members = nn.ModuleList([_mlp(in_dim, hidden, layers, activation, output) for _ in range(ensemble)])
+        self.optimizer = torch.optim.Adam(self.members.parameters(), lr=lr)
+        self.rng = np.random.default_rng(seed)
+        self.history: list[dict[str, float]] = []
+
+    @classmethod
+    def for_env(cls, env, **kwargs: Any) -> PreferenceReward:
+        """Sized for ``env``'s observation and action spaces (dict observations flattened)."""
+        from gymnasium import spaces
+
+        obs_dim = int(spaces.flatdim(env.observation_space))
+        act_dim = int(spaces.flatdim(env.action_space))
+        return cls(obs_dim, act_dim, **kwargs)
+
+    # -- scoring ------------------------------------------------------------------------------
+
+    def _inputs(self, obs: np.ndarray, actions: np.ndarray) -> torch.Tensor:
+        x = flat_obs(obs)
+        if self.config["use_actions"]:
+            a = np.asarray(actions, dtype=np.float32).reshape(*x.shape[:-1], self.config["act_dim"])
+            x = np.concatenate([x, a], axis=-1)
+        if x.shape[-1] != self.config["obs_dim"] + (self.config["act_dim"] if self.config["use_actions"] else 0):
+            raise ValueError(
+                f"reward model takes obs_dim {self.config['obs_dim']} + act_dim {self.config['act_dim']} inputs, "
+                f"got {x.shape[-1]}"
+            )
+        return torch.from_numpy(np.ascontiguousarray(x))
+
+    def member_rewards(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Each member's reward, shape ``(M, *batch)``."""
+        x = self._inputs(obs, actions)
+        with torch.no_grad():
+            return torch.stack([m(x).squeeze(-1) for m in self.members]).numpy()
+
+    def reward(self, batch: Transitions) -> np.ndarray:
+        return self.member_rewards(batch.obs, batch.action).mean(axis=0)
+
+    # -- learning -----------------------------------------------------------------------------
+
+    def _returns(self, member: nn.Module, obs, act, mask) -> torch.Tensor:
+        x = torch.cat([obs, act], dim=-1) if self.config["use_actions"] else obs
+        return (member(x).squeeze(-1) * mask).sum(dim=-1)
+
+    def _tensors(self, data: PreferenceData, index: np.ndarray):
+        return [
+            torch.from_numpy(getattr(data, f)[index])
+            for f in ("obs_a", "act_a", "mask_a", "obs_b", "act_b", "mask_b", "y")
+        ]
+
+    def fit(self, data: PreferenceData, max_epochs: int | None = None) -> dict[str, float]:
+        """Train every member on ``data`` until they label ``stop_accuracy`` of it right during an epoch (as
+        B-Pref measures it), or ``max_epochs`` pass; returns the final loss, that accuracy and the epochs run."""
+        if len(data) == 0 or np.isnan(data.y).any():
+            raise ValueError("fit needs labelled pairs (no NaN targets)")
+        max_epochs = max_epochs or self.config["max_epochs"]
+        batch = self.config["batch_size"]
+        n = len(data)
+        strict_total = int(np.sum((data.y == 0.0) | (data.y == 1.0))) * len(self.members)
+        loss_value, accuracy, epochs = float("nan"), float("nan"), 0
+        while epochs < max_epochs:
+            epochs += 1
+            orders = [self.rng.permutation(n) for _ in self.members]  # each member sees its own shuffle
+            losses, correct = [], 0
+            for start in range(0, n, batch):
+                self.optimizer.zero_grad()
+                total = 0.0
+                for member, order in zip(self.members, orders, strict=True):
+                    oa, aa, ma, ob, ab, mb, y = self._tensors(data, order[start : start + batch])
+                    logit = self._returns(member, oa, aa, ma) - self._returns(member, ob, ab, mb)
+                    total = total + nn.functional.binary_cross_entropy_with_logits(logit, y)
+                    strict = (y == 0.0) | (y == 1.0)
+                    correct += int(((logit > 0) == (y == 1.0))[strict].sum())
+                total.backward()
+                self.optimizer.step()
+                losses.append(float(total.detach()) / len(self.members))
+            loss_value = float(np.mean(losses))
+            accuracy = correct / strict_total if strict_total else float("nan")
+            if accuracy >= self.config["stop_accuracy"]:
+                break
+        result = {"loss": loss_value, "train_accuracy": accuracy, "epochs": epochs, "pairs": n}
+        self.history.append(result)
+        return result
+
+    def update(self, data: PreferenceData) -> dict[str, float]:
+        """Learn from preference data (the reward-function contract's update)."""
+        return self.fit(data)
+
+    def predict_proba(self, data: PreferenceData) -> np.ndarray:
+        """P_m(a preferred) for each member and pair, shape ``(M, N)``."""
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(data), 1024):
+                oa, aa, ma, ob, ab, mb, _ = self._tensors(data, np.arange(start, min(start + 1024, len(data))))
+                out.append(
+                    torch.stack(
+                        [
+                            torch.sigmoid(self._returns(m, oa, aa, ma) - self._returns(m, ob, ab, mb))
+                            for m in self.members
+                        ]
+                    )
+                )
+        return torch.cat(out, dim=1).numpy()
+
+    def accuracy(self, data: PreferenceData) -> float:
+        """Fraction of the strict ("a" or "b") labels the ensemble mean predicts right; NaN when there are none."""
+        strict = (data.y == 0.0) | (data.y == 1.0)
+        if not strict.any():
+            return float("nan")
+        p = self.predict_proba(data).mean(axis=0)
+        return float(np.mean((p[strict] > 0.5) == (data.y[strict] == 1.0)))
+
+    def select(self, candidates: PreferenceData, n: int, strategy: str = "disagreement") -> np.ndarray:
+        """Indices of the ``n`` candidate pairs to ask about, by ``strategy``."""
+        if strategy not in SELECTIONS:
+            raise ValueError(f"selection strategy must be one of {SELECTIONS}, got {strategy!r}")
+        n = min(n, len(candidates))
+        if strategy == "uniform":
+            return self.rng.choice(len(candidates), size=n, replace=False)
+        p = self.predict_proba(candidates)
+        if strategy == "disagreement":
+            score = p.std(axis=0)
+        else:
+            mean = np.clip(p.mean(axis=0), 1e-6, 1 - 1e-6)
+            score = -(mean * np.log(mean) + (1 - mean) * np.log(1 - mean))
+        return np.argsort(-score, kind="stable")[:n]
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Weights and optimizer state (torch) plus config and training history (JSON), in one ``.pt`` file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {
+                "config": json.dumps(self.config),
+                "history": json.dumps(self.history),
+                "members": self.members.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+            },
+            path,
+        )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> PreferenceReward:
+        state = torch.load(Path(path), weights_only=True)
+        model = cls(**json.loads(state["config"]))
+        model.members.load_state_dict(state["members"])
+        model.optimizer.load_state_dict(state["optimizer"])
+        model.history = json.loads(state["history"])
+        return model
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["optimizer"] = None  # the optimizer is rebuilt on unpickling; copies only score
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.optimizer = torch.optim.Adam(self.members.parameters(), lr=self.config["lr"])
+
+
+class StateEntropyReward(RewardFunction):
+    """PEBBLE's unsupervised pre-training reward: a particle estimate of state entropy, the distance from each new
+    state to its k-th nearest neighbour among the states seen so far, divided by a running std of that distance."""
+
+    def __init__(self, k: int = 5, capacity: int = 10_000, seed: int = 0):
+        if k <= 0 or capacity <= k:
+            raise ValueError(f"need k > 0 and capacity > k, got k={k}, capacity={capacity}")
+        self.k, self.capacity = k, capacity
+        self.memory: np.ndarray | None = None
+        self.size = 0
+        self.seen = 0
+        self.rng = np.random.default_rng(seed)
+        self._count, self._mean, self._m2 = 0, 0.0, 0.0
+
+    def reward(self, batch: Transitions) -> np.ndarray:
+        states = flat_obs(batch.next_obs).reshape(len(batch), -1)
+        if self.memory is None:
+            self.memory = np.zeros((self.capacity, states.shape[1]), np.float32)
+        if self.size > self.k:
+            distances = np.linalg.norm(states[:, None, :] - self.memory[None, : self.size], axis=-1)
+            knn = np.partition(distances, self.k - 1, axis=1)[:, self.k - 1]
+        else:
+            knn = np.ones(len(states), np.float32)
+        for value in knn:  # Welford's running variance
+            self._count += 1
+            delta = value - self._mean
+            self._mean += delta / self._count
+            self._m2 += delta * (value - self._mean)
+        std = np.sqrt(self._m2 / self._count) if self._count > 1 else 1.0
+        self._remember(states)
+        return (knn / max(std, 1e-8)).astype(np.float32)
+
+    def _remember(self, states: np.ndarray) -> None:
+        for state in states:  # reservoir sampling keeps a uniform sample of everything seen
+            self.seen += 1
+            if self.size < self.capacity:
+                self.memory[self.size] = state
+                self.size += 1
+            else:
+                slot = self.rng.integers(self.seen)
+                if slot < self.capacity:
+                    self.memory[slot] = state

@@ -1,0 +1,311 @@
+"""The online preference loop (PEBBLE): query, label, learn the reward, relabel the replay buffer, repeat.
+
+:class:`FeedbackLoop` is an SB3 callback. It records the agent's rollouts; every
+``every`` env steps it cuts candidate segment pairs from the recent ones,
+selects the most informative (ensemble disagreement by default; the first round
+is uniform), stores the segments and queries in the :class:`FeedbackStore`,
+hands the queries to a feedback source (a scripted teacher, a judge, or the
+human queue, waiting or not), trains the reward ensemble on every label
+gathered so far, and relabels the off-policy replay buffer with the new reward.
+With ``pretrain_steps`` the agent first explores with PEBBLE's state-entropy
+reward, and the first queries come after that.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
+from robofeedback.data.recorder import RolloutRecorder
+from robofeedback.data.store import FeedbackStore, StoredSegment
+from robofeedback.data.trajectory import Segment
+from robofeedback.data.video import write_video
+from robofeedback.feedback.sources import FeedbackSource
+from robofeedback.rewards.preference import SELECTIONS, PreferenceData, PreferenceReward, StateEntropyReward
+from robofeedback.rl.wrappers import VecRewardWrapper
+
+
+def find_reward_wrapper(venv) -> VecRewardWrapper:
+    """The :class:`VecRewardWrapper` in a chain of VecEnv wrappers."""
+    env = venv
+    while env is not None:
+        if isinstance(env, VecRewardWrapper):
+            return env
+        env = getattr(env, "venv", None)
+    raise TypeError(
+        "FeedbackLoop needs the training env wrapped in a VecRewardWrapper with the reward model "
+        "(robofeedback.rl.train does this for learned rewards)"
+    )
+
+
+class FeedbackLoop(BaseCallback):
+    """Gathers preference feedback during training and keeps the reward model and replay buffer up to date."""
+
+    def __init__(
+        self,
+        reward_model: PreferenceReward,
+        source: FeedbackSource,
+        store: FeedbackStore,
+        run: str = "default",
+        every: int = 5000,
+        first_round: int | None = None,
+        segment_length: int = 50,
+        labels_per_round: int = 50,
+        budget: int = 1000,
+        selection: str = "disagreement",
+        candidates_per_label: int = 10,
+        pretrain_steps: int = 0,
+        relabel: bool = True,
+        recorder_capacity: int = 20_000,
+        max_epochs: int | None = None,
+        video_dir: str | Path | None = None,
+        model_path: str | Path | None = None,
+        log_path: str | Path | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+        for name, value in (
+            ("every", every),
+            ("segment_length", segment_length),
+            ("labels_per_round", labels_per_round),
+            ("candidates_per_label", candidates_per_label),
+        ):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        first_round = min(1000, every) if first_round is None else first_round  # B-Pref: 1000 seed steps first
+        if budget < 0 or pretrain_steps < 0 or first_round < 0:
+            raise ValueError("budget, pretrain_steps and first_round must be >= 0")
+        if source.needs_frames and video_dir is None:
+            raise ValueError(f"{type(source).__name__} looks at videos: give video_dir for the segment videos")
+        self.reward_model, self.source, self.store, self.run = reward_model, source, store, run
+        self.every, self.segment_length = every, segment_length
+        self.labels_per_round, self.budget = labels_per_round, budget
+        self.selection, self.candidates_per_label = selection, candidates_per_label
+        self.pretrain_steps, self.relabel, self.max_epochs = pretrain_steps, relabel, max_epochs
+        self.first_round = max(first_round, pretrain_steps)
+        self.recorder_capacity = recorder_capacity
+        self.video_dir = Path(video_dir) if video_dir is not None else None
+        self.model_path = Path(model_path) if model_path is not None else None
+        self.log_path = Path(log_path) if log_path is not None else None
+        self.rng = np.random.default_rng(seed)
+        self.rounds = 0
+        self.last_stats: dict[str, float] = {}
+        self.data: PreferenceData | None = None
+        self._segments: dict[str, Segment | StoredSegment] = {}
+        self._last_label_id = 0
+        self._next_round = self.first_round
+        self._wrapper: VecRewardWrapper | None = None
+        self._pretraining = False
+        self._due = False
+
+    # -- SB3 hooks ------------------------------------------------------------------------------
+
+    def _init_callback(self) -> None:
+        self._wrapper = find_reward_wrapper(self.training_env)
+        try:
+            spec = self.training_env.get_attr("spec_name")[0]
+        except AttributeError:
+            spec = ""
+        self.recorder = RolloutRecorder(spec, self.recorder_capacity, keep_frames=self.source.needs_frames)
+        self._wrapper.attach_recorder(self.recorder)
+        if self.store.labels(kind="preference", run=self.run):  # a resumed run: learn what the store holds
+            self._learn()
+            self.rounds = 1
+        steps = self.num_timesteps
+        self._next_round = self.first_round if steps < self.first_round else self._round_after(steps)
+        if steps < self.pretrain_steps:
+            self._pretraining = True
+            self._wrapper.set_reward_fn(StateEntropyReward(seed=int(self.rng.integers(2**31))))
+
+    def _round_after(self, steps: int) -> int:
+        """The first scheduled round (first_round, first_round + every, ...) after ``steps``."""
+        return self.first_round + ((steps - self.first_round) // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next_round:
+            self._next_round = self._round_after(self.num_timesteps)
+            self._due = True
+        return True
+
+    def _on_rollout_end(self) -> None:
+        # Rounds run once the step's transition is in the replay buffer (SB3 stores it after on_step), so that
+        # relabelling covers it too.
+        if self._due:
+            self._due = False
+            self.feedback_round()
+
+    # -- one round ------------------------------------------------------------------------------
+
+    @property
+    def labels_requested(self) -> int:
+        """Queries this run has put to its sources so far (the budget they count against)."""
+        return len(self.store.queries(run=self.run, kind="preference"))
+
+    def feedback_round(self) -> dict[str, float]:
+        """Query, wait for labels as the source does, retrain the reward, relabel the buffer; returns the round's
+        figures (also logged to SB3's logger under ``feedback/``)."""
+        if self._pretraining:
+            self._pretraining = False
+            self._wrapper.set_reward_fn(self.reward_model)
+        asked = 0
+        n_queries = min(self.labels_per_round, self.budget - self.labels_requested)
+        if n_queries > 0:
+            asked = self._ask(n_queries)
+        stats = self._learn()
+        stats.update(
+            {
+                "round": self.rounds,
+                "queries": asked,
+                "labels_requested": self.labels_requested,
+                "steps": int(self.num_timesteps),
+            }
+        )
+        self.rounds += 1
+        self.last_stats = stats
+        for key, value in stats.items():
+            self.logger.record(f"feedback/{key}", value)
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "a") as f:
+                f.write(json.dumps(stats) + "\n")
+        return stats
+
+    def summary(self) -> dict[str, float]:
+        """Labels asked for and used, rounds run, and the reward model's latest accuracies."""
+        counts = self.store.counts(run=self.run)
+        return {
+            "rounds": self.rounds,
+            "queries": self.labels_requested,
+            "labels": 0 if self.data is None else len(self.data),
+            "skipped": counts.get("queries.skipped", 0),
+            "source": self.source.source or type(self.source).__name__,
+            **{k: self.last_stats[k] for k in ("heldout_accuracy", "train_accuracy") if k in self.last_stats},
+        }
+
+    def _ask(self, n_queries: int) -> int:
+        n_candidates = n_queries * (1 if self.rounds == 0 or self.selection == "uniform" else self.candidates_per_label)
+        segments = self.recorder.sample_segments(2 * n_candidates, self.segment_length, self.rng)
+        if self.source.needs_frames:
+            segments = [s for s in segments if s.frames is not None]
+        if len(segments) < 2:
+            return 0
+        pairs = [(segments[2 * i], segments[2 * i + 1]) for i in range(len(segments) // 2)]
+        pairs = [(a, b) for a, b in pairs if a.id != b.id]
+        if not pairs:
+            return 0
+        strategy = "uniform" if self.rounds == 0 else self.selection
+        chosen = self.reward_model.select(PreferenceData.from_pairs(pairs), n_queries, strategy)
+        pairs = [pairs[i] for i in chosen]
+        unique = {s.id: s for pair in pairs for s in pair}
+        videos = [self._write_video(s) for s in unique.values()] if self.source.needs_frames else None
+        self.store.add_segments(list(unique.values()), run=self.run, video_paths=videos)
+        self._segments.update(unique)
+        query_ids = [self.store.add_query("preference", [a.id, b.id], run=self.run) for a, b in pairs]
+        queries = [self.store.get_query(q) for q in query_ids]
+        self.source.answer(self.store, queries, unique)
+        self.source.wait(self.store, query_ids)
+        return len(query_ids)
+
+    def _write_video(self, segment: Segment) -> str | None:
+        if segment.frames is None:
+            return None
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", segment.id) + ".mp4"
+        return str(write_video(segment.frames, self.video_dir / name, fps=10))
+
+    def _segment(self, segment_id: str) -> Segment | StoredSegment:
+        if segment_id not in self._segments:
+            self._segments[segment_id] = self.store.get_segment(segment_id)
+        return self._segments[segment_id]
+
+    def _new_labels(self) -> PreferenceData | None:
+        labels = self.store.labels(kind="preference", run=self.run, after_id=self._last_label_id)
+        if labels:
+            self._last_label_id = labels[-1].id
+        usable = [lb for lb in labels if lb.value != "skip"]
+        if not usable:
+            return None
+        pairs = [(self._segment(lb.segment_ids[0]), self._segment(lb.segment_ids[1])) for lb in usable]
+        return PreferenceData.from_pairs(pairs, [lb.value for lb in usable])
+
+    def _learn(self) -> dict[str, float]:
+        new = self._new_labels()
+        stats: dict[str, float] = {"new_labels": 0 if new is None else len(new)}
+        if new is None:
+            return stats
+        # Accuracy on labels the model has not been trained on yet: held out by construction.
+        stats["heldout_accuracy"] = self.reward_model.accuracy(new)
+        self.data = new if self.data is None else PreferenceData.concat([self.data, new])
+        fit = self.reward_model.fit(self.data, self.max_epochs)
+        stats.update(
+            {
+                "labels": len(self.data),
+                "train_accuracy": fit["train_accuracy"],
+                "epochs": fit["epochs"],
+                "loss": fit["loss"],
+            }
+        )
+        if self.relabel and isinstance(self.model, OffPolicyAlgorithm):
+            stats["relabelled"] = relabel_replay_buffer(self.model.replay_buffer, self.reward_model)
+        if self.model_path is not None:
+            self.reward_model.save(self.model_path)
+        return stats
+
+
+def relabel_replay_buffer(buffer: ReplayBuffer, reward_model: PreferenceReward, chunk: int = 4096) -> int:
+    """Overwrite the rewards of every stored transition with ``reward_model``'s (PEBBLE); returns how many."""
+    if isinstance(buffer.observations, dict):
+        raise TypeError("relabelling needs a flat-observation replay buffer (learned rewards train without HER)")
+    size = buffer.buffer_size if buffer.full else buffer.pos
+    n_envs = buffer.n_envs
+    obs = buffer.observations[:size].reshape(size * n_envs, -1)
+    actions = buffer.actions[:size].reshape(size * n_envs, -1)
+    rewards = np.empty(size * n_envs, dtype=np.float32)
+    for start in range(0, len(obs), chunk):
+        rewards[start : start + chunk] = reward_model.member_rewards(
+            obs[start : start + chunk], actions[start : start + chunk]
+        ).mean(axis=0)
+    buffer.rewards[:size] = rewards.reshape(size, n_envs)
+    return size * n_envs
+
+
+def preference_loop(
+    env,
+    source: FeedbackSource,
+    store: FeedbackStore | str | Path,
+    out_dir: Path,
+    cfg,
+    seed: int,
+    run: str,
+    resume: bool,
+) -> tuple[PreferenceReward, FeedbackLoop]:
+    """A reward ensemble sized for ``env`` (reloaded from ``out_dir`` when resuming) and its FeedbackLoop for
+    ``run``, with the settings of ``cfg.preference`` and ``cfg.feedback``."""
+    store = store if isinstance(store, FeedbackStore) else FeedbackStore(store)
+    model_path = out_dir / "checkpoints" / "reward_model.pt"
+    if resume and model_path.exists():
+        reward_model = PreferenceReward.load(model_path)
+    else:
+        reward_model = PreferenceReward.for_env(env, **{"seed": seed, **cfg.preference})
+    settings = {k: v for k, v in cfg.feedback.items() if k != "run"}
+    loop = FeedbackLoop(
+        reward_model,
+        source,
+        store,
+        **{
+            "run": run,
+            "video_dir": out_dir / "segments",
+            "model_path": model_path,
+            "log_path": out_dir / "feedback.jsonl",
+            "seed": seed,
+            **settings,
+        },
+    )
+    return reward_model, loop

@@ -1,0 +1,223 @@
+import json
+import threading
+
+import numpy as np
+import pytest
+from stable_baselines3.common.callbacks import BaseCallback
+
+from robofeedback.data.store import FeedbackStore
+from robofeedback.feedback.sources import HumanQueue
+from robofeedback.feedback.teachers import oracle
+from robofeedback.rewards.preference import PreferenceReward, StateEntropyReward
+from robofeedback.rl import train
+from robofeedback.rl.feedback_loop import find_reward_wrapper
+
+
+def loop_config(**feedback):
+    return {
+        "eval_every": 1000,
+        "eval_episodes": 2,
+        "checkpoint_every": 500,
+        "video_episodes": 0,
+        "sac": {"learning_starts": 100, "batch_size": 32},
+        "ppo": {"n_steps": 256, "batch_size": 64, "n_epochs": 1},
+        "preference": {"hidden": 32, "layers": 1, "max_epochs": 20},
+        "feedback": {
+            "every": 500,
+            "first_round": 300,
+            "segment_length": 10,
+            "labels_per_round": 8,
+            "budget": 24,
+            **feedback,
+        },
+    }
+
+
+def rounds(out):
+    return [json.loads(line) for line in (out / "feedback.jsonl").read_text().splitlines()]
+
+
+def test_loop_end_to_end_with_a_teacher(tmp_path):
+    result = train(
+        "panda:PandaReachDense-v3",
+        reward="preference",
+        feedback=oracle(),
+        total_steps=1500,
+        out_dir=tmp_path,
+        config=loop_config(),
+        progress=False,
+    )
+    log = rounds(tmp_path)
+    assert [r["steps"] for r in log] == [300, 800, 1300]
+    assert [r["labels_requested"] for r in log] == [8, 16, 24]
+    assert all(r["train_accuracy"] > 0.5 for r in log) and "heldout_accuracy" in log[1]
+    store = FeedbackStore(tmp_path / "feedback.db")
+    labels = store.labels(kind="preference")
+    assert len(labels) == 24 and {lb.source for lb in labels} == {"script:oracle"}
+    for label in labels[:5]:  # the oracle's labels agree with the stored segments' true returns
+        a, b = store.get_segments(label.segment_ids)
+        assert label.value == ("a" if a.env_return > b.env_return else "b")
+    assert result.feedback["labels"] == 24 and result.feedback["source"] == "script:oracle"
+    reward_model = PreferenceReward.load(tmp_path / "checkpoints" / "reward_model.pt")
+    buffer = result.model.replay_buffer
+    n = buffer.buffer_size if buffer.full else buffer.pos
+    assert n > 1000
+    # every stored transition carries the final reward model's reward (relabelled, then scored live)
+    expected = reward_model.member_rewards(buffer.observations[:n, 0], buffer.actions[:n, 0])
+    np.testing.assert_allclose(buffer.rewards[:n, 0], expected.mean(axis=0), rtol=1e-5, atol=1e-6)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["reward"] == "preference" and summary["feedback"]["queries"] == 24
+
+
+def test_resuming_keeps_the_run_and_its_labels(tmp_path):
+    config = loop_config(budget=40)
+    train(
+        "panda:PandaReachDense-v3",
+        reward="preference",
+        feedback=oracle(),
+        total_steps=1000,
+        out_dir=tmp_path,
+        config=config,
+        progress=False,
+    )
+    run = json.loads((tmp_path / "checkpoints" / "state.json").read_text())["feedback_run"]
+    result = train(
+        "panda:PandaReachDense-v3",
+        reward="preference",
+        feedback=oracle(),
+        total_steps=2000,
+        out_dir=tmp_path,
+        config=config,
+        progress=False,
+    )
+    assert json.loads((tmp_path / "checkpoints" / "state.json").read_text())["feedback_run"] == run
+    store = FeedbackStore(tmp_path / "feedback.db")
+    assert {q.run for q in store.queries()} == {run}
+    assert result.feedback["labels"] == len(store.labels(kind="preference")) > 16
+    fresh = train(
+        "panda:PandaReachDense-v3",
+        reward="preference",
+        feedback=oracle(),
+        total_steps=400,
+        out_dir=tmp_path,
+        config=config,
+        resume=False,
+        progress=False,
+    )
+    assert fresh.feedback["labels"] == 8  # a fresh start is a new run: the old labels stay in the store, unused
+    assert len({q.run for q in store.queries()}) == 2
+
+
+def answer_like_a_person(store, stop, answered):
+    while not stop.is_set():
+        query = store.lease_query("human:tester", lease_seconds=5)
+        if query is None:
+            stop.wait(0.05)
+            continue
+        a, b = store.get_segments(query.segment_ids)
+        store.answer_query(query.id, "human:tester", value="a" if a.env_return >= b.env_return else "b")
+        answered.append(query.id)
+
+
+def test_the_loop_waits_for_people_answering_through_the_store(tmp_path):
+    store = FeedbackStore(tmp_path / "shared.db")
+    stop, answered = threading.Event(), []
+    person = threading.Thread(target=answer_like_a_person, args=(FeedbackStore(tmp_path / "shared.db"), stop, answered))
+    person.start()
+    try:
+        result = train(
+            "metaworld:reach",
+            reward="preference",
+            feedback=HumanQueue(wait_seconds=60),
+            total_steps=900,
+            out_dir=tmp_path / "run",
+            store=store,
+            config={**loop_config(budget=16), "env_kwargs": {"max_episode_steps": 50, "render_size": 64}},
+            progress=False,
+        )
+    finally:
+        stop.set()
+        person.join()
+    log = rounds(tmp_path / "run")
+    assert [r["new_labels"] for r in log] == [8, 8]  # each round waited for its 8 answers
+    assert len(answered) == 16 and result.feedback["labels"] == 16
+    assert {lb.source for lb in store.labels()} == {"human:tester"}
+    videos = sorted((tmp_path / "run" / "segments").glob("*.mp4"))
+    assert len(videos) >= 16  # people watch the segments
+    assert all(store.get_segment(lb.segment_ids[0]).video_path for lb in store.labels())
+
+
+def test_without_waiting_late_answers_are_used_next_round(tmp_path):
+    store = FeedbackStore(tmp_path / "fb.db")
+    result = train(
+        "panda:PandaReachDense-v3",
+        reward="preference",
+        feedback=HumanQueue(wait_seconds=0),
+        total_steps=900,
+        out_dir=tmp_path,
+        store=store,
+        config=loop_config(budget=16),
+        progress=False,
+    )
+    assert result.feedback["labels"] == 0  # nobody answered: training went on on the untrained model
+    assert len(store.queries(status="pending")) == 16
+
+
+class RewardSpy(BaseCallback):
+    """Notes which reward function the training env used at each step."""
+
+    def __init__(self):
+        super().__init__()
+        self.used = {}
+
+    def _on_step(self) -> bool:
+        self.used[self.num_timesteps] = type(find_reward_wrapper(self.training_env).reward_fn)
+        return True
+
+
+def test_pebble_pretraining_explores_first(tmp_path):
+    spy = RewardSpy()
+    train(
+        "panda:PandaReachDense-v3",
+        reward="preference",
+        feedback=oracle(),
+        total_steps=1000,
+        out_dir=tmp_path,
+        config=loop_config(pretrain_steps=700),
+        progress=False,
+        callbacks=[spy],
+    )
+    assert rounds(tmp_path)[0]["steps"] == 700  # the first queries come after the exploration phase
+    # step 700 is still rewarded by exploration; the round then switches the reward (and relabels step 700 too)
+    assert {spy.used[t] for t in range(1, 701)} == {StateEntropyReward}
+    assert {spy.used[t] for t in range(701, 1001)} == {PreferenceReward}
+
+
+def test_on_policy_ppo_learns_from_preferences_too(tmp_path):
+    result = train(
+        "bullet:HopperBulletEnv-v0",
+        algo="ppo",
+        reward="preference",
+        feedback=oracle(),
+        total_steps=1024,
+        out_dir=tmp_path,
+        config=loop_config(every=512, first_round=256),
+        progress=False,
+    )
+    assert result.feedback["labels"] == 16
+    assert "relabelled" not in rounds(tmp_path)[0]
+
+
+def test_preference_needs_a_source(tmp_path):
+    with pytest.raises(ValueError, match="feedback="):
+        train("panda:PandaReachDense-v3", reward="preference", total_steps=100, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="selection"):
+        train(
+            "panda:PandaReachDense-v3",
+            reward="preference",
+            feedback=oracle(),
+            total_steps=100,
+            out_dir=tmp_path,
+            config=loop_config(selection="greedy"),
+            progress=False,
+        )

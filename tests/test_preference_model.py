@@ -1,0 +1,149 @@
+import pickle
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from stable_baselines3 import SAC
+
+from robofeedback.envs import make
+from robofeedback.feedback.teachers import oracle
+from robofeedback.rewards.base import Transitions
+from robofeedback.rewards.preference import PreferenceData, PreferenceReward, StateEntropyReward, flat_obs
+from robofeedback.rl.feedback_loop import relabel_replay_buffer
+
+W = np.array([1.0, -2.0, 0.5, 0.0, 1.5])
+
+
+def linear_segments(n, rng, length=8):
+    """Segments whose true per-step reward is W . s (so a linear reward model can be exact)."""
+    out = []
+    for _ in range(n):
+        obs = rng.normal(size=(length + 1, 5)).astype(np.float32)
+        out.append(SimpleNamespace(obs=obs, actions=rng.normal(size=(length, 2)), env_rewards=obs[:-1] @ W, factors={}))
+    return out
+
+
+def labelled(n, rng):
+    a, b = linear_segments(n, rng), linear_segments(n, rng)
+    pairs = list(zip(a, b, strict=True))
+    return PreferenceData.from_pairs(pairs, oracle().label_many(pairs))
+
+
+def small_model(**kw):
+    return PreferenceReward(5, 2, **{"hidden": 32, "layers": 2, "seed": 0, **kw})
+
+
+def test_bradley_terry_learns_a_linear_reward():
+    rng = np.random.default_rng(0)
+    model = small_model(output=None)  # the true reward is unbounded, so no tanh on the model's output
+    fit = model.fit(labelled(400, rng))
+    assert fit["train_accuracy"] >= 0.97 and fit["epochs"] < model.config["max_epochs"]
+    assert model.accuracy(labelled(400, rng)) > 0.93
+    obs = rng.normal(size=(500, 5)).astype(np.float32)
+    learned = model.member_rewards(obs, np.zeros((500, 2))).mean(axis=0)
+    assert np.corrcoef(learned, obs @ W)[0, 1] > 0.9
+
+
+def test_equal_labels_pull_towards_half():
+    rng = np.random.default_rng(1)
+    segments = linear_segments(60, rng)
+    twins = [(s, SimpleNamespace(obs=s.obs + 0.0, actions=s.actions)) for s in segments]
+    data = PreferenceData.from_pairs(twins, ["equal"] * len(twins))
+    assert set(data.y) == {0.5}
+    model = small_model()
+    model.fit(data, max_epochs=5)
+    np.testing.assert_allclose(model.predict_proba(data), 0.5, atol=1e-5)
+    assert np.isnan(model.accuracy(data))  # accuracy counts strict labels only
+
+
+def test_skips_are_left_out_and_lengths_may_differ():
+    rng = np.random.default_rng(2)
+    a, b, c = linear_segments(1, rng, 8)[0], linear_segments(1, rng, 5)[0], linear_segments(1, rng, 8)[0]
+    data = PreferenceData.from_pairs([(a, b), (a, c)], ["a", "skip"])
+    assert len(data) == 1 and data.mask_b.sum() == 5 and data.mask_a.sum() == 8
+    with pytest.raises(ValueError, match="skipped"):
+        PreferenceData.from_pairs([(a, c)], ["skip"])
+    with pytest.raises(ValueError, match="'a', 'b'"):
+        PreferenceData.from_pairs([(a, c)], ["left"])
+
+
+def test_batched_rewards_match_one_at_a_time_and_survive_pickling(tmp_path):
+    rng = np.random.default_rng(3)
+    model = small_model()
+    model.fit(labelled(50, rng), max_epochs=3)
+    obs, act = rng.normal(size=(7, 5)), rng.normal(size=(7, 2))
+    batch = Transitions(obs=obs, action=act, next_obs=obs, info=[{}] * 7)
+    together = model(batch)
+    one_by_one = [
+        model(Transitions(obs=obs[i : i + 1], action=act[i : i + 1], next_obs=obs[i : i + 1], info=[{}]))[0]
+        for i in range(7)
+    ]
+    np.testing.assert_allclose(together, one_by_one, rtol=1e-6, atol=1e-7)
+    assert together.dtype == np.float32
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model))(batch), together)
+    loaded = PreferenceReward.load(model.save(tmp_path / "rm.pt"))
+    np.testing.assert_array_equal(loaded(batch), together)
+    assert loaded.history == model.history
+    loaded.fit(labelled(20, rng), max_epochs=1)  # and it trains on
+
+
+def test_query_selection_strategies():
+    rng = np.random.default_rng(4)
+    model = small_model(ensemble=5)
+    model.fit(labelled(30, rng), max_epochs=2)
+    candidates = PreferenceData.from_pairs(list(zip(linear_segments(40, rng), linear_segments(40, rng), strict=True)))
+    p = model.predict_proba(candidates)
+    chosen = model.select(candidates, 5, "disagreement")
+    assert set(chosen) == set(np.argsort(-p.std(axis=0))[:5])
+    mean = p.mean(axis=0)
+    entropy = -(mean * np.log(mean) + (1 - mean) * np.log(1 - mean))
+    assert set(model.select(candidates, 5, "entropy")) == set(np.argsort(-entropy)[:5])
+    uniform = model.select(candidates, 10, "uniform")
+    assert len(set(uniform)) == 10
+    with pytest.raises(ValueError, match="strategy"):
+        model.select(candidates, 3, "greedy")
+
+
+def test_model_settings_are_checked():
+    with pytest.raises(ValueError, match="activation"):
+        PreferenceReward(3, 1, activation="swish")
+    with pytest.raises(ValueError, match="hidden"):
+        PreferenceReward(3, 1, hidden=0)
+    model = PreferenceReward(3, 1, hidden=8, layers=1)
+    with pytest.raises(ValueError, match="inputs"):
+        model.member_rewards(np.zeros((2, 4)), np.zeros((2, 1)))
+
+
+def test_dict_observations_are_flattened_in_gymnasium_order():
+    env = make("panda:PandaReach-v3", seed=0)
+    obs, _ = env.reset()
+    from gymnasium import spaces
+
+    np.testing.assert_allclose(flat_obs(obs), spaces.flatten(env.observation_space, obs))
+    model = PreferenceReward.for_env(env, hidden=8, layers=1)
+    assert model.config["obs_dim"] == 12 and model.config["act_dim"] == 3
+
+
+def test_state_entropy_rewards_novel_states():
+    reward = StateEntropyReward(k=3, capacity=200, seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        states = rng.normal(scale=0.1, size=(4, 3))
+        reward(Transitions(obs=states, action=np.zeros((4, 1)), next_obs=states, info=[{}] * 4))
+    near = np.zeros((1, 3))
+    far = np.full((1, 3), 5.0)
+    r_near = reward(Transitions(obs=near, action=np.zeros((1, 1)), next_obs=near, info=[{}]))[0]
+    r_far = reward(Transitions(obs=far, action=np.zeros((1, 1)), next_obs=far, info=[{}]))[0]
+    assert r_far > 10 * r_near > 0
+
+
+def test_relabelling_overwrites_every_stored_reward():
+    env = make("panda:PandaReach-v3", seed=0, flatten=True)
+    agent = SAC("MlpPolicy", env, buffer_size=500, learning_starts=1000, seed=0)
+    agent.learn(120)
+    buffer = agent.replay_buffer
+    model = PreferenceReward.for_env(env, hidden=16, layers=1)
+    assert relabel_replay_buffer(buffer, model) == 120
+    expected = model.member_rewards(buffer.observations[:120, 0], buffer.actions[:120, 0]).mean(axis=0)
+    np.testing.assert_allclose(buffer.rewards[:120, 0], expected, rtol=1e-6)
+    assert (buffer.rewards[120:] == 0).all()
