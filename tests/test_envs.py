@@ -233,3 +233,20 @@ def test_bad_options_are_refused():
         make("metaworld:reach", camera="nope")
     with pytest.raises(ValueError, match="max_episode_steps"):
         make("metaworld:reach", max_episode_steps=900)
+
+
+def test_panda_episodes_can_run_on_after_success():
+    def steps_after_reaching(terminate):
+        env = make("panda:PandaReach-v3", seed=0, terminate_on_success=terminate)
+        env.reset()
+        goal = env.unwrapped.task.goal
+        for step in range(1, 51):
+            action = np.clip((goal - env.unwrapped.robot.get_ee_position()) * 10, -1, 1)
+            _, _, terminated, truncated, info = env.step(action)
+            if terminated or truncated:
+                return step, info["success"], terminated
+        return None
+
+    reached_at, success, terminated = steps_after_reaching(True)
+    assert success and terminated and reached_at < 50
+    assert steps_after_reaching(False) == (50, True, False)

@@ -27,7 +27,7 @@ def entries(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """The runs a bench config asks for: per task and seed, the true-reward baseline and teacher x budget."""
     out = []
     for task, settings in spec["tasks"].items():
-        for seed in spec["seeds"]:
+        for seed in settings.get("seeds", spec["seeds"]):
             base = {"task": task, "seed": seed, "steps": settings["steps"], "config": settings.get("config", {})}
             out.append({**base, "method": "true reward", "teacher": None, "budget": 0})
             for teacher, params in spec["teachers"].items():

@@ -39,7 +39,13 @@ def _task_of(env_id: str) -> str:
 
 
 class PandaEnv(RobotEnv):
-    """A panda-gym task with the info contract; dict observations kept, or flattened with ``flatten=True``."""
+    """A panda-gym task with the info contract; dict observations kept, or flattened with ``flatten=True``.
+
+    panda-gym ends an episode when the task succeeds; ``terminate_on_success=False``
+    keeps it running to the time limit instead, which rewards learned from
+    preferences need (they are only known up to a constant, and a positive one
+    would teach the agent to avoid the success that ends its episode).
+    """
 
     family = "panda"
 
@@ -51,6 +57,7 @@ class PandaEnv(RobotEnv):
         flatten: bool = False,
         camera: dict | None = None,
         shadows: bool = False,
+        terminate_on_success: bool = True,
         **kwargs: Any,
     ):
         self._pybullet = _import_backend()
@@ -59,6 +66,7 @@ class PandaEnv(RobotEnv):
         super().__init__(env, f"panda:{env_id}", seed=seed, render_size=render_size, flatten=flatten)
         self.camera_settings = check_settings(camera, DEFAULT_CAMERA)
         self.shadows = shadows
+        self.terminate_on_success = terminate_on_success
         self.task_name = _task_of(env_id)
         self._sim = env.unwrapped.sim
         self._robot = env.unwrapped.robot
@@ -96,6 +104,11 @@ class PandaEnv(RobotEnv):
         info["ctrl_cost"] = CTRL_COST
         info["progress"] = FactorInfo("decrease of the task distance (sum of the *_to_target terms) this step", 1)
         return info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        # panda-gym ends an episode exactly when the task succeeds; without that, episodes run to the time limit
+        return obs, reward, terminated and self.terminate_on_success, truncated, info
 
     def agent_pos(self) -> np.ndarray:
         return self._robot.get_ee_position()

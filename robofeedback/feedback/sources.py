@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 
 from robofeedback.data.store import FeedbackStore, Query, StoredSegment
+from robofeedback.data.trajectory import Segment
 
 
 class FeedbackSource:
@@ -23,7 +24,10 @@ class FeedbackSource:
     immediate: bool = True
     needs_frames: bool = False
 
-    def answer(self, store: FeedbackStore, queries: Sequence[Query], segments: dict[str, StoredSegment]) -> None:
+    def answer(
+        self, store: FeedbackStore, queries: Sequence[Query], segments: dict[str, Segment | StoredSegment]
+    ) -> None:
+        """Label ``queries`` (their segments are in ``segments`` by id) with ``store.answer_query``."""
         raise NotImplementedError(f"{type(self).__name__} does not implement answer()")
 
     def wait(self, store: FeedbackStore, query_ids: Sequence[str]) -> int:
@@ -49,7 +53,9 @@ class HumanQueue(FeedbackSource):
         self.wait_seconds = wait_seconds
         self.poll_seconds = poll_seconds
 
-    def answer(self, store: FeedbackStore, queries: Sequence[Query], segments: dict[str, StoredSegment]) -> None:
+    def answer(
+        self, store: FeedbackStore, queries: Sequence[Query], segments: dict[str, Segment | StoredSegment]
+    ) -> None:
         """Nothing to do here: the queries are already in the store for the app to serve."""
 
     def wait(self, store: FeedbackStore, query_ids: Sequence[str]) -> int:

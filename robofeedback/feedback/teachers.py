@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from robofeedback.data.store import FeedbackStore, Query, StoredSegment, check_source
+from robofeedback.data.trajectory import Segment
 from robofeedback.feedback.sources import FeedbackSource
 
 
@@ -121,7 +122,9 @@ class Teacher(FeedbackSource):
     def _myopic(self, rewards: np.ndarray) -> float:
         return float(self.gamma ** np.arange(len(rewards) - 1, -1, -1) @ rewards)
 
-    def answer(self, store: FeedbackStore, queries: Sequence[Query], segments: dict[str, StoredSegment]) -> None:
+    def answer(
+        self, store: FeedbackStore, queries: Sequence[Query], segments: dict[str, Segment | StoredSegment]
+    ) -> None:
         values = self.label_many([(segments[q.segment_ids[0]], segments[q.segment_ids[1]]) for q in queries])
         for query, value in zip(queries, values, strict=True):
             store.answer_query(query.id, self.source, value=value)

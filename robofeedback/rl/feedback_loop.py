@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,17 @@ def find_reward_wrapper(venv) -> VecRewardWrapper:
 
 
 class FeedbackLoop(BaseCallback):
-    """Gathers preference feedback during training and keeps the reward model and replay buffer up to date."""
+    """Gathers preference feedback during training and keeps the reward model and replay buffer up to date.
+
+    Rounds run at ``first_round`` env steps (default min(1000, every), B-Pref's seed
+    steps; never before ``pretrain_steps``) and every ``every`` steps after. Each asks
+    for up to ``labels_per_round`` labels on pairs of ``segment_length``-step segments
+    until ``budget`` labels have been asked for, choosing among
+    ``candidates_per_label`` x as many random pairs by ``selection``. Labels are stored
+    under ``run``; ``video_dir`` receives segment videos for sources that watch them,
+    ``model_path`` the reward model after every update, ``log_path`` a JSON line per
+    round. ``max_epochs`` caps the reward model's training per round.
+    """
 
     def __init__(
         self,
@@ -105,6 +116,7 @@ class FeedbackLoop(BaseCallback):
         self._wrapper: VecRewardWrapper | None = None
         self._pretraining = False
         self._due = False
+        self._warned = False
 
     # -- SB3 hooks ------------------------------------------------------------------------------
 
@@ -155,6 +167,7 @@ class FeedbackLoop(BaseCallback):
         if self._pretraining:
             self._pretraining = False
             self._wrapper.set_reward_fn(self.reward_model)
+        self._warn_about_termination()
         asked = 0
         n_queries = min(self.labels_per_round, self.budget - self.labels_requested)
         if n_queries > 0:
@@ -177,6 +190,18 @@ class FeedbackLoop(BaseCallback):
             with open(self.log_path, "a") as f:
                 f.write(json.dumps(stats) + "\n")
         return stats
+
+    def _warn_about_termination(self) -> None:
+        if self._warned or not any(t.terminated for t in self.recorder.finished):
+            return
+        self._warned = True
+        warnings.warn(
+            f"episodes of {self.recorder.env_spec or 'this env'} end early (terminated, not by the time limit). "
+            "A reward learned from preferences is only known up to a constant, so early termination can teach the "
+            "agent to seek or avoid the end of its episode; prefer an env that runs episodes to the time limit "
+            "(e.g. panda's terminate_on_success=False)",
+            stacklevel=2,
+        )
 
     def summary(self) -> dict[str, float]:
         """Labels asked for and used, rounds run, and the reward model's latest accuracies."""
