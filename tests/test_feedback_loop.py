@@ -34,14 +34,17 @@ def loop_config(**feedback):
 
 
 def train_reach(out_dir, total_steps, config=None, feedback=None, **kwargs):
-    """Learn panda reaching (dense reward) from preferences, with the small loop settings above."""
+    """Learn panda reaching (dense reward, episodes to the time limit, small frames) from preferences, with the
+    small loop settings above."""
+    config = config or loop_config()
+    config["env_kwargs"] = {"terminate_on_success": False, "render_size": 48}
     return train(
         "panda:PandaReachDense-v3",
         reward="preference",
         feedback=feedback or oracle(),
         total_steps=total_steps,
         out_dir=out_dir,
-        config=config or loop_config(),
+        config=config,
         progress=False,
         **kwargs,
     )

@@ -51,6 +51,18 @@ def test_segments_round_trip_exactly(store, segments):
     assert store.counts()["segments"] == len(segments)
 
 
+def test_segments_know_where_their_video_and_frames_are(tmp_path, segments):
+    store = FeedbackStore(tmp_path / "paths.db")
+    store.add_segments(
+        segments[:2], video_paths=["a.mp4", None], frames_paths=[None, "frames/b"], meta=[{"camera": "corner"}, {}]
+    )
+    a, b = store.get_segments([segments[0].id, segments[1].id])
+    assert (a.video_path, a.frames_path, b.video_path, b.frames_path) == ("a.mp4", None, None, "frames/b")
+    assert a.meta["camera"] == "corner"
+    with pytest.raises(StoreError, match="JSON"):
+        store.add_segment(segments[2], meta={"bad": object()})
+
+
 def test_sqlite_file_is_in_wal_mode(store, tmp_path):
     with sqlite3.connect(tmp_path / "fb.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -255,13 +255,16 @@ class FeedbackStore:
         run: str = "default",
         video_paths: Sequence[str | None] | None = None,
         meta: Sequence[dict] | None = None,
+        frames_paths: Sequence[str | None] | None = None,
     ) -> list[str]:
-        """Store segments (in one transaction); a segment whose id is already stored is left as it is."""
+        """Store segments (in one transaction) with, per segment, where its video (or folder of frames) is and
+        any JSON metadata; a segment whose id is already stored is left as it is."""
         rows = []
         for i, segment in enumerate(segments):
-            rows.append(
-                self._segment_row(segment, run, video_paths[i] if video_paths else None, meta[i] if meta else {})
-            )
+            row = self._segment_row(segment, run, video_paths[i] if video_paths else None, meta[i] if meta else {})
+            if frames_paths and frames_paths[i]:
+                row["frames_path"] = frames_paths[i]
+            rows.append(row)
         with self.engine.begin() as conn:
             existing = self._existing_ids(conn, [r["id"] for r in rows])
             fresh = [r for r in rows if r["id"] not in existing]
@@ -321,7 +324,8 @@ class FeedbackStore:
         return {row[0] for row in found}
 
     def _require_segments(self, conn: Connection, ids: Sequence[str]) -> None:
-        missing = [i for i in ids if i not in self._existing_ids(conn, ids)]
+        existing = self._existing_ids(conn, ids)
+        missing = [i for i in ids if i not in existing]
         if missing:
             raise UnknownSegmentError(f"unknown segment id(s) {missing}: add the segments to the store first")
 
@@ -356,11 +360,6 @@ class FeedbackStore:
                 )
             )
         return out
-
-    def set_video_path(self, segment_id: str, video_path: str) -> None:
-        with self.engine.begin() as conn:
-            self._require_segments(conn, [segment_id])
-            conn.execute(segments_table.update().where(segments_table.c.id == segment_id).values(video_path=video_path))
 
     # -- queries ----------------------------------------------------------------------------
 

@@ -89,9 +89,6 @@ class PreferenceData:
         y = np.array([np.nan if v is None else TARGETS[v] for _, _, v in kept], dtype=np.float32)
         return cls(obs_a, act_a, mask_a, obs_b, act_b, mask_b, y)
 
-    def subset(self, index: np.ndarray) -> PreferenceData:
-        return PreferenceData(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
-
     @classmethod
     def concat(cls, parts: list[PreferenceData]) -> PreferenceData:
         horizon = max(p.obs_a.shape[1] for p in parts)
