@@ -24,14 +24,15 @@ from robofeedback.config import config_dir, deep_merge, load_yaml, run_metadata
 
 
 def entries(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """The runs a bench config asks for: per task and seed, the true-reward baseline and teacher x budget."""
+    """The runs a bench config asks for: per task and seed, the true-reward baseline and teacher x budget (a task's
+    own `seeds:` and `budgets:` override the top-level ones)."""
     out = []
     for task, settings in spec["tasks"].items():
         for seed in settings.get("seeds", spec["seeds"]):
             base = {"task": task, "seed": seed, "steps": settings["steps"], "config": settings.get("config", {})}
             out.append({**base, "method": "true reward", "teacher": None, "budget": 0})
             for teacher, params in spec["teachers"].items():
-                for budget in spec["budgets"]:
+                for budget in settings.get("budgets", spec["budgets"]):
                     out.append({**base, "method": "preference", "teacher": teacher, "params": params, "budget": budget})
     return out
 
