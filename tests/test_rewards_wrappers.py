@@ -150,3 +150,40 @@ def test_vec_wrapper_needs_robofeedback_envs_for_frames():
     venv = DummyVecEnv([lambda: gym.make("Pendulum-v1")])
     with pytest.raises(TypeError, match="robofeedback.envs.make"):
         VecRewardWrapper(venv, CountingReward(needs_frames=True))
+
+
+def test_vec_wrapper_scores_every_k_steps_and_holds_the_score():
+    venv = make_vec_env("metaworld:reach", n_envs=2, seed=0, env_kwargs={"max_episode_steps": 7, "render_size": 32})
+    fn = CountingReward(needs_frames=True)
+    fn.reward_every = 3
+    env = VecRewardWrapper(venv, fn)
+    env.reset()
+    rewards = []
+    for _ in range(8):
+        _, r, _, _ = env.step(np.zeros((2, 4)))
+        rewards.append(r)
+    assert len(fn.batches) == 4  # episode steps 1, 4, 7, then step 1 of the next episode
+    assert all(len(batch) == 2 and batch.frames.shape == (2, 32, 32, 3) for batch in fn.batches)
+    np.testing.assert_array_equal(rewards[1], rewards[0])
+    np.testing.assert_array_equal(rewards[2], rewards[0])
+    assert not np.array_equal(rewards[3], rewards[0])
+
+
+def test_vec_wrapper_scores_only_episode_ends_when_asked():
+    venv = make_vec_env("metaworld:reach", n_envs=2, seed=0, env_kwargs={"max_episode_steps": 5, "render_size": 32})
+    fn = CountingReward(needs_frames=True)
+    fn.reward_at_episode_end = True
+    env = VecRewardWrapper(venv, fn)
+    env.reset()
+    rewards = [env.step(np.zeros((2, 4)))[1] for _ in range(5)]
+    assert len(fn.batches) == 1 and len(fn.batches[0]) == 2
+    assert not np.any(rewards[:4]) and (rewards[4] > 0).all()
+
+
+def test_single_env_wrapper_renders_only_the_scored_steps():
+    fn = CountingReward(needs_frames=True)
+    fn.reward_every = 2
+    env = RewardWrapper(make("bullet:HopperBulletEnv-v0", seed=0, render_size=24), fn)
+    env.reset()
+    rewards = [env.step(np.zeros(3))[1] for _ in range(4)]
+    assert len(fn.batches) == 2 and rewards[0] == rewards[1] and rewards[2] == rewards[3] > 0

@@ -76,6 +76,8 @@ class RobotEnv(gym.Wrapper):
         self._seed = seed
         self._seeded = False
         self._capture_frames = False
+        self._capture_every, self._capture_at_end = 1, False
+        self._episode_step = 0
         self.make_kwargs: dict[str, Any] = {}  # the options make() built this env with, for clone()
         self._dict_space = env.observation_space if flatten and isinstance(env.observation_space, spaces.Dict) else None
         if self._dict_space is not None:
@@ -124,11 +126,12 @@ class RobotEnv(gym.Wrapper):
         obs, info = self.env.reset(seed=seed, options=options)
         info = dict(info)
         self.on_reset(obs, info)
+        self._episode_step = 0
         info["agent_pos"] = np.asarray(self.agent_pos(), dtype=np.float64).copy()
         success = self.is_success(info)
         if success is not None:
             info["success"] = bool(success)
-        if self._capture_frames:
+        if self._capture_frames and self._capture_every == 1 and not self._capture_at_end:
             info["frame"] = self.render()
         return self._observe(obs), info
 
@@ -143,7 +146,10 @@ class RobotEnv(gym.Wrapper):
         if success is not None:
             info["success"] = bool(success)
             info.setdefault("is_success", bool(success))  # the key SB3 logs rollout/success_rate from
-        if self._capture_frames:
+        self._episode_step += 1
+        if self._capture_frames and (
+            terminated or truncated if self._capture_at_end else (self._episode_step - 1) % self._capture_every == 0
+        ):
             info["frame"] = self.render()
         return self._observe(obs), reward, bool(terminated), bool(truncated), info
 
@@ -151,9 +157,13 @@ class RobotEnv(gym.Wrapper):
     def render_mode(self) -> str:
         return "rgb_array"
 
-    def set_frame_capture(self, enabled: bool) -> None:
-        """Put the rendered frame into ``info["frame"]`` on every step (off by default: rendering is slow)."""
+    def set_frame_capture(self, enabled: bool, every: int = 1, at_episode_end: bool = False) -> None:
+        """Put the rendered frame into ``info["frame"]`` after reset and on every step (off by default: rendering
+        is slow), or only on every ``every``-th step of an episode (the 1st, (k+1)th, ...), or only on its last."""
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
         self._capture_frames = bool(enabled)
+        self._capture_every, self._capture_at_end = every, bool(at_episode_end)
 
     def close(self) -> None:
         if self._view is not None:

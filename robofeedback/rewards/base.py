@@ -4,7 +4,10 @@ A reward function scores a batch of transitions at once and returns a float32
 array; it says whether it needs rendered frames (``needs_frames``), so that
 wrappers render only when something will look at the pixels. Learned reward
 functions also have ``update(feedback)``. Reward functions are picklable and
-never touch the env.
+never touch the env. A costly one may ask the wrappers to score only some steps:
+every ``reward_every``-th step of an episode (holding the last score between), or
+only an episode's last step (``reward_at_episode_end``; 0 elsewhere); frames are
+then rendered only on the steps that are scored.
 """
 
 from __future__ import annotations
@@ -33,6 +36,13 @@ class Transitions:
     def __len__(self) -> int:
         return len(self.action)
 
+    def subset(self, rows: np.ndarray) -> Transitions:
+        """The transitions at the indices ``rows``, as a batch."""
+        pick = (lambda o: {k: v[rows] for k, v in o.items()}) if isinstance(self.obs, dict) else (lambda o: o[rows])
+        frames = None if self.frames is None else self.frames[rows]
+        info = [self.info[i] for i in rows]
+        return Transitions(pick(self.obs), self.action[rows], pick(self.next_obs), info, frames)
+
     def row(self, i: int) -> tuple[Any, np.ndarray, Any, dict]:
         """The i-th transition as ``(obs, action, next_obs, info)``."""
         pick = (lambda o: {k: v[i] for k, v in o.items()}) if isinstance(self.obs, dict) else (lambda o: o[i])
@@ -43,6 +53,8 @@ class RewardFunction:
     """Base class of reward functions: subclasses implement ``reward(batch) -> np.ndarray[float32]``."""
 
     needs_frames: bool = False
+    reward_every: int = 1
+    reward_at_episode_end: bool = False
 
     def reward(self, batch: Transitions) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not implement reward()")

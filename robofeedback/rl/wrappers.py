@@ -18,43 +18,64 @@ def _copy_obs(obs: Any) -> Any:
 
 
 class RewardWrapper(gym.Wrapper):
-    """Replaces a single env's reward with ``reward_fn``; the env's own reward stays in ``info["env_reward"]``."""
+    """Replaces a single env's reward with ``reward_fn``; the env's own reward stays in ``info["env_reward"]``.
+
+    A reward function that scores only some steps (``reward_every``, ``reward_at_episode_end``) is called,
+    and the env rendered for it, only on those steps.
+    """
 
     def __init__(self, env: gym.Env, reward_fn: RewardFunction | Any):
         super().__init__(env)
         self.reward_fn = make_reward(reward_fn)
         self._last_obs: Any = None
+        self._step = 0
+        self._held = 0.0
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
         self._last_obs = _copy_obs(obs)
+        self._step, self._held = 0, 0.0
         return obs, info
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         info = dict(info)
         info.setdefault("env_reward", float(reward))
-        frames = None
-        if self.reward_fn.needs_frames:
-            frame = info.pop("frame", None)
-            frames = (frame if frame is not None else self.env.render())[None]
-        batch = Transitions(
-            obs=stack_obs([self._last_obs]),
-            action=np.asarray(action)[None],
-            next_obs=stack_obs([obs]),
-            info=[info],
-            frames=frames,
-        )
-        new_reward = float(self.reward_fn(batch)[0])
+        frame = info.pop("frame", None)
+        self._step += 1
+        if _due(self.reward_fn, np.array([self._step]), np.array([terminated or truncated]))[0]:
+            frames = None
+            if self.reward_fn.needs_frames:
+                frames = (frame if frame is not None else self.env.render())[None]
+            batch = Transitions(
+                obs=stack_obs([self._last_obs]),
+                action=np.asarray(action)[None],
+                next_obs=stack_obs([obs]),
+                info=[info],
+                frames=frames,
+            )
+            self._held = float(self.reward_fn(batch)[0])
+        new_reward = self._held
+        if self.reward_fn.reward_at_episode_end:
+            self._held = 0.0
         self._last_obs = _copy_obs(obs)
         return obs, new_reward, terminated, truncated, info
+
+
+def _due(reward_fn: RewardFunction, steps: np.ndarray, dones: np.ndarray) -> np.ndarray:
+    """Which transitions ``reward_fn`` scores, given each env's step count in its episode (1 for the first step)."""
+    if reward_fn.reward_at_episode_end:
+        return dones.astype(bool)
+    return (steps - 1) % reward_fn.reward_every == 0
 
 
 class VecRewardWrapper(VecEnvWrapper):
     """Replaces the rewards of all sub-envs of an SB3 VecEnv with one batched ``reward_fn`` call per step.
 
     Frames are rendered (inside each sub-env, before any auto-reset) only when
-    ``reward_fn.needs_frames`` or an attached recorder keeps them. At episode ends the transition uses
+    ``reward_fn.needs_frames`` or an attached recorder keeps them, and (unless the recorder keeps them)
+    only on the steps a sparse reward function scores; the other steps get the held score (or 0 before an
+    episode's end with ``reward_at_episode_end``). At episode ends the transition uses
     ``info["terminal_observation"]``. Each finished episode's return under
     ``reward_fn`` is put in ``info["episode_model_return"]``. An attached
     :class:`~robofeedback.data.recorder.RolloutRecorder` is fed every step.
@@ -68,11 +89,15 @@ class VecRewardWrapper(VecEnvWrapper):
         self._last_obs: Any = None
         self._actions: np.ndarray | None = None
         self._returns = np.zeros(self.num_envs, dtype=np.float64)
+        self._steps = np.zeros(self.num_envs, dtype=np.int64)
+        self._held = np.zeros(self.num_envs, dtype=np.float32)
 
     def reset(self):
         obs = self.venv.reset()
         self._last_obs = _copy_obs(obs)
         self._returns[:] = 0.0
+        self._steps[:] = 0
+        self._held[:] = 0.0
         if self.recorder is not None:
             self.recorder.start(obs, self._reset_infos())
         return obs
@@ -110,21 +135,28 @@ class VecRewardWrapper(VecEnvWrapper):
                     next_obs[i] = terminal
         for i, info in enumerate(infos):
             info.setdefault("env_reward", float(env_rewards[i]))
-        frames = np.stack([info.pop("frame") for info in infos]) if self._frames_wanted else None
-        batch = Transitions(
-            obs=self._last_obs,
-            action=self._actions,
-            next_obs=next_obs,
-            info=list(infos),
-            frames=frames if self.reward_fn.needs_frames else None,
-        )
-        rewards = self.reward_fn(batch)
+        frame_list = [info.pop("frame", None) for info in infos]
+        self._steps += 1
+        rows = np.flatnonzero(_due(self.reward_fn, self._steps, dones))
+        if len(rows):
+            batch = Transitions(self._last_obs, self._actions, next_obs, list(infos))
+            if len(rows) < self.num_envs:
+                batch = batch.subset(rows)
+            if self.reward_fn.needs_frames:
+                batch.frames = _frames_at(frame_list, rows)
+            self._held[rows] = self.reward_fn(batch)
+        rewards = self._held.copy()
+        if self.reward_fn.reward_at_episode_end:
+            self._held[:] = 0.0
         if self.recorder is not None:
+            frames = np.stack(frame_list) if self.recorder.keep_frames else None
             self.recorder.add(self._actions, next_obs, obs, dones, infos, self._reset_infos(), frames)
         self._returns += rewards
         for i in np.flatnonzero(dones):
             infos[i]["episode_model_return"] = float(self._returns[i])
             self._returns[i] = 0.0
+            self._steps[i] = 0
+            self._held[i] = 0.0
         self._last_obs = _copy_obs(obs)
         return obs, rewards, dones, infos
 
@@ -138,11 +170,21 @@ class VecRewardWrapper(VecEnvWrapper):
         return self.reward_fn.needs_frames or (self.recorder is not None and self.recorder.keep_frames)
 
     def _set_frame_capture(self, enabled: bool) -> None:
+        every, at_end = 1, False
+        if not (self.recorder is not None and self.recorder.keep_frames):
+            every, at_end = self.reward_fn.reward_every, self.reward_fn.reward_at_episode_end
         try:
-            self.venv.env_method("set_frame_capture", enabled)
+            self.venv.env_method("set_frame_capture", enabled, every, at_end)
         except AttributeError:
             if enabled:
                 raise TypeError(
                     f"{type(self.reward_fn).__name__} needs frames, which VecRewardWrapper renders inside each "
                     "sub-env before auto-reset: make the sub-envs with robofeedback.envs.make"
                 ) from None
+
+
+def _frames_at(frame_list: list[np.ndarray | None], rows: np.ndarray) -> np.ndarray:
+    missing = [int(i) for i in rows if frame_list[i] is None]
+    if missing:
+        raise RuntimeError(f"sub-envs {missing} rendered no frame on a step the reward scores")
+    return np.stack([frame_list[i] for i in rows])
