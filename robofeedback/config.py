@@ -52,6 +52,7 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 PACKAGES = (
     "robofeedback",
     "torch",
+    "open_clip_torch",
     "stable-baselines3",
     "gymnasium",
     "numpy",
