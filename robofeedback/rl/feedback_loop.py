@@ -182,7 +182,7 @@ class FeedbackLoop(BaseCallback):
             }
         )
         self.rounds += 1
-        self.last_stats = stats
+        self.last_stats = {**self.last_stats, **stats}  # rounds without new labels keep the last accuracies
         for key, value in stats.items():
             self.logger.record(f"feedback/{key}", value)
         if self.log_path is not None:
@@ -204,7 +204,7 @@ class FeedbackLoop(BaseCallback):
         )
 
     def summary(self) -> dict[str, float]:
-        """Labels asked for and used, rounds run, and the reward model's latest accuracies."""
+        """Labels asked for and used, rounds run, and the reward model's accuracies from its last retraining."""
         counts = self.store.counts(run=self.run)
         return {
             "rounds": self.rounds,
