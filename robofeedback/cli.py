@@ -11,6 +11,8 @@ EXAMPLES = """examples:
   robofeedback envs
   robofeedback train --env panda:PandaReach-v3 --reward env --algo sac --steps 8000 --seed 0 --out runs/reach
   robofeedback train --env metaworld:button-press-topdown --reward preference --teacher oracle --budget 2000
+  robofeedback train --env panda:PandaReach-v3 --reward clip --goal "the gripper touches the green target" \
+      --baseline "a robot arm" --alpha 0.5
   robofeedback rollout --env panda:PandaReach-v3 --policy runs/reach --episodes 5 --video --out runs/reach/rollouts
 """
 
@@ -47,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reward",
         default="env",
-        choices=["env", "preference"],
-        help="reward to train on: 'env' (the env's own; default) or 'preference' (learned from --teacher's labels)",
+        choices=["env", "preference", "clip"],
+        help="reward to train on: 'env' (the env's own; default), 'preference' (learned from --teacher's labels) "
+        "or 'clip' (VLM-RM: CLIP similarity of each frame to --goal)",
     )
     p.add_argument("--algo", default="sac", choices=["sac", "td3", "ppo"], help="SB3 algorithm (default sac)")
     p.add_argument("--steps", type=_positive_int, default=20_000, help="total env steps (default 20000)")
@@ -99,6 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="with --teacher human: seconds to wait for a round's answers before training on (default 0)",
     )
+
+    g = p.add_argument_group("CLIP reward (--reward clip)")
+    g.add_argument("--goal", action="append", help="language goal; repeat to average several prompts")
+    g.add_argument("--baseline", action="append", help="baseline prompt for the goal-baseline projection")
+    g.add_argument("--alpha", type=float, default=0.0, help="projection strength in [0, 1] (default 0: cosine)")
+    g.add_argument("--clip-model", default="mini", help="'mini' (shipped; default), an open_clip folder or name")
+    g.add_argument("--pretrained", default=None, help="open_clip tag or checkpoint file for a named --clip-model")
+    g.add_argument("--clip-every", type=_positive_int, default=1, help="score every k-th step, holding the last")
+    g.add_argument("--clip-at-episode-end", action="store_true", help="score only each episode's last step")
+    g.add_argument("--clip-scale", type=float, default=1.0, help="multiply the CLIP reward by this (default 1)")
+    g.add_argument("--clip-normalize", action="store_true", help="standardise the reward with running statistics")
+    g.add_argument("--clip-precision", default="fp32", choices=["fp32", "bf16"], help="image encoder precision")
 
     p = sub.add_parser(
         "rollout",
@@ -191,6 +206,25 @@ def _feedback_overrides(args: argparse.Namespace) -> dict:
     return {"feedback": settings} if settings else {}
 
 
+def _clip_reward(args: argparse.Namespace):
+    from robofeedback.rewards.clip import ClipReward
+
+    if not args.goal:
+        raise ValueError('--reward clip needs --goal "<what the frame shows when the task is done>"')
+    return ClipReward(
+        goal=args.goal,
+        baseline=args.baseline,
+        alpha=args.alpha,
+        model=args.clip_model,
+        pretrained=args.pretrained,
+        precision=args.clip_precision,
+        scale=args.clip_scale,
+        normalize=args.clip_normalize,
+        every=args.clip_every,
+        at_episode_end=args.clip_at_episode_end,
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from robofeedback.config import deep_merge, load_yaml
     from robofeedback.rl.train import train
@@ -198,12 +232,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{args.env.replace(':', '-')}-{args.algo}-s{args.seed}"
     config = load_yaml(args.config) if args.config else {}
     feedback = None
+    reward = _clip_reward(args) if args.reward == "clip" else args.reward
     if args.reward == "preference":
         feedback = _feedback_source(args)
         config = deep_merge(config, _feedback_overrides(args))
     result = train(
         args.env,
-        reward=args.reward,
+        reward=reward,
         algo=args.algo,
         total_steps=args.steps,
         n_envs=args.n_envs,

@@ -274,14 +274,15 @@ class TrainResult:
 
 
 def _training_envs(
-    env: str | gym.Env | Callable[[], gym.Env], cfg: TrainConfig, seed: int, env_kwargs: dict
+    env: str | gym.Env | Callable[[], gym.Env], cfg: TrainConfig, seed: int, train_kwargs: dict, eval_kwargs: dict
 ) -> tuple[str, VecEnv, gym.Env]:
-    """The spec name, the vectorized training envs and a separate evaluation env for ``env``."""
+    """The spec name, the vectorized training envs and a separate evaluation env for ``env`` (made with
+    ``train_kwargs`` and ``eval_kwargs`` when ``env`` is a spec)."""
     if isinstance(env, str):
         return (
             env,
-            make_vec_env(env, cfg.n_envs, seed, env_kwargs, cfg.vec_env),
-            make(env, seed=seed + 10_000, **env_kwargs),
+            make_vec_env(env, cfg.n_envs, seed, train_kwargs, cfg.vec_env),
+            make(env, seed=seed + 10_000, **eval_kwargs),
         )
     if isinstance(env, gym.Env):
         if cfg.n_envs != 1:
@@ -346,7 +347,10 @@ def train(
     use_her = cfg.algo in ("sac", "td3") and cfg.her is not None and isinstance(reward_fn, EnvReward)
     if family_of(spec_hint) == "panda" and isinstance(env, str):
         env_kwargs.setdefault("flatten", not use_her)
-    spec, venv, eval_env = _training_envs(env, cfg, seed, env_kwargs)
+    train_kwargs = dict(env_kwargs)
+    if reward_fn is not None and reward_fn.needs_frames and getattr(reward_fn, "image_size", None):
+        train_kwargs.setdefault("render_size", reward_fn.image_size)  # render at the model's input size only
+    spec, venv, eval_env = _training_envs(env, cfg, seed, train_kwargs, env_kwargs)
     use_her = use_her and _is_goal_space(venv.observation_space)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
