@@ -24,6 +24,13 @@ def config_dir() -> Path:
     return path
 
 
+def require_positive_ints(**values: Any) -> None:
+    """Raise a ValueError naming the first of ``values`` that is not a positive integer."""
+    for name, value in values.items():
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; an empty file is an empty dict, anything but a mapping is an error."""
     path = Path(path)

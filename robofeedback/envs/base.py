@@ -28,6 +28,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from robofeedback.config import require_positive_ints
 from robofeedback.envs.camera import Camera
 
 
@@ -160,8 +161,7 @@ class RobotEnv(gym.Wrapper):
     def set_frame_capture(self, enabled: bool, every: int = 1, at_episode_end: bool = False) -> None:
         """Put the rendered frame into ``info["frame"]`` after reset and on every step (off by default: rendering
         is slow), or only on every ``every``-th step of an episode (the 1st, (k+1)th, ...), or only on its last."""
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
+        require_positive_ints(every=every)
         self._capture_frames = bool(enabled)
         self._capture_every, self._capture_at_end = every, bool(at_episode_end)
 

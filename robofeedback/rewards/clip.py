@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from robofeedback.config import require_positive_ints
 from robofeedback.rewards.base import RewardFunction, Transitions
 
 MINI_CLIP = "mini"
@@ -139,8 +140,7 @@ class ClipReward(RewardFunction):
             raise ValueError("alpha > 0 projects onto the baseline-to-goal direction: give a baseline prompt")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
+        require_positive_ints(every=every)
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.alpha = float(alpha)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from robofeedback.config import require_positive_ints
 from robofeedback.rewards.base import RewardFunction, Transitions
 
 ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "silu": nn.SiLU}
@@ -138,16 +139,14 @@ class PreferenceReward(RewardFunction):
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if output not in ("tanh", None):
             raise ValueError(f"output must be 'tanh' or None, got {output!r}")
-        for name, value in (
-            ("obs_dim", obs_dim),
-            ("hidden", hidden),
-            ("layers", layers),
-            ("ensemble", ensemble),
-            ("batch_size", batch_size),
-            ("max_epochs", max_epochs),
-        ):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        require_positive_ints(
+            obs_dim=obs_dim,
+            hidden=hidden,
+            layers=layers,
+            ensemble=ensemble,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+        )
         self.config = {
             "obs_dim": obs_dim,
             "act_dim": act_dim,

@@ -23,6 +23,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
+from robofeedback.config import require_positive_ints
 from robofeedback.data.recorder import RolloutRecorder
 from robofeedback.data.store import FeedbackStore, StoredSegment
 from robofeedback.data.trajectory import Segment
@@ -83,14 +84,12 @@ class FeedbackLoop(BaseCallback):
         super().__init__()
         if selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
-        for name, value in (
-            ("every", every),
-            ("segment_length", segment_length),
-            ("labels_per_round", labels_per_round),
-            ("candidates_per_label", candidates_per_label),
-        ):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        require_positive_ints(
+            every=every,
+            segment_length=segment_length,
+            labels_per_round=labels_per_round,
+            candidates_per_label=candidates_per_label,
+        )
         first_round = min(1000, every) if first_round is None else first_round  # B-Pref: 1000 seed steps first
         if budget < 0 or pretrain_steps < 0 or first_round < 0:
             raise ValueError("budget, pretrain_steps and first_round must be >= 0")

@@ -34,7 +34,7 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
-from robofeedback.config import config_dir, deep_merge, load_yaml, run_metadata
+from robofeedback.config import config_dir, deep_merge, load_yaml, require_positive_ints, run_metadata
 from robofeedback.data.rollout import collect
 from robofeedback.data.store import FeedbackStore
 from robofeedback.data.video import write_video
@@ -85,10 +85,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {sorted(ALGOS)}, got {self.algo!r}")
-        for name in ("total_steps", "n_envs", "eval_every", "eval_episodes", "checkpoint_every", "torch_threads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        names = ("total_steps", "n_envs", "eval_every", "eval_episodes", "checkpoint_every", "torch_threads")
+        require_positive_ints(**{name: getattr(self, name) for name in names})
         if self.video_episodes < 0:
             raise ValueError(f"video_episodes must be >= 0, got {self.video_episodes}")
         if self.vec_env not in ("dummy", "subproc"):
