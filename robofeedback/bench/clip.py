@@ -107,9 +107,8 @@ def _rollout_frames(spec: str, sizes: list[int], episodes: int, every: int, seed
     from robofeedback.envs import make
     from robofeedback.envs.experts import expert
 
-    kwargs = {"terminate_on_success": False} if spec.startswith("panda") else {"max_episode_steps": 150}
-    kwargs["flatten"] = True if spec.startswith("panda") else None
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    panda = spec.startswith("panda")
+    kwargs = {"terminate_on_success": False, "flatten": True} if panda else {"max_episode_steps": 150}
     envs = [make(spec, seed=seed, render_size=size, **kwargs) for size in sizes]
     data: dict[str, Any] = {"progress": [], "success": [], "kind": [], "frames": {size: [] for size in sizes}}
     for k, (kind, noise) in enumerate((("expert", 0.0), ("noisy expert", 0.5), ("random", None))):
