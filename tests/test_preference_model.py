@@ -109,6 +109,8 @@ def test_model_settings_are_checked():
         PreferenceReward(3, 1, activation="swish")
     with pytest.raises(ValueError, match="hidden"):
         PreferenceReward(3, 1, hidden=0)
+    with pytest.raises(ValueError, match="scale"):
+        PreferenceReward(3, 1, scale=0.0)
     model = PreferenceReward(3, 1, hidden=8, layers=1)
     with pytest.raises(ValueError, match="inputs"):
         model.member_rewards(np.zeros((2, 4)), np.zeros((2, 1)))
@@ -142,8 +144,8 @@ def test_relabelling_overwrites_every_stored_reward():
     agent = SAC("MlpPolicy", env, buffer_size=500, learning_starts=1000, seed=0)
     agent.learn(120)
     buffer = agent.replay_buffer
-    model = PreferenceReward.for_env(env, hidden=16, layers=1)
+    model = PreferenceReward.for_env(env, hidden=16, layers=1, scale=3.0)
     assert relabel_replay_buffer(buffer, model) == 120
-    expected = model.member_rewards(buffer.observations[:120, 0], buffer.actions[:120, 0]).mean(axis=0)
+    expected = 3.0 * model.member_rewards(buffer.observations[:120, 0], buffer.actions[:120, 0]).mean(axis=0)
     np.testing.assert_allclose(buffer.rewards[:120, 0], expected, rtol=1e-6)
     assert (buffer.rewards[120:] == 0).all()

@@ -7,7 +7,8 @@ Each of M members is an MLP r_m(s, a). For a labelled pair of segments
     P_m(sigma^a > sigma^b) = exp R_m(sigma^a) / (exp R_m(sigma^a) + exp R_m(sigma^b)) = sigmoid(R_m(a) - R_m(b))
     loss_m = -[y log P_m + (1 - y) log (1 - P_m)]
 
-and the reward given to the agent is the ensemble mean r = (1/M) sum_m r_m(s, a).
+and the reward given to the agent is the ensemble mean r = (1/M) sum_m r_m(s, a), times ``scale`` (1 by
+default; preferences fix a reward only up to scale, and SAC's settings assume one).
 PEBBLE's defaults: 3 members, 3 hidden layers of 256, LeakyReLU, tanh output,
 Adam with lr 3e-4, minibatches of 128, each member shuffled on its own, training
 until 97% of the labels are predicted right.
@@ -129,6 +130,7 @@ class PreferenceReward(RewardFunction):
         ensemble: int = 3,
         output: str | None = "tanh",
         use_actions: bool = True,
+        scale: float = 1.0,
         lr: float = 3e-4,
         batch_size: int = 128,
         max_epochs: int = 200,
@@ -139,6 +141,8 @@ class PreferenceReward(RewardFunction):
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if output not in ("tanh", None):
             raise ValueError(f"output must be 'tanh' or None, got {output!r}")
+        if not scale > 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
         require_positive_ints(
             obs_dim=obs_dim,
             hidden=hidden,
@@ -156,6 +160,7 @@ class PreferenceReward(RewardFunction):
             "ensemble": ensemble,
             "output": output,
             "use_actions": use_actions,
+            "scale": float(scale),
             "lr": lr,
             "batch_size": batch_size,
             "max_epochs": max_epochs,
@@ -198,8 +203,12 @@ class PreferenceReward(RewardFunction):
         with torch.no_grad():
             return torch.stack([m(x).squeeze(-1) for m in self.members]).numpy()
 
+    def rewards_of(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """The reward the agent gets: the ensemble mean times ``scale``."""
+        return self.member_rewards(obs, actions).mean(axis=0) * self.config["scale"]
+
     def reward(self, batch: Transitions) -> np.ndarray:
-        return self.member_rewards(batch.obs, batch.action).mean(axis=0)
+        return self.rewards_of(batch.obs, batch.action)
 
     # -- learning -----------------------------------------------------------------------------
 

@@ -293,9 +293,9 @@ def relabel_replay_buffer(buffer: ReplayBuffer, reward_model: PreferenceReward, 
     actions = buffer.actions[:size].reshape(size * n_envs, -1)
     rewards = np.empty(size * n_envs, dtype=np.float32)
     for start in range(0, len(obs), chunk):
-        rewards[start : start + chunk] = reward_model.member_rewards(
+        rewards[start : start + chunk] = reward_model.rewards_of(
             obs[start : start + chunk], actions[start : start + chunk]
-        ).mean(axis=0)
+        )
     buffer.rewards[:size] = rewards.reshape(size, n_envs)
     return size * n_envs
 
