@@ -56,6 +56,16 @@ def _parse_size(render_size: int | tuple[int, int]) -> tuple[int, int]:
     return width, height
 
 
+def scheduled(step, done, every: int, at_episode_end: bool):
+    """Whether a step is one of a sparse schedule's (scalars, or arrays of steps and dones): with
+    ``at_episode_end`` an episode's last step, else every ``every``-th step (``step`` counts from 1 in each
+    episode: the 1st, (k+1)th, ...). Frame capture and the reward wrappers share it, so that a frame is
+    rendered exactly on the steps a reward function scores."""
+    if at_episode_end:
+        return np.asarray(done, dtype=bool)
+    return (np.asarray(step) - 1) % every == 0
+
+
 class RobotEnv(gym.Wrapper):
     """Base wrapper that adds robofeedback's info contract, a camera and sized rendering to a simulator env."""
 
@@ -148,8 +158,8 @@ class RobotEnv(gym.Wrapper):
             info["success"] = bool(success)
             info.setdefault("is_success", bool(success))  # the key SB3 logs rollout/success_rate from
         self._episode_step += 1
-        if self._capture_frames and (
-            terminated or truncated if self._capture_at_end else (self._episode_step - 1) % self._capture_every == 0
+        if self._capture_frames and scheduled(
+            self._episode_step, terminated or truncated, self._capture_every, self._capture_at_end
         ):
             info["frame"] = self.render()
         return self._observe(obs), reward, bool(terminated), bool(truncated), info

@@ -10,6 +10,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from robofeedback.data.recorder import RolloutRecorder
 from robofeedback.data.trajectory import stack_obs
+from robofeedback.envs.base import scheduled
 from robofeedback.rewards.base import RewardFunction, Transitions, make_reward
 
 
@@ -64,9 +65,7 @@ class RewardWrapper(gym.Wrapper):
 
 def _due(reward_fn: RewardFunction, steps: np.ndarray, dones: np.ndarray) -> np.ndarray:
     """Which transitions ``reward_fn`` scores, given each env's step count in its episode (1 for the first step)."""
-    if reward_fn.reward_at_episode_end:
-        return dones.astype(bool)
-    return (steps - 1) % reward_fn.reward_every == 0
+    return scheduled(steps, dones, reward_fn.reward_every, reward_fn.reward_at_episode_end)
 
 
 class VecRewardWrapper(VecEnvWrapper):
