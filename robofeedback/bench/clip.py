@@ -31,6 +31,7 @@ GOALS = {
     "panda:PandaPush-v3": ("the cube is on the green target", "the cube is far from the green target"),
     "metaworld:reach": ("the gripper touches the red target", "the gripper is far from the red target"),
     "metaworld:drawer-open": ("the drawer is open", "the drawer is closed"),
+    "metaworld:drawer-close": ("the drawer is closed", "the drawer is open"),
 }
 DISTANCE = {"panda:PandaReach-v3": "ee_to_target", "panda:PandaPush-v3": "object_to_target"}
 MODELS = [("mini", None), ("ViT-B-32", "random"), ("ViT-B-32", "openai"), ("ViT-B-32", "laion2b_s34b_b79k")]
@@ -190,6 +191,7 @@ POLICY_RUNS = {
     # time limit, since a reward that is positive everywhere would otherwise teach the agent to avoid success.
     "panda:PandaReach-v3": {"steps": 12000, "config": {"env_kwargs": {"terminate_on_success": False}}},
     "metaworld:reach": {"steps": 30000, "config": {"env_kwargs": {"max_episode_steps": 150}}},
+    "metaworld:drawer-close": {"steps": 20000, "config": {"env_kwargs": {"max_episode_steps": 150}}},
 }
 
 
@@ -215,11 +217,11 @@ def policy(out: Path, seed: int = 0, runs: dict[str, dict] | None = None) -> dic
                 "steps": result.steps,
                 "success_rate": result.final_eval.get("success_rate"),
                 "wall_time_s": result.wall_time_s,
+                "git_commit": run_metadata()["git_commit"],
                 "curve": curve,
             }
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "curve"}))
-    _plot_curves(rows, out / "clip_policy_curves.png")
     return {"seed": seed, "goals": {spec: GOALS[spec] for spec in (runs or POLICY_RUNS)}, "rows": rows}
 
 
@@ -315,6 +317,12 @@ def main(argv: list[str] | None = None) -> int:
                 "policy": lambda: policy(out, seed=args.seed, runs=runs),
             }[part]()
             result.update(wall_time_s=round(time.time() - start, 1), metadata=run_metadata())
+            if part == "policy":
+                if runs is not None and path.exists():  # keep the other tasks' earlier runs
+                    earlier = json.loads(path.read_text())
+                    result["rows"] = [r for r in earlier["rows"] if r["task"] not in runs] + result["rows"]
+                    result["goals"] = {**earlier["goals"], **result["goals"]}
+                _plot_curves(result["rows"], out / "clip_policy_curves.png")
             path.write_text(json.dumps(result, indent=2))
         if path.exists():
             results[part] = json.loads(path.read_text())
