@@ -25,11 +25,18 @@ from robofeedback.config import config_dir, deep_merge, load_yaml, run_metadata
 
 def entries(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """The runs a bench config asks for: per task and seed, the true-reward baseline and teacher x budget (a task's
-    own `seeds:` and `budgets:` override the top-level ones)."""
+    own `seeds:` and `budgets:` override the top-level ones; its `rounds:`, default 10, is how many feedback rounds
+    share each budget)."""
     out = []
     for task, settings in spec["tasks"].items():
         for seed in settings.get("seeds", spec["seeds"]):
-            base = {"task": task, "seed": seed, "steps": settings["steps"], "config": settings.get("config", {})}
+            base = {
+                "task": task,
+                "seed": seed,
+                "steps": settings["steps"],
+                "rounds": settings.get("rounds", 10),
+                "config": settings.get("config", {}),
+            }
             out.append({**base, "method": "true reward", "teacher": None, "budget": 0})
             for teacher, params in spec["teachers"].items():
                 for budget in settings.get("budgets", spec["budgets"]):
@@ -83,7 +90,8 @@ def run_entry(entry: dict[str, Any], out_root: str) -> dict[str, Any]:
     feedback = None
     if entry["method"] == "preference":
         budget = entry["budget"]
-        config = deep_merge(config, {"feedback": {"budget": budget, "labels_per_round": math.ceil(budget / 10)}})
+        per_round = math.ceil(budget / entry.get("rounds", 10))
+        config = deep_merge(config, {"feedback": {"budget": budget, "labels_per_round": per_round}})
         feedback = make_teacher(entry["teacher"], seed=entry["seed"], **entry.get("params", {}))
     start = time.time()
     result = train(
@@ -127,6 +135,15 @@ def _mean_spread(group: list[dict[str, Any]], key: str, digits: int = 2) -> str:
     return f"{np.mean(values):.{digits}f}{spread}"
 
 
+LATE_EVALS = 3
+
+
+def late_success(row: dict[str, Any]) -> float | None:
+    """Mean success rate over a run's last ``LATE_EVALS`` evaluations: less noisy than the final one alone."""
+    values = [c["success_rate"] for c in row["curve"][-LATE_EVALS:] if c.get("success_rate") is not None]
+    return float(np.mean(values)) if values else None
+
+
 def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
     """A Markdown table and a success-vs-labels plot per task."""
     import matplotlib
@@ -134,33 +151,34 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = [{**r, "late_success": late_success(r)} for r in rows]
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
     lines = [
         "# Preference learning vs the true reward",
         "",
-        "Success rate on the final evaluation (the task's eval_episodes) after the same env steps; "
-        "mean over seeds (± std where more than one).",
+        "Success rate on the final evaluation (the task's eval_episodes) after the same env steps, and its mean "
+        f"over the last {LATE_EVALS} evaluations (plotted); mean over seeds (± std where more than one).",
         "",
-        "| task | steps | method | teacher | label budget | labels used | success | env return | "
-        "label accuracy (fresh pairs) | wall time |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| task | steps | method | teacher | label budget | labels used | success | success, last {LATE_EVALS} "
+        "evals | env return | label accuracy (fresh pairs) | wall time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for ax, task in zip(axes[0], tasks, strict=True):
         task_rows = [r for r in rows if r["task"] == task]
         true = [r for r in task_rows if r["method"] == "true reward"]
         if true:
-            ax.axhline(np.mean([r["success_rate"] for r in true]), color="black", ls="--", label="SAC, true reward")
+            ax.axhline(np.mean([r["late_success"] for r in true]), color="black", ls="--", label="SAC, true reward")
         for teacher in dict.fromkeys(r["teacher"] for r in task_rows if r["teacher"]):
             budgets = sorted({r["budget"] for r in task_rows if r["teacher"] == teacher})
             means = [
-                np.mean([r["success_rate"] for r in task_rows if r["teacher"] == teacher and r["budget"] == b])
+                np.mean([r["late_success"] for r in task_rows if r["teacher"] == teacher and r["budget"] == b])
                 for b in budgets
             ]
             ax.plot(budgets, means, marker="o", label=f"preferences, {teacher}")
         ax.set_title(f"{task} ({task_rows[0]['steps']} steps)")
         ax.set_xlabel("labels")
-        ax.set_ylabel("success rate")
+        ax.set_ylabel(f"success rate, last {LATE_EVALS} evals")
         ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -176,6 +194,7 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
                 budget or "-",
                 _mean_spread(group, "labels", 0),
                 _mean_spread(group, "success_rate"),
+                _mean_spread(group, "late_success"),
                 _mean_spread(group, "mean_env_return", 1),
                 _mean_spread(group, "reward_accuracy_fresh_pairs"),
                 _mean_spread(group, "wall_time_s", 0) + " s",
