@@ -185,7 +185,10 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
         groups: dict[tuple, list] = {}
         for r in task_rows:
             groups.setdefault((r["method"], r["teacher"], r["budget"]), []).append(r)
-        for (method, teacher, budget), group in groups.items():
+        # the true reward first, then each teacher's runs by budget
+        teachers = list(dict.fromkeys(k[1] for k in groups))
+        order = sorted(groups, key=lambda k: (k[0] != "true reward", teachers.index(k[1]), k[2]))
+        for (method, teacher, budget), group in ((k, groups[k]) for k in order):
             cells = [
                 task,
                 group[0]["steps"],
