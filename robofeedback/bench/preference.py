@@ -90,7 +90,7 @@ def run_entry(entry: dict[str, Any], out_root: str) -> dict[str, Any]:
     feedback = None
     if entry["method"] == "preference":
         budget = entry["budget"]
-        per_round = math.ceil(budget / entry.get("rounds", 10))
+        per_round = math.ceil(budget / entry["rounds"])
         config = deep_merge(config, {"feedback": {"budget": budget, "labels_per_round": per_round}})
         feedback = make_teacher(entry["teacher"], seed=entry["seed"], **entry.get("params", {}))
     start = time.time()
