@@ -116,6 +116,11 @@ class RobotEnv(gym.Wrapper):
         """The camera that ``render()`` uses, at the current state."""
         raise NotImplementedError(f"{self.spec_name} has no camera model")
 
+    def camera_at(self, agent_pos: np.ndarray) -> Camera:
+        """The camera ``render()`` uses when the agent is at ``agent_pos`` (the same camera for a fixed view;
+        adapters whose camera follows the agent override this), so that a recorded frame's camera is known."""
+        return self.camera
+
     def render(self) -> np.ndarray:
         """An RGB ``uint8`` frame of shape ``(render_height, render_width, 3)``, seen through ``camera``."""
         raise NotImplementedError(f"{type(self).__name__} does not define render()")

@@ -85,9 +85,10 @@ class BulletLocomotionEnv(RobotEnv):
 
     @property
     def camera(self) -> Camera:
-        return orbit_camera(
-            self._pybullet, self.agent_pos(), self.camera_settings, self.render_width, self.render_height
-        )
+        return self.camera_at(self.agent_pos())
+
+    def camera_at(self, agent_pos: np.ndarray) -> Camera:
+        return orbit_camera(self._pybullet, agent_pos, self.camera_settings, self.render_width, self.render_height)
 
     def render(self) -> np.ndarray:
         return render_pybullet(self._pybullet, self._raw._p, self.camera, self.shadows)

@@ -14,7 +14,17 @@ import numpy as np
 from robofeedback.envs.base import RobotEnv
 
 PANDA_TASKS = ("Reach", "Push")
-METAWORLD_TASKS = ("reach", "push", "pick-place", "drawer-open", "drawer-close", "button-press-topdown", "door-open")
+METAWORLD_TASKS = (
+    "reach",
+    "push",
+    "pick-place",
+    "drawer-open",
+    "drawer-close",
+    "button-press-topdown",
+    "door-open",
+    "sweep-into",
+    "soccer",
+)
 
 
 def expert(env: RobotEnv, noise: float = 0.0, seed: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
