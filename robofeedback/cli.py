@@ -13,6 +13,7 @@ EXAMPLES = """examples:
   robofeedback train --env metaworld:button-press-topdown --reward preference --teacher oracle --budget 2000
   robofeedback train --env panda:PandaReach-v3 --reward clip --goal "the gripper touches the green target" \
       --baseline "a robot arm" --alpha 0.5
+  robofeedback train --env metaworld:drawer-open --reward varp --judge clip --sketch --agent-reg 0.1
   robofeedback rollout --env panda:PandaReach-v3 --policy runs/reach --episodes 5 --video --out runs/reach/rollouts
 """
 
@@ -49,9 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reward",
         default="env",
-        choices=["env", "preference", "clip"],
-        help="reward to train on: 'env' (the env's own; default), 'preference' (learned from --teacher's labels) "
-        "or 'clip' (VLM-RM: CLIP similarity of each frame to --goal)",
+        choices=["env", "preference", "clip", "varp"],
+        help="reward to train on: 'env' (the env's own; default), 'preference' (learned from --teacher's labels), "
+        "'clip' (VLM-RM: CLIP similarity of each frame to --goal) or 'varp' (learned from a --judge's labels on "
+        "trajectory sketches, regularized by the agent's own data)",
     )
     p.add_argument("--algo", default="sac", choices=["sac", "td3", "ppo"], help="SB3 algorithm (default sac)")
     p.add_argument("--steps", type=_positive_int, default=20_000, help="total env steps (default 20000)")
@@ -102,6 +104,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="with --teacher human: seconds to wait for a round's answers before training on (default 0)",
     )
+
+    g = p.add_argument_group("VARP (--reward varp; the preference-learning options above apply too)")
+    g.add_argument(
+        "--judge",
+        default="clip",
+        choices=["clip", "chat", "teacher"],
+        help="who labels: 'clip' (offline CLIP judge with --goal, --baseline, --alpha, --clip-model), 'chat' (a vision "
+        "chat model at --vlm-url) or 'teacher' (the scripted --teacher, for comparison)",
+    )
+    g.add_argument(
+        "--sketch",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="draw the agent's path on the frames the judge sees (default on)",
+    )
+    g.add_argument("--agent-reg", type=float, default=None, help="lambda of the agent regularization (default 0.1)")
+    g.add_argument("--judge-margin", type=float, default=0.0, help="CLIP judge: similarity gap below which it abstains")
+    g.add_argument("--task", default=None, help="chat judge: the task in words (default: the env's known task text)")
+    g.add_argument("--vlm-url", default=None, help="chat judge: base URL of an OpenAI-compatible server (…/v1)")
+    g.add_argument("--vlm-model", default=None, help="chat judge: model name on that server")
+    g.add_argument("--vlm-key-env", default="OPENAI_API_KEY", help="chat judge: env variable with the API key")
+    g.add_argument("--prompts", default=None, help="chat judge: folder with your own prompt files")
 
     g = p.add_argument_group("CLIP reward (--reward clip)")
     g.add_argument("--goal", action="append", help="language goal; repeat to average several prompts")
@@ -206,6 +230,39 @@ def _feedback_overrides(args: argparse.Namespace) -> dict:
     return {"feedback": settings} if settings else {}
 
 
+def _judge(args: argparse.Namespace):
+    from robofeedback.feedback.vlm import ChatVLMJudge, ClipJudge, task_prompts
+
+    if args.judge == "teacher":
+        return _feedback_source(args)
+    known = task_prompts(args.env)
+    if args.judge == "chat":
+        task = args.task or known.get("task")
+        if not task:
+            raise ValueError(f"--judge chat needs --task: no task text is known for {args.env}")
+        return ChatVLMJudge(
+            task,
+            base_url=args.vlm_url,
+            model=args.vlm_model,
+            api_key_env=args.vlm_key_env,
+            prompts=args.prompts,
+            sketch=args.sketch,
+        )
+    goal = args.goal or known.get("goal")
+    if not goal:
+        raise ValueError(f'--judge clip needs --goal "<what the frame shows when the task is done>" for {args.env}')
+    baseline = args.baseline or (known.get("baseline") if not args.goal else None)
+    return ClipJudge(
+        goal,
+        baseline=baseline,
+        alpha=args.alpha if baseline else 0.0,
+        model=args.clip_model,
+        pretrained=args.pretrained,
+        margin=args.judge_margin,
+        sketch=args.sketch,
+    )
+
+
 def _clip_reward(args: argparse.Namespace):
     from robofeedback.rewards.clip import ClipReward
 
@@ -233,9 +290,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = load_yaml(args.config) if args.config else {}
     feedback = None
     reward = _clip_reward(args) if args.reward == "clip" else args.reward
-    if args.reward == "preference":
-        feedback = _feedback_source(args)
+    if args.reward in ("preference", "varp"):
+        feedback = _feedback_source(args) if args.reward == "preference" else _judge(args)
         config = deep_merge(config, _feedback_overrides(args))
+    if args.reward == "varp" and args.agent_reg is not None:
+        config = deep_merge(config, {"preference": {"agent_reg": args.agent_reg}})
     result = train(
         args.env,
         reward=reward,

@@ -97,6 +97,8 @@ def test_train_then_rollout(tmp_path, capsys, tiny_train_config):
         (["train", "--env", "panda:PandaRech-v3", "--steps", "10"], "Did you mean PandaReach-v3"),
         (["rollout", "--env", "panda:PandaReach-v3", "--policy", "nowhere/model.zip"], "no model at"),
         (["envs", "--family", "atari"], "unknown family"),
+        (["train", "--env", "metaworld:drawer-open", "--reward", "varp", "--judge", "chat"], "base_url"),
+        (["train", "--env", "panda:PandaReach-v3", "--reward", "varp"], "--judge clip needs --goal"),
     ],
 )
 def test_errors_exit_2_with_a_message(args, message, capsys):
@@ -173,3 +175,28 @@ def test_train_from_a_mistaken_teacher(tmp_path, capsys, tiny_train_config):
         == 2
     )
     assert "needs --teacher-arg" in capsys.readouterr().err
+
+
+def test_train_varp_with_the_clip_judge_on_plain_frames(tmp_path, capsys, tiny_train_config):
+    import yaml
+
+    from robofeedback.data.store import FeedbackStore
+
+    config = tmp_path / "tiny.yaml"
+    settings = {
+        **tiny_train_config,
+        "video_episodes": 0,
+        "env_kwargs": {"max_episode_steps": 50, "render_size": 48},
+        "preference": {"hidden": 16, "layers": 1, "max_epochs": 5},
+    }
+    config.write_text(yaml.safe_dump(settings))
+    out = tmp_path / "varp"
+    args = ["train", "--env", "metaworld:drawer-open", "--reward", "varp", "--judge", "clip", "--no-sketch"]
+    args += ["--agent-reg", "0.2", "--budget", "8", "--labels-per-round", "4", "--feedback-every", "150"]
+    args += ["--segment-length", "10", "--steps", "400", "--config", str(config), "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    assert "labels from vlm:clip-mini" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["reward"] == "varp" and summary["config"]["preference"]["agent_reg"] == 0.2
+    labels = FeedbackStore(out / "feedback.db").labels(kind="preference")
+    assert len(labels) == 8 and {lb.source for lb in labels} == {"vlm:clip-mini"}

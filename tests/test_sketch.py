@@ -3,9 +3,9 @@ import pybullet
 import pytest
 
 from robofeedback.data.rollout import collect
+from robofeedback.data.sketch import BROWN, YELLOW, sketch, sketch_segment
 from robofeedback.envs import make
 from robofeedback.envs.camera import Camera
-from robofeedback.rewards.varp import BROWN, YELLOW, sketch, sketch_segment
 
 NEAR = 1.6  # how far from the path a one-pixel anti-aliased line may colour pixel centres
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from robofeedback.data.trajectory import Segment, Trajectory, stack_obs
+from robofeedback.data.trajectory import Segment, Trajectory, flat_obs, stack_obs
 
 
 def _row(obs: Any, i: int) -> Any:
@@ -120,6 +120,21 @@ class RolloutRecorder:
     @property
     def num_steps(self) -> int:
         return self._steps_finished + sum(len(e.actions) for e in self._running)
+
+    def recent_steps(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The observations (flattened) and actions of the newest ``n`` recorded steps (fewer if fewer exist)."""
+        obs, actions, count = [], [], 0
+        for trajectory in reversed(self.trajectories()):
+            if count >= n:
+                break
+            take = min(len(trajectory), n - count)
+            steps = trajectory.segment(len(trajectory) - take, len(trajectory))
+            obs.append(flat_obs(steps.obs)[:take])
+            actions.append(np.asarray(steps.actions, dtype=np.float32).reshape(take, -1))
+            count += take
+        if not obs:
+            return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+        return np.concatenate(obs), np.concatenate(actions)
 
     def sample_segments(self, n: int, length: int, rng: np.random.Generator) -> list[Segment]:
         """``n`` segments of ``length`` steps, drawn uniformly over all places they fit; episodes that ended

@@ -25,6 +25,13 @@ def obs_len(obs: Obs) -> int:
     return len(next(iter(obs.values()))) if isinstance(obs, dict) else len(obs)
 
 
+def flat_obs(obs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+    """Observations as one float32 array; dict observations are concatenated in sorted key order (Gymnasium's)."""
+    if isinstance(obs, dict):
+        return np.concatenate([np.asarray(obs[k], dtype=np.float32) for k in sorted(obs)], axis=-1)
+    return np.asarray(obs, dtype=np.float32)
+
+
 def stack_obs(items: list) -> Obs:
     """Stack per-step observations (arrays or dicts of arrays) along a new first axis."""
     if isinstance(items[0], dict):

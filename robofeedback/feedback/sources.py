@@ -30,6 +30,9 @@ class FeedbackSource:
         """Label ``queries`` (their segments are in ``segments`` by id) with ``store.answer_query``."""
         raise NotImplementedError(f"{type(self).__name__} does not implement answer()")
 
+    def attach(self, env) -> None:
+        """Learn what it needs from the training env (a judge takes its camera); most sources need nothing."""
+
     def wait(self, store: FeedbackStore, query_ids: Sequence[str]) -> int:
         """Block until this source's answers are in, as it is configured to; returns how many queries are closed.
         Sources that answer at once have nothing to wait for."""

@@ -30,18 +30,12 @@ import torch
 from torch import nn
 
 from robofeedback.config import require_positive_ints
+from robofeedback.data.trajectory import flat_obs
 from robofeedback.rewards.base import RewardFunction, Transitions
 
 ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "silu": nn.SiLU}
 SELECTIONS = ("uniform", "disagreement", "entropy")
 TARGETS = {"a": 1.0, "b": 0.0, "equal": 0.5}
-
-
-def flat_obs(obs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
-    """Observations as one float32 array; dict observations are concatenated in sorted key order (Gymnasium's)."""
-    if isinstance(obs, dict):
-        return np.concatenate([np.asarray(obs[k], dtype=np.float32) for k in sorted(obs)], axis=-1)
-    return np.asarray(obs, dtype=np.float32)
 
 
 @dataclass
@@ -119,6 +113,8 @@ def _mlp(in_dim: int, hidden: int, layers: int, activation: str, output: str | N
 
 class PreferenceReward(RewardFunction):
     """An ensemble of MLP rewards r(s, a) trained with the Bradley-Terry loss on segment returns."""
+
+    policy_steps: int = 0  # recent policy steps the feedback loop hands to set_policy_data (0: it wants none)
 
     def __init__(
         self,
@@ -243,6 +239,9 @@ class PreferenceReward(RewardFunction):
                     oa, aa, ma, ob, ab, mb, y = self._tensors(data, order[start : start + batch])
                     logit = self._returns(member, oa, aa, ma) - self._returns(member, ob, ab, mb)
                     total = total + nn.functional.binary_cross_entropy_with_logits(logit, y)
+                    extra = self.regularizer(member)
+                    if extra is not None:
+                        total = total + extra
                     strict = (y == 0.0) | (y == 1.0)
                     correct += int(((logit > 0) == (y == 1.0))[strict].sum())
                 total.backward()
@@ -255,6 +254,14 @@ class PreferenceReward(RewardFunction):
         result = {"loss": loss_value, "train_accuracy": accuracy, "epochs": epochs, "pairs": n}
         self.history.append(result)
         return result
+
+    def regularizer(self, member: nn.Module) -> torch.Tensor | None:
+        """A term added to ``member``'s loss on every minibatch (none here; subclasses such as VARP's add one)."""
+        return None
+
+    def set_policy_data(self, obs: np.ndarray, actions: np.ndarray) -> None:
+        """Recent transitions of the current policy, for models whose loss uses them (``policy_steps`` > 0)."""
+        raise NotImplementedError(f"{type(self).__name__} does not learn from the policy's own data")
 
     def update(self, data: PreferenceData) -> dict[str, float]:
         """Learn from preference data (the reward-function contract's update)."""

@@ -267,6 +267,8 @@ class FeedbackLoop(BaseCallback):
         # Accuracy on labels the model has not been trained on yet: held out by construction.
         stats["heldout_accuracy"] = self.reward_model.accuracy(new)
         self.data = new if self.data is None else PreferenceData.concat([self.data, new])
+        if self.reward_model.policy_steps:  # agent-regularized models (VARP) also learn from the policy's data
+            self.reward_model.set_policy_data(*self.recorder.recent_steps(self.reward_model.policy_steps))
         fit = self.reward_model.fit(self.data, self.max_epochs)
         stats.update(
             {
@@ -309,15 +311,16 @@ def preference_loop(
     seed: int,
     run: str,
     resume: bool,
+    model_class: type[PreferenceReward] = PreferenceReward,
 ) -> tuple[PreferenceReward, FeedbackLoop]:
-    """A reward ensemble sized for ``env`` (reloaded from ``out_dir`` when resuming) and its FeedbackLoop for
-    ``run``, with the settings of ``cfg.preference`` and ``cfg.feedback``."""
+    """A reward ensemble (``model_class``) sized for ``env`` (reloaded from ``out_dir`` when resuming) and its
+    FeedbackLoop for ``run``, with the settings of ``cfg.preference`` and ``cfg.feedback``."""
     store = store if isinstance(store, FeedbackStore) else FeedbackStore(store)
     model_path = out_dir / "checkpoints" / "reward_model.pt"
     if resume and model_path.exists():
-        reward_model = PreferenceReward.load(model_path)
+        reward_model = model_class.load(model_path)
     else:
-        reward_model = PreferenceReward.for_env(env, **{"seed": seed, **cfg.preference})
+        reward_model = model_class.for_env(env, **{"seed": seed, **cfg.preference})
     settings = {k: v for k, v in cfg.feedback.items() if k != "run"}
     loop = FeedbackLoop(
         reward_model,

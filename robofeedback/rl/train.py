@@ -41,11 +41,14 @@ from robofeedback.data.video import write_video
 from robofeedback.envs import FAMILIES, RobotEnv, make
 from robofeedback.feedback.sources import FeedbackSource
 from robofeedback.rewards.base import EnvReward, RewardFunction, make_reward
+from robofeedback.rewards.preference import PreferenceReward
+from robofeedback.rewards.varp import AgentRegularizedReward
 from robofeedback.rl.feedback_loop import preference_loop
 from robofeedback.rl.plots import plot_learning_curve
 from robofeedback.rl.wrappers import VecRewardWrapper
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"sac": SAC, "td3": TD3, "ppo": PPO}
+LEARNED: dict[str, type[PreferenceReward]] = {"preference": PreferenceReward, "varp": AgentRegularizedReward}
 GENERAL_KEYS = (
     "n_envs",
     "vec_env",
@@ -328,12 +331,14 @@ def train(
     judge or the human queue) with a :class:`FeedbackLoop`; labels go to
     ``store`` (default ``out_dir/feedback.db``), and the config's
     ``preference:`` and ``feedback:`` sections set the reward model and loop.
+    ``reward="varp"`` does the same with VARP's agent-regularized reward model
+    (``preference: {agent_reg: lambda}``), usually with a VLM judge as ``feedback``.
     """
     start = time.time()
     out = Path(out_dir)
-    learn_preferences = isinstance(reward, str) and reward == "preference"
+    learn_preferences = isinstance(reward, str) and reward in LEARNED
     if learn_preferences and feedback is None:
-        raise ValueError("reward='preference' needs feedback=: a teacher, a judge or a HumanQueue")
+        raise ValueError(f"reward={reward!r} needs feedback=: a teacher, a judge or a HumanQueue")
     reward_fn = None if learn_preferences else make_reward(reward)
     spec_hint = env if isinstance(env, str) else getattr(env, "spec_name", "")
     cfg = load_train_config(family_of(spec_hint), algo, total_steps, config)
@@ -356,7 +361,7 @@ def train(
         "env": spec,
         "algo": cfg.algo,
         "seed": seed,
-        "reward": "preference" if learn_preferences else type(reward_fn).__name__,
+        "reward": reward if learn_preferences else type(reward_fn).__name__,
         "env_kwargs": env_kwargs,
     }
     loop = None
@@ -365,8 +370,17 @@ def train(
         saved = _saved_state(ckpt_dir) if resume else {}
         run = cfg.feedback.get("run") or saved.get("feedback_run") or f"{out.name}-{uuid.uuid4().hex[:8]}"
         state["feedback_run"] = run
+        feedback.attach(eval_env)
         reward_fn, loop = preference_loop(
-            eval_env, feedback, store or out / "feedback.db", out, cfg, seed, run, resume and bool(saved)
+            eval_env,
+            feedback,
+            store or out / "feedback.db",
+            out,
+            cfg,
+            seed,
+            run,
+            resume and bool(saved),
+            LEARNED[reward],
         )
     if not isinstance(reward_fn, EnvReward):
         venv = VecRewardWrapper(venv, reward_fn)

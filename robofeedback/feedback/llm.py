@@ -1,0 +1,128 @@
+"""Chat clients for LLM and VLM feedback: any OpenAI-compatible server, with a disk cache.
+
+One interface, ``complete(messages, n, temperature, seed) -> list[str]``, over the
+``openai`` package, so that vLLM, Ollama, the llama.cpp server and hosted APIs all
+work by their ``base_url``. Messages are OpenAI chat messages; a VLM query puts
+images in them as ``image_url`` parts with ``data:`` URLs (:func:`image_part`).
+Every answer is cached on disk under a hash of (base_url, model, messages, n,
+temperature, seed), so a rerun asks the server nothing; token usage is recorded
+per call.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+DEFAULT_CACHE = Path(os.environ.get("ROBOFEEDBACK_CACHE", Path.home() / ".cache" / "robofeedback")) / "chat"
+
+
+def image_part(image: np.ndarray) -> dict[str, Any]:
+    """An OpenAI ``image_url`` message part holding ``image`` (H, W, 3 uint8 RGB) as a PNG data URL."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 of shape (H, W, 3), got {image.dtype} {image.shape}")
+    ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError("OpenCV could not encode the image as PNG")
+    return {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()}}
+
+
+class DiskCache:
+    """Answers stored as one JSON file per key under ``directory`` (written atomically)."""
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+
+    def key(self, **request: Any) -> str:
+        return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+    def get(self, key: str) -> list[str] | None:
+        path = self.directory / key[:2] / f"{key}.json"
+        return json.loads(path.read_text())["answers"] if path.exists() else None
+
+    def put(self, key: str, answers: list[str]) -> None:
+        path = self.directory / key[:2] / f"{key}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"answers": answers}))
+        os.replace(tmp, path)
+
+
+class OpenAICompatible:
+    """A chat model behind any OpenAI-compatible endpoint.
+
+    ``api_key_env`` names the environment variable holding the key (local servers
+    that need none get a placeholder). Transient failures (connection errors, 408,
+    409, 429, 5xx) are retried ``max_retries`` times with exponential backoff by the
+    ``openai`` client; each request times out after ``timeout`` seconds. ``cache``
+    is a folder, or ``None`` to ask the server every time. ``usage`` lists each
+    server call's token counts.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout: float = 120.0,
+        max_retries: int = 4,
+        cache: str | Path | None = DEFAULT_CACHE,
+    ):
+        try:
+            from openai import OpenAI
+        except ImportError:
+            raise ImportError("chat models need the openai package: pip install 'robofeedback[llm]'") from None
+        if not base_url or not model:
+            raise ValueError(f"base_url and model are required, got base_url={base_url!r}, model={model!r}")
+        if timeout <= 0 or max_retries < 0:
+            raise ValueError(f"timeout must be > 0 and max_retries >= 0, got {timeout}, {max_retries}")
+        self.base_url, self.model = base_url.rstrip("/"), model
+        api_key = os.environ.get(api_key_env) or "no-key"
+        self.client = OpenAI(base_url=self.base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+        self.cache = DiskCache(cache) if cache is not None else None
+        self.usage: list[dict[str, Any]] = []
+
+    def complete(
+        self, messages: list[dict[str, Any]], n: int = 1, temperature: float = 0.0, seed: int | None = None
+    ) -> list[str]:
+        """``n`` answers to ``messages`` (from the cache when this exact request was made before)."""
+        if not messages:
+            raise ValueError("messages must hold at least one chat message")
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        request = {
+            "base_url": self.base_url,
+            "model": self.model,
+            "messages": messages,
+            "n": n,
+            "temperature": temperature,
+            "seed": seed,
+        }
+        key = self.cache.key(**request) if self.cache is not None else ""
+        if self.cache is not None and (cached := self.cache.get(key)) is not None:
+            return cached
+        start = time.monotonic()
+        response = self.client.chat.completions.create(
+            model=self.model, messages=messages, n=n, temperature=temperature, seed=seed
+        )
+        answers = [choice.message.content or "" for choice in response.choices]
+        usage = response.usage
+        self.usage.append(
+            {
+                "prompt_tokens": getattr(usage, "prompt_tokens", None),
+                "completion_tokens": getattr(usage, "completion_tokens", None),
+                "seconds": round(time.monotonic() - start, 3),
+            }
+        )
+        if self.cache is not None:
+            self.cache.put(key, answers)
+        return answers

@@ -1,0 +1,186 @@
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from robofeedback.data.rollout import collect
+from robofeedback.data.store import FeedbackStore
+from robofeedback.envs import make
+from robofeedback.envs.experts import expert
+from robofeedback.feedback.llm import OpenAICompatible
+from robofeedback.feedback.vlm import ChatVLMJudge, ClipJudge, parse_label
+
+
+@pytest.fixture(scope="module")
+def drawer_segments():
+    """Last 20 steps of drawer-open episodes: two by the scripted expert (drawer open), two by random actions."""
+    env = make("metaworld:drawer-open", seed=0, render_size=96, max_episode_steps=120)
+    opened = collect(env, expert(env), n_episodes=2, render=True, seed=0)
+    closed = collect(env, None, n_episodes=2, render=True, seed=1)
+    tail = [t.segment(len(t) - 20, len(t)) for t in opened + closed]
+    return env, tail[:2], tail[2:]
+
+
+def ask(store, judge, pairs):
+    store.add_segments([s for pair in pairs for s in pair], run="r")
+    ids = [store.add_query("preference", [a.id, b.id], run="r") for a, b in pairs]
+    judge.answer(store, [store.get_query(q) for q in ids], {s.id: s for pair in pairs for s in pair})
+    return [store.labels(kind="preference", run="r")[i] for i in range(len(ids))]
+
+
+def test_clip_judge_prefers_the_open_drawer_and_labels_through_the_store(tmp_path, drawer_segments):
+    env, opened, closed = drawer_segments
+    judge = ClipJudge("the drawer is open", baseline="the drawer is closed", alpha=1.0, camera=env.camera_at)
+    store = FeedbackStore(tmp_path / "f.db")
+    labels = ask(store, judge, [(opened[0], closed[0]), (closed[1], opened[1])])
+    assert [lb.value for lb in labels] == ["a", "b"]
+    assert {lb.source for lb in labels} == {"vlm:clip-mini"}
+    assert labels[0].note.startswith("clip similarity")
+
+
+def test_plain_and_sketched_images_and_the_margin(drawer_segments):
+    env, opened, closed = drawer_segments
+    plain = ClipJudge("the drawer is open", sketch=False)
+    sketched = ClipJudge("the drawer is open", camera=env.camera_at)
+    assert np.array_equal(plain.image(opened[0]), opened[0].frames[-1])
+    assert not np.array_equal(sketched.image(opened[0]), opened[0].frames[-1])  # the path is drawn on it
+    cautious = ClipJudge("the drawer is open", sketch=False, margin=10.0)  # similarities differ by far less
+    assert cautious.label_many([(opened[0], closed[0])])[0][0] == "skip"
+    cautious_equal = ClipJudge("the drawer is open", sketch=False, margin=10.0, uncertain="equal")
+    assert cautious_equal.label_many([(opened[0], closed[0])])[0][0] == "equal"
+    with pytest.raises(ValueError, match="camera"):
+        ClipJudge("the drawer is open").image(opened[0])
+    with pytest.raises(ValueError, match="uncertain"):
+        ClipJudge("the drawer is open", uncertain="maybe")
+
+
+@pytest.mark.parametrize(
+    ("reply", "label"),
+    [("0", "a"), ("1", "b"), ("-1", "uncertain"), ("Answer: 1", "b"), (" 0\nbecause", "a"), ("10", "uncertain")],
+)
+def test_label_replies_are_parsed_robustly(reply, label):
+    assert parse_label(reply) == label
+
+
+@pytest.mark.parametrize("reply", ["1.5", "", "I cannot tell", "image two"])
+def test_replies_without_an_answer_are_uncertain(reply):
+    assert parse_label(reply) == "uncertain"
+
+
+class ChatServer:
+    """A local OpenAI-compatible chat endpoint: answers image requests with an analysis, text requests with
+    ``label_reply``; fails the first ``failures`` requests with HTTP 500."""
+
+    def __init__(self, label_reply="1", failures=0):
+        self.label_reply, self.failures = label_reply, failures
+        self.requests: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append(body)
+                if server.failures > 0:
+                    server.failures -= 1
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                content = body["messages"][-1]["content"]
+                has_images = isinstance(content, list) and any(p["type"] == "image_url" for p in content)
+                text = "Image 2 shows the drawer open further." if has_images else server.label_reply
+                reply = {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [
+                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+                    ],
+                    "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+                }
+                data = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+@pytest.fixture
+def chat_server():
+    servers = []
+
+    def start(**kwargs):
+        servers.append(ChatServer(**kwargs))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_chat_judge_two_stage_query_over_http_with_cache(tmp_path, chat_server, drawer_segments):
+    env, opened, closed = drawer_segments
+    server = chat_server(label_reply="1")
+    client = OpenAICompatible(server.url, "test-vlm", cache=tmp_path / "cache")
+    judge = ChatVLMJudge("to open the drawer", client=client, camera=env.camera_at)
+    store = FeedbackStore(tmp_path / "f.db")
+    (label,) = ask(store, judge, [(closed[0], opened[0])])
+    assert label.value == "b" and label.source == "vlm:test-vlm"
+    assert "drawer open further" in label.note
+    analysis, labelling = server.requests
+    parts = analysis["messages"][0]["content"]
+    images = [p for p in parts if p["type"] == "image_url"]
+    assert len(images) == 2 and all(p["image_url"]["url"].startswith("data:image/png;base64,") for p in images)
+    assert "to open the drawer" in " ".join(p["text"] for p in parts if p["type"] == "text")
+    assert isinstance(labelling["messages"][0]["content"], str)  # stage 2 is text only: the analysis
+    assert "drawer open further" in labelling["messages"][0]["content"]
+    assert [u["prompt_tokens"] for u in client.usage] == [11, 11]
+    # the same query again, from a new client on the same cache: the server is not asked
+    fresh_client = OpenAICompatible(server.url, "test-vlm", cache=tmp_path / "cache")
+    again = ChatVLMJudge("to open the drawer", client=fresh_client, camera=env.camera_at)
+    assert again.label_many([(closed[0], opened[0])])[0][0] == "b"
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize(("reply", "uncertain", "value"), [("-1", "skip", "skip"), ("no idea", "equal", "equal")])
+def test_chat_judge_drops_or_equates_unsure_answers(tmp_path, chat_server, drawer_segments, reply, uncertain, value):
+    env, opened, closed = drawer_segments
+    server = chat_server(label_reply=reply)
+    client = OpenAICompatible(server.url, "test-vlm", cache=None)
+    judge = ChatVLMJudge("to open the drawer", client=client, sketch=False, uncertain=uncertain)
+    store = FeedbackStore(tmp_path / "f.db")
+    (label,) = ask(store, judge, [(opened[0], closed[0])])
+    assert label.value == value
+    assert store.get_query(label.query_id).status == ("skipped" if value == "skip" else "answered")
+
+
+def test_transient_server_errors_are_retried(tmp_path, chat_server, drawer_segments):
+    _, opened, closed = drawer_segments
+    server = chat_server(label_reply="0", failures=2)
+    client = OpenAICompatible(server.url, "test-vlm", cache=None, max_retries=3)
+    judge = ChatVLMJudge("to open the drawer", client=client, sketch=False)
+    assert judge.label_many([(opened[0], closed[0])])[0][0] == "a"
+    assert len(server.requests) == 4  # two failures, then the analysis and the label
+
+
+def test_custom_prompts_must_keep_their_fields(tmp_path, chat_server):
+    server = chat_server()
+    (tmp_path / "plain_analysis.txt").write_text("Compare {image_1} and {image_2}.")  # no {task}
+    (tmp_path / "plain_label.txt").write_text("{task}: {analysis}")
+    with pytest.raises(ValueError, match="task"):
+        ChatVLMJudge("x", base_url=server.url, model="m", prompts=tmp_path, sketch=False)
+    with pytest.raises(ValueError, match="base_url"):
+        ChatVLMJudge("to open the drawer")
