@@ -25,8 +25,8 @@ from robofeedback.config import config_dir, deep_merge, load_yaml, run_metadata
 
 def entries(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """The runs a bench config asks for: per task and seed, the true-reward baseline and teacher x budget (a task's
-    own `seeds:` and `budgets:` override the top-level ones; its `rounds:`, default 10, is how many feedback rounds
-    share each budget)."""
+    own `seeds:` and `budgets:` override the top-level ones; a teacher's `seeds:` keeps only those of the task's
+    seeds for it; a task's `rounds:`, default 10, is how many feedback rounds share each budget)."""
     out = []
     for task, settings in spec["tasks"].items():
         for seed in settings.get("seeds", spec["seeds"]):
@@ -39,6 +39,9 @@ def entries(spec: dict[str, Any]) -> list[dict[str, Any]]:
             }
             out.append({**base, "method": "true reward", "teacher": None, "budget": 0})
             for teacher, params in spec["teachers"].items():
+                params = dict(params)
+                if seed not in params.pop("seeds", [seed]):  # a teacher may run on fewer seeds than the task
+                    continue
                 for budget in settings.get("budgets", spec["budgets"]):
                     out.append({**base, "method": "preference", "teacher": teacher, "params": params, "budget": budget})
     return out
@@ -160,9 +163,9 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
         "Success rate on the final evaluation (the task's eval_episodes) after the same env steps, and its mean "
         f"over the last {LATE_EVALS} evaluations (plotted); mean over seeds (± std where more than one).",
         "",
-        f"| task | steps | method | teacher | label budget | labels used | success | success, last {LATE_EVALS} "
-        "evals | env return | label accuracy (fresh pairs) | wall time |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| task | steps | method | teacher | label budget | seeds | labels used | success | "
+        f"success, last {LATE_EVALS} evals | env return | label accuracy (fresh pairs) | wall time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for ax, task in zip(axes[0], tasks, strict=True):
         task_rows = [r for r in rows if r["task"] == task]
@@ -195,6 +198,7 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
                 method,
                 teacher or "-",
                 budget or "-",
+                len(group),
                 _mean_spread(group, "labels", 0),
                 _mean_spread(group, "success_rate"),
                 _mean_spread(group, "late_success"),
