@@ -8,7 +8,8 @@ sketch, and SAC trained on a judge's labels with and without the agent regulariz
   them are labelled by the Oracle (segment return under the env's reward) and by each judge on the plain
   last frame and on the sketched one. Reported: agreement with the Oracle on the pairs the judge labelled,
   and the share it labelled. The chat judge runs when ``--vlm-url`` and ``--vlm-model`` name a server.
-  ``judge_examples.png`` shows sketched pairs per task, to check by eye.
+  ``judge_examples.png`` shows sketched pairs per task, to check by eye. For reference, the same agreement
+  for labels from the env's reward at each segment's last step alone (what one final frame can show at best).
 - **policy**: SAC with the CLIP judge's labels on sketches (the VARP loop), lambda = 0 and lambda > 0, same
   seeds, next to nothing else: the figure is the effect of the regularization at this budget.
 """
@@ -120,9 +121,11 @@ def judges(
                     prompts["task"], base_url=vlm_url, model=vlm_model, sketch=sketched, camera=env.camera_at
                 )
                 variants.append((f"chat {vlm_model}", sketched, chat))
-        for name, sketched, judge in variants:
+        # A reference, not a judge: the env's reward at the last step only, the best a one-frame view can know
+        last_step = ["a" if a.env_rewards[-1] > b.env_rewards[-1] else "b" for a, b in pairs]
+        for name, sketched, judge in [("last-step env reward (reference)", None, None), *variants]:
             start = time.time()
-            labels = [value for value, _ in judge.label_many(pairs)]
+            labels = last_step if judge is None else [value for value, _ in judge.label_many(pairs)]
             both = [(t, v) for t, v in zip(truth, labels, strict=True) if t in "ab" and v in ("a", "b")]
             row = {
                 "task": spec,
@@ -228,7 +231,7 @@ def report(results: dict[str, Any], out: Path) -> Path:
             "|---|---|---|---|---|---|",
         ]
         for r in results["judges"]["rows"]:
-            image = "sketched" if r["sketch"] else "plain"
+            image = {None: "-", False: "plain", True: "sketched"}[r["sketch"]]
             lines.append(
                 f"| {r['task']} | {r['judge']} | {image} | {r['pairs']} | {r['coverage']:.0%} | {r['agreement']} |"
             )
