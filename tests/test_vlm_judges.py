@@ -56,6 +56,19 @@ def test_plain_and_sketched_images_and_the_margin(drawer_segments):
         ClipJudge("the drawer is open", uncertain="maybe")
 
 
+def test_judges_read_stored_segments_from_their_videos(tmp_path, drawer_segments):
+    from robofeedback.data.video import write_video
+
+    env, opened, closed = drawer_segments
+    store = FeedbackStore(tmp_path / "f.db")
+    videos = [str(write_video(s.frames, tmp_path / f"{i}.mp4", fps=10)) for i, s in enumerate([*opened, *closed])]
+    store.add_segments([*opened, *closed], run="r", video_paths=videos)
+    stored = store.get_segments([s.id for s in [*opened, *closed]])
+    judge = ClipJudge("the drawer is open", baseline="the drawer is closed", alpha=1.0, camera=env.camera_at)
+    pairs = [(stored[0], stored[2]), (stored[3], stored[1])]
+    assert [value for value, _ in judge.label_many(pairs)] == ["a", "b"]
+
+
 @pytest.mark.parametrize(
     ("reply", "label"),
     [("0", "a"), ("1", "b"), ("-1", "uncertain"), ("Answer: 1", "b"), (" 0\nbecause", "a"), ("10", "uncertain")],

@@ -97,9 +97,23 @@ def _clip_to_box(p: np.ndarray, q: np.ndarray, lo: np.ndarray, hi: np.ndarray) -
     return p + t0 * d, p + t1 * d
 
 
+def last_frame(segment) -> np.ndarray:
+    """A segment's last frame: from its frames (a recorded :class:`~robofeedback.data.trajectory.Segment`) or the
+    last frame of its video file (a :class:`~robofeedback.data.store.StoredSegment`)."""
+    frames = getattr(segment, "frames", None)
+    if frames is not None:
+        return np.asarray(frames[-1])
+    video = getattr(segment, "video_path", None)
+    if video:
+        from robofeedback.data.video import read_video
+
+        return read_video(video)[-1]
+    raise ValueError(f"segment {segment.id} has no frames or video: record the rollout with frames")
+
+
 def sketch_segment(segment, camera: CameraLike, **kwargs) -> np.ndarray:
     """The segment's last frame with its agent path sketched on it (``kwargs`` go to :func:`sketch`)."""
-    if segment.frames is None:
-        raise ValueError(f"segment {segment.id} has no frames to draw on: record the rollout with frames")
+    if getattr(segment, "agent_path", None) is None:
+        raise ValueError(f"segment {segment.id} has no agent path to draw")
     path = np.asarray(segment.agent_path, dtype=np.float64)
-    return sketch(segment.frames[-1], path, camera_for(camera, path[-1]), **kwargs)
+    return sketch(last_frame(segment), path, camera_for(camera, path[-1]), **kwargs)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robofeedback.data.sketch import CameraLike, sketch_segment
+from robofeedback.data.sketch import CameraLike, last_frame, sketch_segment
 from robofeedback.data.store import FeedbackStore, Query, StoredSegment, check_source
 from robofeedback.data.trajectory import Segment
 from robofeedback.feedback.llm import OpenAICompatible, image_part
@@ -108,10 +108,8 @@ class ImageJudge(FeedbackSource):
 
     def image(self, segment: Segment | StoredSegment) -> np.ndarray:
         """What the judge looks at for ``segment``: its last frame, with the agent's path drawn when sketching."""
-        if segment.frames is None:
-            raise ValueError(f"segment {segment.id} has no frames: the judge needs the rollout rendered")
         if not self.sketch:
-            return np.asarray(segment.frames[-1])
+            return last_frame(segment)
         if self.camera is None:
             raise ValueError("sketching needs the env's camera: pass camera= (e.g. env.camera_at) or attach(env)")
         return sketch_segment(segment, self.camera, **self.sketch_kwargs)
