@@ -5,7 +5,7 @@ sketch, and SAC trained on a judge's labels with and without the agent regulariz
 ``<part>.json``, ``REPORT.md`` and PNGs:
 
 - **judges**: segments from scripted-expert, noisy-expert and random rollouts of each task; random pairs of
-  them are labelled by the Oracle (segment return under the env's reward) and by each judge on the plain
+  them whose returns differ are labelled by the Oracle (segment return under the env's reward) and by each judge on the plain
   last frame and on the sketched one. Reported: agreement with the Oracle on the pairs the judge labelled,
   and the share it labelled. The chat judge runs when ``--vlm-url`` and ``--vlm-model`` name a server.
   ``judge_examples.png`` shows sketched pairs per task, to check by eye. For reference, the same agreement
@@ -31,7 +31,7 @@ JUDGE_TASKS = {
     "metaworld:drawer-open": {"max_episode_steps": 150, "segment_length": 50},
     "metaworld:sweep-into": {"max_episode_steps": 150, "segment_length": 50},
     "metaworld:soccer": {"max_episode_steps": 150, "segment_length": 50},
-    "panda:PandaPush-v3": {"segment_length": 25},
+    "panda:PandaPushDense-v3": {"segment_length": 25},  # the dense reward: the sparse one ties most pairs
 }
 BEHAVIOURS = [("expert", 0.0), ("expert", 0.5), ("expert", 1.5), ("random", None)]
 RENDER_SIZE = 128
@@ -108,8 +108,9 @@ def judges(
         pairs = []
         while len(pairs) < n_pairs:
             i, j = rng.choice(len(segments), size=2, replace=False)
-            if segments[i].trajectory is not segments[j].trajectory:
-                pairs.append((segments[i], segments[j]))
+            a, b = segments[i], segments[j]
+            if a.trajectory is not b.trajectory and a.env_return != b.env_return:  # the Oracle must have a view
+                pairs.append((a, b))
         truth = oracle().label_many(pairs)
         prompts = task_prompts(spec)
         variants = []
@@ -122,7 +123,10 @@ def judges(
                 )
                 variants.append((f"chat {vlm_model}", sketched, chat))
         # A reference, not a judge: the env's reward at the last step only, the best a one-frame view can know
-        last_step = ["a" if a.env_rewards[-1] > b.env_rewards[-1] else "b" for a, b in pairs]
+        last_step = [
+            "equal" if a.env_rewards[-1] == b.env_rewards[-1] else "a" if a.env_rewards[-1] > b.env_rewards[-1] else "b"
+            for a, b in pairs
+        ]
         for name, sketched, judge in [("last-step env reward (reference)", None, None), *variants]:
             start = time.time()
             labels = last_step if judge is None else [value for value, _ in judge.label_many(pairs)]

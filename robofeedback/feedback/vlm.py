@@ -69,8 +69,11 @@ TASKS = {
 
 
 def task_prompts(spec: str) -> dict[str, str]:
-    """The known task text, CLIP goal and baseline for ``spec`` (``-v3`` suffixes ignored); empty if unknown."""
-    return TASKS.get(spec.removesuffix("-v3") if spec.startswith("metaworld:") else spec, {})
+    """The known task text, CLIP goal and baseline for ``spec`` (MetaWorld's ``-v3`` suffix and panda's ``Dense``
+    ignored); empty if unknown."""
+    if spec.startswith("metaworld:"):
+        spec = spec.removesuffix("-v3")
+    return TASKS.get(spec.replace("Dense", "") if spec.startswith("panda:") else spec, {})
 
 
 UNCERTAIN = ("skip", "equal")
