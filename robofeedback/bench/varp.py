@@ -5,11 +5,12 @@ sketch, and SAC trained on a judge's labels with and without the agent regulariz
 ``<part>.json``, ``REPORT.md`` and PNGs:
 
 - **judges**: segments from scripted-expert, noisy-expert and random rollouts of each task; random pairs of
-  them whose returns differ are labelled by the Oracle (segment return under the env's reward) and by each judge on the plain
-  last frame and on the sketched one. Reported: agreement with the Oracle on the pairs the judge labelled,
-  and the share it labelled. The chat judge runs when ``--vlm-url`` and ``--vlm-model`` name a server.
-  ``judge_examples.png`` shows sketched pairs per task, to check by eye. For reference, the same agreement
-  for labels from the env's reward at each segment's last step alone (what one final frame can show at best).
+  them whose returns differ are labelled by the Oracle (segment return under the env's reward) and by each
+  judge on the plain last frame and on the sketched one. Reported: agreement with the Oracle on the pairs
+  the judge labelled, and the share it labelled. The chat judge runs when ``--vlm-url`` and
+  ``--vlm-model`` name a server. ``judge_examples.png`` shows sketched pairs per task, to check by eye.
+  For reference, the same agreement for labels from the env's reward at each segment's last step alone
+  (what one final frame can show at best).
 - **policy**: SAC with the CLIP judge's labels on sketches (the VARP loop), lambda = 0 and lambda > 0, same
   seeds, next to nothing else: the figure is the effect of the regularization at this budget.
 """
