@@ -14,6 +14,8 @@ EXAMPLES = """examples:
   robofeedback train --env panda:PandaReach-v3 --reward clip --goal "the gripper touches the green target" \
       --baseline "a robot arm" --alpha 0.5
   robofeedback train --env metaworld:drawer-open --reward varp --judge clip --sketch --agent-reg 0.1
+  robofeedback icpl --env panda:PandaReach-v3 --task "move the gripper to the green target" --iterations 3 \
+      --candidates 4 --llm http://localhost:8000/v1 --model qwen2.5-coder --judge script
   robofeedback rollout --env panda:PandaReach-v3 --policy runs/reach --episodes 5 --video --out runs/reach/rollouts
 """
 
@@ -138,6 +140,37 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--clip-scale", type=float, default=1.0, help="multiply the CLIP reward by this (default 1)")
     g.add_argument("--clip-normalize", action="store_true", help="standardise the reward with running statistics")
     g.add_argument("--clip-precision", default="fp32", choices=["fp32", "bf16"], help="image encoder precision")
+
+    p = sub.add_parser(
+        "icpl",
+        help="ICPL: an LLM writes reward code, policies train on it, a judge ranks them, the LLM refines",
+        description="In-context preference learning of reward code. Without --llm or --replay the offline "
+        "factor-weight proposer (no LLM) writes the candidates. Everything goes to --out: per iteration and "
+        "candidate the prompt, response, code, reward trace, video and score; summary.json.",
+    )
+    p.add_argument("--env", required=True, help="env spec, as for train")
+    p.add_argument("--task", default=None, help="the task in words (default: the env's known task text)")
+    p.add_argument("--iterations", type=_positive_int, default=5, help="rounds of proposals (default 5)")
+    p.add_argument("--candidates", type=_positive_int, default=6, help="reward functions per round (default 6)")
+    p.add_argument("--steps", type=_positive_int, default=5000, help="env steps per candidate policy (default 5000)")
+    p.add_argument("--llm", default=None, help="base URL of an OpenAI-compatible server (…/v1)")
+    p.add_argument("--model", default=None, help="the model's name on that server")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env variable with the API key")
+    p.add_argument("--replay", default=None, help="serve recorded LLM answers from this JSONL file instead")
+    p.add_argument("--record", default=None, help="with --llm: also write the answers to this JSONL file")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
+    p.add_argument(
+        "--judge",
+        default="script",
+        choices=["script", "human", "app"],
+        help="who ranks: 'script' (success, then env return), 'human' (you, at this terminal) or 'app' "
+        "(people in the annotation app, through --store)",
+    )
+    p.add_argument("--store", default="runs/feedback.db", help="feedback store for --judge app")
+    p.add_argument("--n-jobs", type=_positive_int, default=1, help="candidates trained in parallel (default 1)")
+    p.add_argument("--config", default=None, help="YAML training config for the candidates, as for train")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default=None, help="output folder (default runs/icpl-<env>)")
 
     p = sub.add_parser(
         "rollout",
@@ -342,6 +375,54 @@ def _checkpoint(policy: str) -> tuple[Path, dict]:
     return path, json.loads(state_path.read_text())
 
 
+def cmd_icpl(args: argparse.Namespace) -> int:
+    from robofeedback.config import load_yaml
+    from robofeedback.feedback.vlm import task_prompts
+    from robofeedback.rewards.icpl import ICPL, ScriptedRanker, StoreRanker, TerminalRanker
+
+    task = args.task or task_prompts(args.env).get("task")
+    if not task:
+        raise ValueError(f'icpl needs --task "<the task in words>": no task text is known for {args.env}')
+    if args.replay and args.llm:
+        raise ValueError("give --llm (a live server) or --replay (recorded answers), not both")
+    proposer = None
+    if args.replay:
+        from robofeedback.feedback.llm import Replay
+
+        proposer = Replay(args.replay)
+    elif args.llm:
+        from robofeedback.feedback.llm import OpenAICompatible
+
+        if not args.model:
+            raise ValueError("--llm needs --model, the model's name on that server")
+        proposer = OpenAICompatible(args.llm, args.model, args.api_key_env, record=args.record)
+    ranker = {"script": ScriptedRanker, "human": TerminalRanker, "app": lambda: StoreRanker(args.store)}[args.judge]()
+    out = args.out or f"runs/icpl-{args.env.replace(':', '-')}"
+    loop = ICPL(
+        args.env,
+        task,
+        proposer=proposer,
+        ranker=ranker,
+        iterations=args.iterations,
+        candidates=args.candidates,
+        train_steps=args.steps,
+        config=load_yaml(args.config) if args.config else None,
+        n_jobs=args.n_jobs,
+        out_dir=out,
+        seed=args.seed,
+        temperature=args.temperature,
+    )
+    summary = loop.run()
+    for row in summary["iterations"]:
+        print(
+            f"iteration {row['iteration']}: best {row['best']} (success {row['best_success_rate']}, "
+            f"env return {row['best_env_return']:.1f}), worst {row['worst']}"
+        )
+    best = summary["best"]
+    print(f"best reward: {best['name']}, success {best['success_rate']}; code in {out}; summary {out}/summary.json")
+    return 0
+
+
 def cmd_rollout(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -378,10 +459,10 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"envs": cmd_envs, "train": cmd_train, "rollout": cmd_rollout}
+    handlers = {"envs": cmd_envs, "train": cmd_train, "icpl": cmd_icpl, "rollout": cmd_rollout}
     try:
         return handlers[args.command](args)
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as e:
         print(f"robofeedback {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,6 +1,9 @@
 """Shared test settings: small sizes, real simulators, nothing downloaded."""
 
+import json
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -61,3 +64,68 @@ def postgres_url():
     yield f"postgresql+psycopg://{user}@/postgres?host={sockets}&port={port}"
     run(f"{bindir}/pg_ctl", "-D", str(data), "-m", "immediate", "stop")
     shutil.rmtree(root, ignore_errors=True)
+
+
+class ChatServer:
+    """A local OpenAI-compatible chat endpoint: answers image requests with an analysis, text requests with
+    ``label_reply`` (or, given ``replies``, each request with the next of them); fails the first ``failures``
+    requests with HTTP 500."""
+
+    def __init__(self, label_reply="1", failures=0, replies=None):
+        self.label_reply, self.failures, self.replies = label_reply, failures, list(replies or [])
+        self.requests: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append(body)
+                if server.failures > 0:
+                    server.failures -= 1
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                content = body["messages"][-1]["content"]
+                has_images = isinstance(content, list) and any(p["type"] == "image_url" for p in content)
+                text = "Image 2 shows the drawer open further." if has_images else server.label_reply
+                if server.replies:
+                    text = server.replies.pop(0)
+                reply = {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [
+                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+                    ],
+                    "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+                }
+                data = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+@pytest.fixture
+def chat_server():
+    servers = []
+
+    def start(**kwargs):
+        servers.append(ChatServer(**kwargs))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()

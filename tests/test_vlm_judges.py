@@ -1,7 +1,3 @@
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import numpy as np
 import pytest
 
@@ -80,68 +76,6 @@ def test_label_replies_are_parsed_robustly(reply, label):
 @pytest.mark.parametrize("reply", ["1.5", "", "I cannot tell", "image two"])
 def test_replies_without_an_answer_are_uncertain(reply):
     assert parse_label(reply) == "uncertain"
-
-
-class ChatServer:
-    """A local OpenAI-compatible chat endpoint: answers image requests with an analysis, text requests with
-    ``label_reply``; fails the first ``failures`` requests with HTTP 500."""
-
-    def __init__(self, label_reply="1", failures=0):
-        self.label_reply, self.failures = label_reply, failures
-        self.requests: list[dict] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append(body)
-                if server.failures > 0:
-                    server.failures -= 1
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                content = body["messages"][-1]["content"]
-                has_images = isinstance(content, list) and any(p["type"] == "image_url" for p in content)
-                text = "Image 2 shows the drawer open further." if has_images else server.label_reply
-                reply = {
-                    "id": "x",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": body["model"],
-                    "choices": [
-                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
-                    ],
-                    "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
-                }
-                data = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-
-
-@pytest.fixture
-def chat_server():
-    servers = []
-
-    def start(**kwargs):
-        servers.append(ChatServer(**kwargs))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def test_chat_judge_two_stage_query_over_http_with_cache(tmp_path, chat_server, drawer_segments):

@@ -107,6 +107,11 @@ class RobotEnv(gym.Wrapper):
         """Named reward components of the step that produced ``obs``; keys are those of ``factor_info``."""
         raise NotImplementedError(f"{type(self).__name__} does not define compute_factors()")
 
+    def observation_layout(self) -> list[tuple[tuple[int, int], str]] | None:
+        """What the parts of a flat observation mean, as ``((start, end), description)`` rows (for prompts that
+        describe the env to an LLM); None where the adapter does not know."""
+        return None
+
     def is_success(self, info: dict) -> bool | None:
         """Whether the task counts as solved now, or None where the task defines no success."""
         return None

@@ -113,6 +113,18 @@ class MetaWorldEnv(RobotEnv):
             "progress": progress,
         }
 
+    def observation_layout(self) -> list[tuple[tuple[int, int], str]] | None:
+        return [
+            ((0, 3), "gripper (end effector) position (x, y, z)"),
+            ((3, 4), "gripper opening (distance between the fingers, normalised)"),
+            ((4, 7), "main object position (x, y, z)"),
+            ((7, 11), "main object orientation (quaternion)"),
+            ((11, 14), "second object position (zeros when the task has none)"),
+            ((14, 18), "second object orientation (quaternion)"),
+            ((18, 36), "the same 18 values at the previous step"),
+            ((36, 39), "goal position (x, y, z)"),
+        ]
+
     def is_success(self, info: dict) -> bool | None:
         return bool(info["success"]) if "success" in info else None
 

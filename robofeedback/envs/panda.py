@@ -149,6 +149,25 @@ class PandaEnv(RobotEnv):
         self._last_distance = distance
         return factors
 
+    def observation_layout(self) -> list[tuple[tuple[int, int], str]] | None:
+        if self._dict_space is None or self.task_name not in ("Reach", "Push", "Slide"):
+            return None  # a dict observation says what it holds; grasping tasks add finger widths (not listed)
+        achieved = "gripper position (x, y, z)" if self.task_name == "Reach" else "object position (x, y, z)"
+        rows = [
+            ((0, 3), f"achieved goal: {achieved}"),
+            ((3, 6), "desired goal: the target position (x, y, z)"),
+            ((6, 9), "gripper (end effector) position (x, y, z)"),
+            ((9, 12), "gripper velocity"),
+        ]
+        if self.task_name != "Reach":
+            rows += [
+                ((12, 15), "object position (x, y, z)"),
+                ((15, 18), "object rotation (Euler angles)"),
+                ((18, 21), "object linear velocity"),
+                ((21, 24), "object angular velocity"),
+            ]
+        return rows
+
     def is_success(self, info: dict) -> bool | None:
         if "is_success" in info:
             return bool(info["is_success"])

@@ -1,12 +1,12 @@
-"""Chat clients for LLM and VLM feedback: any OpenAI-compatible server, with a disk cache.
+"""Chat clients for LLM and VLM feedback: any OpenAI-compatible server, with a disk cache, and replays.
 
-One interface, ``complete(messages, n, temperature, seed) -> list[str]``, over the
-``openai`` package, so that vLLM, Ollama, the llama.cpp server and hosted APIs all
-work by their ``base_url``. Messages are OpenAI chat messages; a VLM query puts
-images in them as ``image_url`` parts with ``data:`` URLs (:func:`image_part`).
-Every answer is cached on disk under a hash of (base_url, model, messages, n,
-temperature, seed), so a rerun asks the server nothing; token usage is recorded
-per call.
+One interface, ``complete(messages, n, temperature, seed) -> list[str]``: :class:`OpenAICompatible`
+over the ``openai`` package, so that vLLM, Ollama, the llama.cpp server and hosted APIs all work
+by their ``base_url``, and :class:`Replay`, which serves recorded answers (tests, reproducible
+benchmarks; ``OpenAICompatible(record=path)`` writes such a file). Messages are OpenAI chat
+messages; a VLM query puts images in them as ``image_url`` parts with ``data:`` URLs
+(:func:`image_part`). Every answer is cached on disk under a hash of (base_url, model, messages,
+n, temperature, seed), so a rerun asks the server nothing; token usage is recorded per call.
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ class OpenAICompatible:
         timeout: float = 120.0,
         max_retries: int = 4,
         cache: str | Path | None = DEFAULT_CACHE,
+        record: str | Path | None = None,
     ):
         try:
             from openai import OpenAI
@@ -89,6 +90,7 @@ class OpenAICompatible:
         api_key = os.environ.get(api_key_env) or "no-key"
         self.client = OpenAI(base_url=self.base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
         self.cache = DiskCache(cache) if cache is not None else None
+        self.record = Path(record) if record is not None else None
         self.usage: list[dict[str, Any]] = []
 
     def complete(
@@ -109,7 +111,7 @@ class OpenAICompatible:
         }
         key = self.cache.key(**request) if self.cache is not None else ""
         if self.cache is not None and (cached := self.cache.get(key)) is not None:
-            return cached
+            return self._recorded(messages, cached)
         start = time.monotonic()
         response = self.client.chat.completions.create(
             model=self.model, messages=messages, n=n, temperature=temperature, seed=seed
@@ -125,4 +127,51 @@ class OpenAICompatible:
         )
         if self.cache is not None:
             self.cache.put(key, answers)
+        return self._recorded(messages, answers)
+
+    def _recorded(self, messages: list[dict[str, Any]], answers: list[str]) -> list[str]:
+        if self.record is not None:
+            self.record.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.record, "a") as f:
+                f.write(json.dumps({"request": _text_of(messages), "answers": answers}) + "\n")
         return answers
+
+
+class Replay:
+    """Serves recorded answers in order, one line of a JSONL file per call: ``{"answers": [...]}`` (and,
+    optionally, the ``request`` text it answered, for the reader). A call asking for more answers than
+    the line holds, or a call after the last line, is an error: the replay no longer matches the run."""
+
+    def __init__(self, path: str | Path, model: str = "replay"):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no recorded answers at {self.path}")
+        self.lines = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        for i, line in enumerate(self.lines):
+            answers = line.get("answers") if isinstance(line, dict) else None
+            if not (isinstance(answers, list) and answers and all(isinstance(a, str) for a in answers)):
+                raise ValueError(f'{self.path} line {i + 1}: expected {{"answers": ["...", ...]}}')
+        self.model, self.position = model, 0
+        self.usage: list[dict[str, Any]] = []
+
+    def complete(
+        self, messages: list[dict[str, Any]], n: int = 1, temperature: float = 0.0, seed: int | None = None
+    ) -> list[str]:
+        if self.position >= len(self.lines):
+            raise RuntimeError(f"{self.path} has only {len(self.lines)} recorded calls; call {self.position + 1} asked")
+        answers = self.lines[self.position]["answers"]
+        if len(answers) < n:
+            raise RuntimeError(f"{self.path} line {self.position + 1} holds {len(answers)} answers, {n} asked")
+        self.position += 1
+        return answers[:n]
+
+
+def _text_of(messages: list[dict[str, Any]]) -> str:
+    """The text of chat messages, images left out (for recordings a person can read)."""
+    parts = []
+    for message in messages:
+        content = message.get("content", "")
+        if isinstance(content, list):
+            content = " ".join(p.get("text", "[image]") for p in content)
+        parts.append(f"{message.get('role', 'user')}: {content}")
+    return "\n".join(parts)

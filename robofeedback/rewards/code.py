@@ -90,6 +90,9 @@ NUMPY_DENIED = frozenset(
         "data",
     }
 )
+# info keys reward code does not see: the env's own reward is the ground truth, never an input (nor the Monitor's
+# episode return); frames and terminal observations are large and not part of a transition
+HIDDEN_INFO = frozenset({"env_reward", "episode", "frame", "terminal_observation"})
 _BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
 
 
@@ -388,7 +391,7 @@ class CodeReward(RewardFunction):
         if self._process is None:
             self._start()
         n = len(action)
-        lite = [{k: v for k, v in i.items() if k not in ("frame", "terminal_observation")} for i in info]
+        lite = [{k: v for k, v in i.items() if k not in HIDDEN_INFO} for i in info]
         self._conn.send((obs, np.asarray(action), lite, self.batched, n))
         return self._receive()
 
