@@ -172,3 +172,20 @@ def test_cli_icpl_needs_a_task_and_one_source(capsys, tmp_path):
     args = ["icpl", "--env", "panda:PandaReach-v3", "--task", "reach", "--llm", "http://x/v1", "--replay", "f"]
     assert main(args) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_the_shipped_replay_is_what_its_script_writes():
+    import importlib.util
+    from pathlib import Path
+
+    from robofeedback.bench.icpl import replay_path
+    from robofeedback.rewards.code import check_code, extract_code
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "write_icpl_replays.py"
+    spec = importlib.util.spec_from_file_location("write_icpl_replays", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    replay = Replay(replay_path("panda:PandaReach-v3"))
+    assert [line["answers"] for line in replay.lines] == module.REACH
+    codes = [extract_code(a) for line in module.REACH for a in line if "```python" in a]
+    assert len(codes) == 13 and all(check_code(code) for code in codes)

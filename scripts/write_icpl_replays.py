@@ -1,0 +1,128 @@
+"""Write the recorded LLM answers that `python -m robofeedback.bench.icpl` replays (assets/icpl/*.jsonl).
+
+They are written by hand to read like a code model's answers to ICPL's prompts: a short analysis, then a
+reward function; one of the first round's answers has the kind of bug such models make (it indexes object
+slots that PandaReach's observation does not have), so the loop regenerates it. One line per LLM call, in
+the order the loop makes them with K = 4: round 0 (4 answers), the regeneration of the broken one (1),
+round 1 (4), the difference between round 0's and round 1's best code (1), round 2 (4), the next
+difference (1).
+"""
+
+import json
+from pathlib import Path
+
+
+def answer(text: str, body: str) -> str:
+    return f"{text}\n\n```python\nimport numpy as np\n\ndef compute_reward(obs, action, info):\n{body}```\n"
+
+
+REACH = [
+    [
+        answer(
+            "The gripper must reach the target, so the main term is the negative distance between the gripper "
+            "(obs[6:9]) and the desired goal (obs[3:6]), with a bonus once it is close.",
+            "    distance = float(np.linalg.norm(obs[6:9] - obs[3:6]))\n"
+            "    bonus = 1.0 if distance < 0.05 else 0.0\n"
+            '    return -distance + bonus, {"distance": -distance, "bonus": bonus}\n',
+        ),
+        answer(
+            "A bounded, smooth reward is easier to learn from: exp(-d / 0.1) is 1 at the target and decays "
+            "with distance.",
+            "    distance = float(np.linalg.norm(obs[6:9] - obs[3:6]))\n"
+            "    closeness = float(np.exp(-distance / 0.1))\n"
+            '    return closeness, {"closeness": closeness}\n',
+        ),
+        answer(
+            "I reward approaching the object first and then moving it to the goal.",
+            "    to_object = float(np.linalg.norm(obs[6:9] - obs[12:15]))\n"
+            "    to_goal = float(np.linalg.norm(obs[12:15] - obs[3:6]))\n"
+            '    return -to_object - to_goal, {"to_object": -to_object, "to_goal": -to_goal}\n',
+        ),
+        answer(
+            "Distance to the goal, and a small action penalty for smooth motion.",
+            "    distance = float(np.linalg.norm(obs[6:9] - obs[3:6]))\n"
+            "    effort = 0.1 * float(np.sum(np.square(action)))\n"
+            '    return -distance - effort, {"distance": -distance, "effort": -effort}\n',
+        ),
+    ],
+    [
+        answer(
+            "The distance to the target, scaled up so that it dominates, and a penalty on the gripper speed "
+            "(obs[9:12]) to avoid overshooting.",
+            "    distance = float(np.linalg.norm(obs[6:9] - obs[3:6]))\n"
+            "    speed = float(np.linalg.norm(obs[9:12]))\n"
+            '    return -10.0 * distance - 0.1 * speed, {"distance": -10.0 * distance, "speed": -0.1 * speed}\n',
+        ),
+    ],
+    [
+        answer(
+            "The traces show the distance term changing slowly near the target. I keep the distance term and "
+            "add a sharper exponential term so that the last centimetres still matter.",
+            "    distance = float(np.linalg.norm(obs[6:9] - obs[3:6]))\n"
+            "    near = float(np.exp(-distance / 0.02))\n"
+            '    return -distance + near, {"distance": -distance, "near": near}\n',
+        ),
+        answer(
+            "Scale the distance so that its range is comparable to the bonus, and keep the success bonus.",
+            "    distance = float(np.linalg.norm(obs[6:9] - obs[3:6]))\n"
+            "    bonus = 2.0 if distance < 0.05 else 0.0\n"
+            '    return -5.0 * distance + bonus, {"distance": -5.0 * distance, "bonus": bonus}\n',
+        ),
+        answer(
+            "Use the exponential closeness with a temperature of 0.05 and a small effort penalty.",
+            "    distance = float(np.linalg.norm(obs[6:9] - obs[3:6]))\n"
+            "    closeness = float(np.exp(-distance / 0.05))\n"
+            "    effort = 0.05 * float(np.sum(np.square(action)))\n"
+            '    return closeness - effort, {"closeness": closeness, "effort": -effort}\n',
+        ),
+        answer(
+            "Reward progress along each axis separately so that every coordinate gets a signal.",
+            "    error = np.abs(obs[6:9] - obs[3:6])\n"
+            "    per_axis = -float(np.sum(error))\n"
+            '    return per_axis, {"per_axis": per_axis}\n',
+        ),
+    ],
+    [
+        "- Function B multiplies the distance penalty by a constant and adds a second, sharper term near the target; "
+        "A used the plain distance with a threshold bonus."
+    ],
+    [
+        answer(
+            "The preferred function combines a dense distance term with a sharp term near the target. I raise "
+            "the weight of the sharp term so the policy settles on the target instead of hovering nearby.",
+            "    distance = float(np.linalg.norm(obs[6:9] - obs[3:6]))\n"
+            "    near = 2.0 * float(np.exp(-distance / 0.02))\n"
+            '    return -distance + near, {"distance": -distance, "near": near}\n',
+        ),
+        answer(
+            "Same structure, with a speed penalty close to the target only, to stop there.",
+            "    distance = float(np.linalg.norm(obs[6:9] - obs[3:6]))\n"
+            "    near = float(np.exp(-distance / 0.02))\n"
+            "    brake = -0.1 * float(np.linalg.norm(obs[9:12])) * near\n"
+            '    return -distance + near + brake, {"distance": -distance, "near": near, "brake": brake}\n',
+        ),
+        answer(
+            "A log-shaped distance reward gives large gradients close to the target.",
+            "    distance = float(np.linalg.norm(obs[6:9] - obs[3:6]))\n"
+            "    shaped = -float(np.log(distance + 0.01))\n"
+            '    return shaped, {"log_distance": shaped}\n',
+        ),
+        answer(
+            "Keep the preferred function as it is, scaled by 2, as a control.",
+            "    distance = float(np.linalg.norm(obs[6:9] - obs[3:6]))\n"
+            "    near = float(np.exp(-distance / 0.02))\n"
+            '    return 2.0 * (-distance + near), {"distance": -2.0 * distance, "near": 2.0 * near}\n',
+        ),
+    ],
+    [
+        "- Function B doubles the weight of the sharp term near the target (or scales the whole reward); the dense "
+        "distance term is unchanged."
+    ],
+]
+
+
+if __name__ == "__main__":
+    out = Path(__file__).resolve().parents[1] / "assets" / "icpl" / "panda-PandaReach-v3.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps({"answers": answers}) + "\n" for answers in REACH))
+    print(f"wrote {out}")
