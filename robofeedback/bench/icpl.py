@@ -45,7 +45,7 @@ def run(out: Path, tasks: dict[str, dict], seed: int = 0, n_jobs: int = 1) -> li
     for spec, settings in tasks.items():
         for proposer_name in ("offline", "replayed LLM"):
             proposer = None if proposer_name == "offline" else Replay(replay_path(spec), model="replay")
-            start = time.time()
+            start, commit = time.time(), run_metadata()["git_commit"]
             loop = ICPL(
                 spec,
                 settings["task"],
@@ -70,7 +70,7 @@ def run(out: Path, tasks: dict[str, dict], seed: int = 0, n_jobs: int = 1) -> li
                 "pairwise_preferences": summary["iterations"][-1]["pairwise_preferences"],
                 "best": summary["best"]["name"],
                 "wall_time_s": round(time.time() - start, 1),
-                "git_commit": run_metadata()["git_commit"],
+                "git_commit": commit,
             }
             rows.append(row)
             print(json.dumps(row), flush=True)

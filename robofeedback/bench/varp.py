@@ -167,6 +167,7 @@ def policy(out: Path, runs: dict[str, dict] | None = None) -> dict[str, Any]:
                 config["preference"]["agent_reg"] = lam
                 judge = ClipJudge(prompts["goal"], prompts["baseline"], alpha=1.0)
                 run_dir = out / "runs" / f"{spec.replace(':', '-')}_lambda{lam:g}_{seed}"
+                commit = run_metadata()["git_commit"]  # the code the run starts with
                 result = train(
                     spec,
                     reward="varp",
@@ -187,7 +188,7 @@ def policy(out: Path, runs: dict[str, dict] | None = None) -> dict[str, Any]:
                     "labels": result.feedback["labels"],
                     "reward_accuracy_heldout": result.feedback.get("heldout_accuracy"),
                     "wall_time_s": round(result.wall_time_s, 1),
-                    "git_commit": run_metadata()["git_commit"],
+                    "git_commit": commit,
                     "curve": curve,
                 }
                 rows.append(row)
