@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     for part in ("judges", "policy"):
         path = out / f"{part}.json"
         if part in (args.parts or ("judges", "policy")):
-            start = time.time()
+            start, metadata = time.time(), run_metadata()  # the code the part starts with
             if part == "judges":
                 result = judges(
                     args.episodes, args.pairs, args.seed, vlm_url=args.vlm_url, vlm_model=args.vlm_model, out=out
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                     earlier = json.loads(path.read_text())
                     result["rows"] = [r for r in earlier["rows"] if r["task"] not in runs] + result["rows"]
                 _plot_policy(result["rows"], out / "varp_policy_curves.png")
-            result.update(wall_time_s=round(time.time() - start, 1), metadata=run_metadata())
+            result.update(wall_time_s=round(time.time() - start, 1), metadata=metadata)
             path.write_text(json.dumps(result, indent=2, default=str))
         if path.exists():
             results[part] = json.loads(path.read_text())
