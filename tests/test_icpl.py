@@ -189,3 +189,12 @@ def test_the_shipped_replay_is_what_its_script_writes():
     assert [line["answers"] for line in replay.lines] == module.REACH
     codes = [extract_code(a) for line in module.REACH for a in line if "```python" in a]
     assert len(codes) == 13 and all(check_code(code) for code in codes)
+
+
+def test_servers_that_ignore_n_are_asked_again(tmp_path, chat_server):
+    server = chat_server(replies=["one", "two", "three"])  # answers each request with a single choice
+    client = OpenAICompatible(server.url, "m", cache=tmp_path / "cache")
+    assert client.complete([{"role": "user", "content": "write three"}], n=3, seed=7) == ["one", "two", "three"]
+    assert [r["seed"] for r in server.requests] == [7, 8, 9] and [r["n"] for r in server.requests] == [3, 2, 1]
+    assert client.complete([{"role": "user", "content": "write three"}], n=3, seed=7) == ["one", "two", "three"]
+    assert len(server.requests) == 3  # the second time from the cache

@@ -112,19 +112,24 @@ class OpenAICompatible:
         key = self.cache.key(**request) if self.cache is not None else ""
         if self.cache is not None and (cached := self.cache.get(key)) is not None:
             return self._recorded(messages, cached)
-        start = time.monotonic()
-        response = self.client.chat.completions.create(
-            model=self.model, messages=messages, n=n, temperature=temperature, seed=seed
-        )
-        answers = [choice.message.content or "" for choice in response.choices]
-        usage = response.usage
-        self.usage.append(
-            {
-                "prompt_tokens": getattr(usage, "prompt_tokens", None),
-                "completion_tokens": getattr(usage, "completion_tokens", None),
-                "seconds": round(time.monotonic() - start, 3),
-            }
-        )
+        answers: list[str] = []
+        while len(answers) < n:  # servers that ignore n (Ollama, llama.cpp) answer once per request
+            start = time.monotonic()
+            call_seed = None if seed is None else seed + len(answers)
+            response = self.client.chat.completions.create(
+                model=self.model, messages=messages, n=n - len(answers), temperature=temperature, seed=call_seed
+            )
+            answers += [choice.message.content or "" for choice in response.choices][: n - len(answers)]
+            usage = response.usage
+            self.usage.append(
+                {
+                    "prompt_tokens": getattr(usage, "prompt_tokens", None),
+                    "completion_tokens": getattr(usage, "completion_tokens", None),
+                    "seconds": round(time.monotonic() - start, 3),
+                }
+            )
+            if not response.choices:
+                raise RuntimeError(f"{self.base_url} answered with no choices")
         if self.cache is not None:
             self.cache.put(key, answers)
         return self._recorded(messages, answers)
