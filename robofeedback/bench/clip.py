@@ -226,14 +226,11 @@ def policy(out: Path, seed: int = 0, runs: dict[str, dict] | None = None) -> dic
 
 
 def _plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from robofeedback.rl.plots import save_figure, task_panels
 
     tasks = list(dict.fromkeys(r["task"] for r in rows))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks, strict=True):
+    fig, axes = task_panels(tasks)
+    for ax, task in zip(axes, tasks, strict=True):
         for row in (r for r in rows if r["task"] == task):
             ax.plot(
                 [c["steps"] for c in row["curve"]],
@@ -244,9 +241,7 @@ def _plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
         ax.set(title=task, xlabel="env steps", ylabel="success rate (20 eval episodes)", ylim=(-0.05, 1.05))
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def report(results: dict[str, Any], out: Path) -> Path:

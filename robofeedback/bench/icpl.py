@@ -78,23 +78,18 @@ def run(out: Path, tasks: dict[str, dict], seed: int = 0, n_jobs: int = 1) -> li
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from robofeedback.rl.plots import save_figure, task_panels
 
     tasks = list(dict.fromkeys(r["task"] for r in rows))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks, strict=True):
+    fig, axes = task_panels(tasks)
+    for ax, task in zip(axes, tasks, strict=True):
         for row in (r for r in rows if r["task"] == task):
             values = row["best_success_per_iteration"]
             ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=row["proposer"])
         ax.set(title=f"ICPL on {task}", xlabel="iteration", ylabel="best candidate's success rate", ylim=(-0.05, 1.05))
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def report(rows: list[dict[str, Any]], out: Path) -> Path:

@@ -149,14 +149,11 @@ def late_success(row: dict[str, Any]) -> float | None:
 
 def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
     """A Markdown table and a success-vs-labels plot per task."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from robofeedback.rl.plots import save_figure, task_panels
 
     rows = [{**r, "late_success": late_success(r)} for r in rows]
     tasks = list(dict.fromkeys(r["task"] for r in rows))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    fig, axes = task_panels(tasks)
     lines = [
         "# Preference learning vs the true reward",
         "",
@@ -167,7 +164,7 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
         f"success, last {LATE_EVALS} evals | env return | label accuracy (fresh pairs) | wall time |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for ax, task in zip(axes[0], tasks, strict=True):
+    for ax, task in zip(axes, tasks, strict=True):
         task_rows = [r for r in rows if r["task"] == task]
         true = [r for r in task_rows if r["method"] == "true reward"]
         if true:
@@ -207,10 +204,7 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
                 _mean_spread(group, "wall_time_s", 0) + " s",
             ]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    fig.tight_layout()
-    plot = out / "success_vs_labels.png"
-    fig.savefig(plot, dpi=100)
-    plt.close(fig)
+    plot = save_figure(fig, out / "success_vs_labels.png", dpi=100)
     lines += [
         "",
         f"![success vs labels]({plot.name})",

@@ -1,4 +1,4 @@
-"""Learning-curve plots from the evaluation log a training run writes."""
+"""Learning-curve plots from the evaluation log a training run writes, and the figure helpers the benchmarks share."""
 
 from __future__ import annotations
 
@@ -9,6 +9,22 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+
+
+def task_panels(tasks: list[str]):
+    """A figure with one panel per task, side by side; returns ``(figure, list of axes)``."""
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    return fig, list(axes[0])
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Lay out, write and close ``fig``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
 
 
 def plot_learning_curve(eval_log: str | Path, out_png: str | Path, title: str = "") -> Path:
@@ -38,9 +54,4 @@ def plot_learning_curve(eval_log: str | Path, out_png: str | Path, title: str = 
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png, dpi=100)
