@@ -121,13 +121,14 @@ class ImageJudge(FeedbackSource):
         """``("a" | "b" | "uncertain", note)`` for one pair of images."""
         raise NotImplementedError(f"{type(self).__name__} does not implement compare()")
 
+    def compare_many(self, images: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[str, str]]:
+        """:meth:`compare` for each pair of images (judges that can batch override this)."""
+        return [self.compare(a, b) for a, b in images]
+
     def label_many(self, pairs: Sequence[tuple]) -> list[tuple[str, str]]:
         """``(value, note)`` for each pair of segments; value is "a", "b" or the ``uncertain`` setting."""
-        out = []
-        for a, b in pairs:
-            value, note = self.compare(self.image(a), self.image(b))
-            out.append((self.uncertain if value == "uncertain" else value, note))
-        return out
+        judged = self.compare_many([(self.image(a), self.image(b)) for a, b in pairs]) if pairs else []
+        return [(self.uncertain if value == "uncertain" else value, note) for value, note in judged]
 
     def answer(
         self, store: FeedbackStore, queries: Sequence[Query], segments: dict[str, Segment | StoredSegment]
@@ -163,15 +164,12 @@ class ClipJudge(ImageJudge):
         """The CLIP goal similarity of each image ``(N, H, W, 3)``."""
         return self.clip.reward_from_embeddings(self.clip.embed_images(np.asarray(images)))
 
-    def label_many(self, pairs: Sequence[tuple]) -> list[tuple[str, str]]:
-        if not pairs:
-            return []
-        scores = self.scores(np.stack([self.image(s) for pair in pairs for s in pair])).reshape(-1, 2)
-        labels = [self._decide(s_a, s_b) for s_a, s_b in scores]
-        return [(self.uncertain if value == "uncertain" else value, note) for value, note in labels]
+    def compare_many(self, images: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[str, str]]:
+        scores = self.scores(np.stack([image for pair in images for image in pair])).reshape(-1, 2)
+        return [self._decide(s_a, s_b) for s_a, s_b in scores]
 
     def compare(self, image_a: np.ndarray, image_b: np.ndarray) -> tuple[str, str]:
-        return self._decide(*self.scores(np.stack([image_a, image_b])))
+        return self.compare_many([(image_a, image_b)])[0]
 
     def _decide(self, s_a: float, s_b: float) -> tuple[str, str]:
         value = "uncertain" if abs(s_a - s_b) < self.margin else ("a" if s_a > s_b else "b")
