@@ -1,8 +1,9 @@
 """Write the recorded LLM answers that `python -m robofeedback.bench.icpl` replays (assets/icpl/*.jsonl).
 
 They are written by hand to read like a code model's answers to ICPL's prompts: a short analysis, then a
-reward function; one of the first round's answers has the kind of bug such models make (it indexes object
-slots that PandaReach's observation does not have), so the loop regenerates it. One line per LLM call, in
+reward function; one of the first round's answers has the kind of bug such models make (PandaReach: object
+slots its observation does not have; drawer-close: an info key that does not exist), so the loop
+regenerates it. One line per LLM call, in
 the order the loop makes them with K = 4: round 0 (4 answers), the regeneration of the broken one (1),
 round 1 (4), the difference between round 0's and round 1's best code (1), round 2 (4), the next
 difference (1).
@@ -120,9 +121,121 @@ REACH = [
     ],
 ]
 
+HANDLE = "    hand, handle, goal = obs[0:3], obs[4:7], obs[36:39]\n"
+
+DRAWER_CLOSE = [
+    [
+        answer(
+            "To close the drawer the gripper has to reach the handle and push it to the goal position. The "
+            "reward is the negative distance of the handle to the goal plus a smaller reaching term.",
+            HANDLE + "    to_goal = float(np.linalg.norm(handle - goal))\n"
+            "    reach = float(np.linalg.norm(hand - handle))\n"
+            '    return -to_goal - 0.5 * reach, {"to_goal": -to_goal, "reach": -0.5 * reach}\n',
+        ),
+        answer(
+            "A bounded reward: the closer the handle is to the goal, the closer the reward is to 1.",
+            HANDLE + "    to_goal = float(np.linalg.norm(handle - goal))\n"
+            "    closed = float(np.exp(-to_goal / 0.05))\n"
+            '    return closed, {"closed": closed}\n',
+        ),
+        answer(
+            "I use the goal position from info to measure how far the drawer still has to move.",
+            '    to_goal = float(np.linalg.norm(obs[4:7] - info["goal"]))\n'
+            '    return -to_goal, {"to_goal": -to_goal}\n',
+        ),
+        answer(
+            "Reward pushing along the drawer's axis (y) towards the goal, and reaching the handle.",
+            HANDLE + "    push = -abs(float(handle[1] - goal[1]))\n"
+            "    reach = -float(np.linalg.norm(hand - handle))\n"
+            '    return push + 0.2 * reach, {"push": push, "reach": 0.2 * reach}\n',
+        ),
+    ],
+    [
+        answer(
+            "The handle-to-goal distance, scaled, with a success bonus when info reports success.",
+            HANDLE + "    to_goal = float(np.linalg.norm(handle - goal))\n"
+            '    bonus = 1.0 if info.get("success") else 0.0\n'
+            '    return -5.0 * to_goal + bonus, {"to_goal": -5.0 * to_goal, "bonus": bonus}\n',
+        ),
+    ],
+    [
+        answer(
+            "The traces show the reaching term staying large while the drawer barely moves. I make the reaching "
+            "term sharper near the handle and keep the handle-to-goal term dominant.",
+            HANDLE + "    to_goal = float(np.linalg.norm(handle - goal))\n"
+            "    reach = float(np.linalg.norm(hand - handle))\n"
+            "    near = float(np.exp(-reach / 0.05))\n"
+            '    return -2.0 * to_goal + 0.5 * near, {"to_goal": -2.0 * to_goal, "near_handle": 0.5 * near}\n',
+        ),
+        answer(
+            "Keep the preferred structure and add a bonus for closing the drawer.",
+            HANDLE + "    to_goal = float(np.linalg.norm(handle - goal))\n"
+            "    reach = float(np.linalg.norm(hand - handle))\n"
+            "    bonus = 2.0 if to_goal < 0.05 else 0.0\n"
+            '    return -to_goal - 0.5 * reach + bonus, {"to_goal": -to_goal, "reach": -0.5 * reach, '
+            '"bonus": bonus}\n',
+        ),
+        answer(
+            "An exponential on both distances, so that each term saturates at 1.",
+            HANDLE + "    to_goal = float(np.linalg.norm(handle - goal))\n"
+            "    reach = float(np.linalg.norm(hand - handle))\n"
+            "    closed = float(np.exp(-to_goal / 0.1))\n"
+            "    near = float(np.exp(-reach / 0.1))\n"
+            '    return closed + 0.3 * near, {"closed": closed, "near_handle": 0.3 * near}\n',
+        ),
+        answer(
+            "Reward the drawer's velocity towards the goal (the change of the handle position since the last "
+            "step, obs[22:25] is the previous handle position) and its distance.",
+            HANDLE + "    previous = obs[22:25]\n"
+            "    progress = float(np.linalg.norm(previous - goal) - np.linalg.norm(handle - goal))\n"
+            "    to_goal = float(np.linalg.norm(handle - goal))\n"
+            '    return 50.0 * progress - to_goal, {"progress": 50.0 * progress, "to_goal": -to_goal}\n',
+        ),
+    ],
+    [
+        "- Function B weighs the handle-to-goal distance twice as much and replaces the linear reaching term by a "
+        "sharp exponential near the handle."
+    ],
+    [
+        answer(
+            "The preferred function closes the drawer reliably; I keep it and add a small action penalty so the "
+            "arm does not slam the drawer.",
+            HANDLE + "    to_goal = float(np.linalg.norm(handle - goal))\n"
+            "    near = float(np.exp(-float(np.linalg.norm(hand - handle)) / 0.05))\n"
+            "    effort = 0.01 * float(np.sum(np.square(action)))\n"
+            '    return -2.0 * to_goal + 0.5 * near - effort, {"to_goal": -2.0 * to_goal, '
+            '"near_handle": 0.5 * near, "effort": -effort}\n',
+        ),
+        answer(
+            "Same terms with a larger weight on closing.",
+            HANDLE + "    to_goal = float(np.linalg.norm(handle - goal))\n"
+            "    near = float(np.exp(-float(np.linalg.norm(hand - handle)) / 0.05))\n"
+            '    return -4.0 * to_goal + 0.5 * near, {"to_goal": -4.0 * to_goal, "near_handle": 0.5 * near}\n',
+        ),
+        answer(
+            "Add the closing bonus to the preferred function.",
+            HANDLE + "    to_goal = float(np.linalg.norm(handle - goal))\n"
+            "    near = float(np.exp(-float(np.linalg.norm(hand - handle)) / 0.05))\n"
+            "    bonus = 1.0 if to_goal < 0.05 else 0.0\n"
+            '    return -2.0 * to_goal + 0.5 * near + bonus, {"to_goal": -2.0 * to_goal, '
+            '"near_handle": 0.5 * near, "bonus": bonus}\n',
+        ),
+        answer(
+            "A log-shaped closing term for large gradients near the closed position.",
+            HANDLE + "    to_goal = float(np.linalg.norm(handle - goal))\n"
+            "    shaped = -float(np.log(to_goal + 0.01))\n"
+            '    return shaped, {"log_to_goal": shaped}\n',
+        ),
+    ],
+    ["- Function B adds a small action penalty (or a larger closing weight, or a bonus) to the same two terms."],
+]
+
+REPLAYS = {"panda-PandaReach-v3": REACH, "metaworld-drawer-close": DRAWER_CLOSE}
+
 
 if __name__ == "__main__":
-    out = Path(__file__).resolve().parents[1] / "assets" / "icpl" / "panda-PandaReach-v3.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps({"answers": answers}) + "\n" for answers in REACH))
-    print(f"wrote {out}")
+    folder = Path(__file__).resolve().parents[1] / "assets" / "icpl"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, lines in REPLAYS.items():
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps({"answers": answers}) + "\n" for answers in lines))
+        print(f"wrote {folder / name}.jsonl")

@@ -185,10 +185,10 @@ def test_the_shipped_replay_is_what_its_script_writes():
     spec = importlib.util.spec_from_file_location("write_icpl_replays", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    replay = Replay(replay_path("panda:PandaReach-v3"))
-    assert [line["answers"] for line in replay.lines] == module.REACH
-    codes = [extract_code(a) for line in module.REACH for a in line if "```python" in a]
-    assert len(codes) == 13 and all(check_code(code) for code in codes)
+    for task, lines in (("panda:PandaReach-v3", module.REACH), ("metaworld:drawer-close", module.DRAWER_CLOSE)):
+        assert [line["answers"] for line in Replay(replay_path(task)).lines] == lines
+        codes = [extract_code(a) for line in lines for a in line if "```python" in a]
+        assert len(codes) == 13 and all(check_code(code) for code in codes)
 
 
 def test_servers_that_ignore_n_are_asked_again(tmp_path, chat_server):

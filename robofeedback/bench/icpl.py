@@ -28,6 +28,18 @@ TASKS = {
         "train_steps": 3000,
         "config": {"eval_every": 1000, "eval_episodes": 20, "video_episodes": 1, "env_kwargs": {"render_size": 96}},
     },
+    "metaworld:drawer-close": {
+        "task": "push the drawer closed",
+        "iterations": 3,
+        "candidates": 4,
+        "train_steps": 6000,
+        "config": {
+            "eval_every": 2000,
+            "eval_episodes": 20,
+            "video_episodes": 1,
+            "env_kwargs": {"max_episode_steps": 150, "render_size": 96},
+        },
+    },
 }
 
 
