@@ -202,16 +202,14 @@ def _plot_policy(rows: list[dict[str, Any]], path: Path) -> None:
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     fig, axes = task_panels(tasks)
     for ax, task in zip(axes, tasks, strict=True):
-        for row in (r for r in rows if r["task"] == task):
-            key = "success_rate" if row["success_rate"] is not None else "mean_env_return"
+        for row in (r for r in rows if r["task"] == task):  # the env return: it moves where success stays at 0
             ax.plot(
                 [c["steps"] for c in row["curve"]],
-                [c.get(key, np.nan) for c in row["curve"]],
+                [c["mean_env_return"] for c in row["curve"]],
                 marker="o",
                 label=f"lambda {row['lambda']:g}, seed {row['seed']}",
             )
-            ax.set_ylabel("success rate" if key == "success_rate" else "env return")
-        ax.set(title=f"{task}: SAC on CLIP-judge labels", xlabel="env steps")
+        ax.set(title=f"{task}: SAC on CLIP-judge labels", xlabel="env steps", ylabel="mean env return (eval)")
         ax.legend()
         ax.grid(alpha=0.3)
     save_figure(fig, path, dpi=120)
