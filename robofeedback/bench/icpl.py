@@ -98,6 +98,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         for row in (r for r in rows if r["task"] == task):
             values = row["best_success_per_iteration"]
             ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=row["proposer"])
+            ax.set_xticks(np.arange(1, len(values) + 1))
         ax.set(title=f"ICPL on {task}", xlabel="iteration", ylabel="best candidate's success rate", ylim=(-0.05, 1.05))
         ax.legend()
         ax.grid(alpha=0.3)
