@@ -101,7 +101,7 @@ class RewardCodeError(ValueError):
 
     def __init__(self, stage: str, message: str):
         super().__init__(f"reward code {stage} error: {message}")
-        self.stage = stage
+        self.stage, self.message = stage, message
 
 
 def extract_code(text: str) -> str:
@@ -294,7 +294,6 @@ def _serve(fd: int) -> None:
     """The sandbox process (``python -c``, started by :class:`CodeReward`): read the code and the memory limit,
     limit the address space, compile, then answer calls until told to stop."""
     import resource
-    from multiprocessing.connection import Connection
 
     conn = Connection(fd)
     source, memory_mb = conn.recv()
@@ -305,7 +304,7 @@ def _serve(fd: int) -> None:
         fn = compile_reward(source)
         conn.send(("ready", None))
     except RewardCodeError as e:
-        conn.send(("error", (e.stage, str(e).split(": ", 1)[-1])))
+        conn.send(("error", (e.stage, e.message)))
         return
     while True:
         request = conn.recv()
@@ -315,7 +314,7 @@ def _serve(fd: int) -> None:
         try:
             conn.send(("ok", call_reward(fn, obs, action, info, batched, n)))
         except RewardCodeError as e:
-            conn.send(("error", ("run", str(e).split(": ", 1)[-1])))
+            conn.send(("error", ("run", e.message)))
         except MemoryError:
             conn.send(("error", ("run", f"ran out of its {memory_mb} MB memory limit")))
         except RecursionError:
