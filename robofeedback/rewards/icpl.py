@@ -422,6 +422,7 @@ class ICPL:
         self.n_jobs, self.max_rounds = n_jobs, max_rounds
         self.out_dir = Path(out_dir)
         self.history: list[dict[str, Any]] = []
+        self._probe = None
 
     def run(self) -> dict[str, Any]:
         """Run every iteration; returns (and writes to ``summary.json``) the best candidate per iteration."""
@@ -513,9 +514,11 @@ class ICPL:
         """Refused code, or code that fails on a few real transitions, is an error before any training."""
         if not code:
             return "the answer held no reward function"
-        from robofeedback.data.rollout import collect
+        if self._probe is None:  # a few real transitions, the same for every candidate
+            from robofeedback.data.rollout import collect
 
-        steps = collect(self.env, None, n_steps=5, seed=self.seed)[0]
+            self._probe = collect(self.env, None, n_steps=5, seed=self.seed)[0]
+        steps = self._probe
         try:
             reward = CodeReward(code)
             try:
