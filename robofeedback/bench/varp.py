@@ -18,6 +18,7 @@ sketch, and SAC trained on a judge's labels with and without the agent regulariz
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import time
@@ -163,7 +164,7 @@ def policy(out: Path, runs: dict[str, dict] | None = None) -> dict[str, Any]:
         prompts = task_prompts(spec)
         for seed in settings["seeds"]:
             for lam in settings["lambdas"]:
-                config = json.loads(json.dumps(settings["config"]))
+                config = copy.deepcopy(settings["config"])
                 config["preference"]["agent_reg"] = lam
                 judge = ClipJudge(prompts["goal"], prompts["baseline"], alpha=1.0)
                 run_dir = out / "runs" / f"{spec.replace(':', '-')}_lambda{lam:g}_{seed}"

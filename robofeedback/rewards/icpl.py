@@ -335,7 +335,8 @@ def train_candidate(spec: str, code: str, steps: int, seed: int, out_dir: str, c
                 sums = self.running.setdefault(i, {})
                 for name, value in info.get("factors", {}).items():
                     if name.startswith("reward/"):
-                        sums[name.removeprefix("reward/")] = sums.get(name.removeprefix("reward/"), 0.0) + value
+                        component = name.removeprefix("reward/")
+                        sums[component] = sums.get(component, 0.0) + value
                 if done:
                     self.episodes.append(self.running.pop(i))
             return True
