@@ -315,9 +315,13 @@ def component_trace(infos_by_episode: list[dict[str, float]], points: int = 10) 
     }
 
 
-def train_candidate(spec: str, code: str, steps: int, seed: int, out_dir: str, config: dict) -> dict[str, Any]:
+def train_candidate(
+    spec: str, code: str, steps: int, seed: int, out_dir: str, config: dict, resume: bool = False, frames: bool = False
+) -> dict[str, Any]:
     """Train a policy on ``code``'s reward and report the final evaluation, the component trace and the video;
-    a reward-code failure during training is returned as the candidate's error."""
+    a reward-code failure during training is returned as the candidate's error. One episode of the final policy
+    is saved as ``final_episode.npz`` (with its rendered frames when ``frames``); ``resume`` continues a
+    checkpoint in ``out_dir``."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     from robofeedback.data.rollout import collect
@@ -351,7 +355,7 @@ def train_candidate(spec: str, code: str, steps: int, seed: int, out_dir: str, c
             seed=seed,
             out_dir=out_dir,
             config=config,
-            resume=False,
+            resume=resume,
             progress=False,
             callbacks=[tracer],
         )
@@ -361,13 +365,37 @@ def train_candidate(spec: str, code: str, steps: int, seed: int, out_dir: str, c
         reward.close()
     env_kwargs = json.loads((Path(out_dir) / "summary.json").read_text())["env_kwargs"]  # as train made the env
     env = make(spec, seed=seed + 30_000, **env_kwargs)
-    collect(env, result.model, n_episodes=1, seed=seed + 30_000)[0].save(Path(out_dir) / "final_episode.npz")
+    episode = collect(env, result.model, n_episodes=1, render=frames, seed=seed + 30_000)[0]
+    episode.save(Path(out_dir) / "final_episode.npz")
     return {
         "success_rate": result.final_eval.get("success_rate"),
         "mean_env_return": result.final_eval["mean_env_return"],
         "trace": component_trace(tracer.episodes),
         "video": str(result.video) if result.video else None,
     }
+
+
+def probe_transitions(env, seed: int):
+    """Five real transitions of random actions in ``env``, to try reward code on before training with it."""
+    from robofeedback.data.rollout import collect
+
+    return collect(env, None, n_steps=5, seed=seed)[0]
+
+
+def smoke_test(code: str, probe) -> str | None:
+    """Why ``code`` cannot be trained on (refused by the sandbox, or failing on the ``probe`` transitions), or None
+    when it runs."""
+    if not code:
+        return "the answer held no reward function"
+    try:
+        reward = CodeReward(code)
+        try:
+            reward.compute(probe.obs[1:], probe.actions, probe.infos)
+        finally:
+            reward.close()
+    except RewardCodeError as e:
+        return str(e)
+    return None
 
 
 def _train_job(job: tuple) -> dict[str, Any]:
@@ -512,23 +540,9 @@ class ICPL:
         return ok[: self.candidates]
 
     def _smoke_test(self, code: str) -> str | None:
-        """Refused code, or code that fails on a few real transitions, is an error before any training."""
-        if not code:
-            return "the answer held no reward function"
         if self._probe is None:  # a few real transitions, the same for every candidate
-            from robofeedback.data.rollout import collect
-
-            self._probe = collect(self.env, None, n_steps=5, seed=self.seed)[0]
-        steps = self._probe
-        try:
-            reward = CodeReward(code)
-            try:
-                reward.compute(steps.obs[1:], steps.actions, steps.infos)
-            finally:
-                reward.close()
-        except RewardCodeError as e:
-            return str(e)
-        return None
+            self._probe = probe_transitions(self.env, self.seed)
+        return smoke_test(code, self._probe)
 
     def _train(self, candidates: list[Candidate]) -> list[dict[str, Any]]:
         config = {"video_episodes": 1, **self.config}
