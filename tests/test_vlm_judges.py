@@ -131,3 +131,12 @@ def test_custom_prompts_must_keep_their_fields(tmp_path, chat_server):
         ChatVLMJudge("x", base_url=server.url, model="m", prompts=tmp_path, sketch=False)
     with pytest.raises(ValueError, match="base_url"):
         ChatVLMJudge("to open the drawer")
+
+
+def test_a_prompt_folder_may_hold_only_the_prompts_it_changes(tmp_path, chat_server):
+    server = chat_server()
+    (tmp_path / "video_compare.txt").write_text("Task {task}. Expert: {expert} Learner: {learner} SIMILARITY?")
+    judge = ChatVLMJudge("to open the drawer", base_url=server.url, model="m", prompts=tmp_path)
+    assert judge.video_prompt.startswith("Task {task}") and "yellow" in judge.analysis_prompt  # the shipped VARP one
+    with pytest.raises(FileNotFoundError, match="folder of prompt files"):
+        ChatVLMJudge("to open the drawer", base_url=server.url, model="m", prompts=tmp_path / "none")

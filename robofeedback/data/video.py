@@ -113,3 +113,69 @@ def video_codec(path: str | Path) -> str:
         if "Video:" in line:
             return line.split("Video:", 1)[1].strip().split()[0].rstrip(",")
     raise VideoError(f"no video stream in {path}: {out.strip()[-300:]}")
+
+
+def sample_indices(length: int, n: int) -> np.ndarray:
+    """``n`` evenly spaced indices into a sequence of ``length`` items, first and last included (all of them when
+    ``n >= length``)."""
+    if length <= 0 or n <= 0:
+        raise VideoError(f"need a non-empty sequence and n > 0, got length {length}, n {n}")
+    if n >= length:
+        return np.arange(length)
+    return np.round(np.linspace(0, length - 1, n)).astype(int)
+
+
+def resample(frames: np.ndarray, fps: float, target_fps: float) -> np.ndarray:
+    """Frames recorded at ``fps`` taken at ``target_fps`` (nearest frame; never more frames than there are)."""
+    frames = _check_frames(frames)
+    if fps <= 0 or target_fps <= 0:
+        raise VideoError(f"frame rates must be positive, got {fps} and {target_fps}")
+    if target_fps >= fps:
+        return frames
+    n = max(1, int(np.floor((len(frames) - 1) * target_fps / fps)) + 1)
+    return frames[np.minimum(np.round(np.arange(n) * fps / target_fps).astype(int), len(frames) - 1)]
+
+
+def frame_grid(frames: np.ndarray, cols: int = 4, label: bool = True) -> np.ndarray:
+    """Frames ``(N, H, W, 3)`` tiled row by row into one image, each numbered in its corner (1 = earliest) when
+    ``label``; empty cells of the last row are black."""
+    import cv2
+
+    frames = _check_frames(frames)
+    cols = max(1, min(cols, len(frames)))
+    rows = -(-len(frames) // cols)
+    h, w = frames.shape[1:3]
+    grid = np.zeros((rows * h, cols * w, 3), np.uint8)
+    for k, frame in enumerate(frames):
+        r, c = divmod(k, cols)
+        cell = np.ascontiguousarray(frame)
+        if label:
+            scale = max(0.3, h / 256)
+            cv2.putText(
+                cell, str(k + 1), (3, int(14 * scale / 0.5)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1
+            )
+        grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = cell
+    return grid
+
+
+def side_by_side(
+    left: np.ndarray, right: np.ndarray, titles: tuple[str, str] = ("", ""), height: int = 240
+) -> np.ndarray:
+    """Two clips next to each other, each scaled to ``height`` pixels; the shorter holds its last frame until the
+    longer ends; ``titles`` are written at the top of each half."""
+    import cv2
+
+    left, right = _check_frames(left), _check_frames(right)
+    n = max(len(left), len(right))
+
+    def fit(clip: np.ndarray, title: str) -> np.ndarray:
+        width = max(2, round(clip.shape[2] * height / clip.shape[1]))
+        out = np.empty((n, height, width, 3), np.uint8)
+        for t in range(n):
+            frame = cv2.resize(clip[min(t, len(clip) - 1)], (width, height), interpolation=cv2.INTER_AREA)
+            if title:
+                cv2.putText(frame, title, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+            out[t] = frame
+        return out
+
+    return np.concatenate([fit(left, titles[0]), fit(right, titles[1])], axis=2)
