@@ -16,6 +16,8 @@ EXAMPLES = """examples:
   robofeedback train --env metaworld:drawer-open --reward varp --judge clip --sketch --agent-reg 0.1
   robofeedback icpl --env panda:PandaReach-v3 --task "move the gripper to the green target" --iterations 3 \
       --candidates 4 --llm http://localhost:8000/v1 --model qwen2.5-coder --judge script
+  robofeedback video-reward --env metaworld:drawer-close --expert assets/videos/metaworld-drawer-close-expert.mp4 \
+      --iterations 5 --steps 6000
   robofeedback rollout --env panda:PandaReach-v3 --policy runs/reach --episodes 5 --video --out runs/reach/rollouts
 """
 
@@ -153,12 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=_positive_int, default=5, help="rounds of proposals (default 5)")
     p.add_argument("--candidates", type=_positive_int, default=6, help="reward functions per round (default 6)")
     p.add_argument("--steps", type=_positive_int, default=5000, help="env steps per candidate policy (default 5000)")
-    p.add_argument("--llm", default=None, help="base URL of an OpenAI-compatible server (…/v1)")
-    p.add_argument("--model", default=None, help="the model's name on that server")
-    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env variable with the API key")
-    p.add_argument("--replay", default=None, help="serve recorded LLM answers from this JSONL file instead")
-    p.add_argument("--record", default=None, help="with --llm: also write the answers to this JSONL file")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
+    _llm_arguments(p, temperature=1.0)
     p.add_argument(
         "--judge",
         default="script",
@@ -171,6 +168,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML training config for the candidates, as for train")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", default=None, help="output folder (default runs/icpl-<env>)")
+
+    p = sub.add_parser(
+        "video-reward",
+        help="bi-level reward learning from an expert video: a judge compares videos, an LLM updates the reward",
+        description="Learn reward code from a video of an expert: each iteration trains a policy on the current "
+        "code, a judge compares a video of it with the expert's (--judge clip: the offline CLIP + time-warping "
+        "judge; --judge chat: a vision chat model), and the lower level (--llm or --replay; without them the "
+        "offline factor-weight updater, which needs --judge clip) writes the next code. Everything goes to "
+        "--out, one folder per iteration (code, side-by-side video, feedback, similarity); rerunning the "
+        "same command continues an interrupted run.",
+    )
+    p.add_argument("--env", required=True, help="env spec, as for train")
+    p.add_argument("--expert", required=True, help="the expert's video (mp4, webm, ...) or a folder of frames")
+    p.add_argument("--task", default=None, help="the task in words (default: the env's known task text)")
+    p.add_argument("--iterations", type=_positive_int, default=5, help="iterations (default 5)")
+    p.add_argument("--steps", type=_positive_int, default=5000, help="env steps per policy (default 5000)")
+    p.add_argument("--fps", type=float, default=20.0, help="frames per second the videos are compared at")
+    p.add_argument("--start", type=float, default=None, help="trim the expert video: start, in seconds")
+    p.add_argument("--end", type=float, default=None, help="trim the expert video: end, in seconds")
+    p.add_argument("--frames-fps", type=float, default=None, help="frame rate of a folder of expert frames")
+    p.add_argument("--judge", default="clip", choices=["clip", "chat"], help="upper level (default clip, offline)")
+    p.add_argument("--clip-model", default="mini", help="--judge clip: 'mini' (shipped) or an open_clip model")
+    p.add_argument("--vlm-url", default=None, help="--judge chat: base URL of an OpenAI-compatible vision server")
+    p.add_argument("--vlm-model", default=None, help="--judge chat: the vision model's name on that server")
+    p.add_argument("--vlm-key-env", default="OPENAI_API_KEY", help="--judge chat: env variable with its API key")
+    p.add_argument("--prompts", default=None, help="--judge chat: folder with your own video_compare.txt")
+    p.add_argument("--video-frames", type=_positive_int, default=8, help="--judge chat: frames sent per video")
+    p.add_argument("--video-layout", default="grid", choices=["grid", "sequence"], help="--judge chat: frames as")
+    _llm_arguments(p, temperature=0.7)
+    p.add_argument("--config", default=None, help="YAML training config for the policies, as for train")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default=None, help="output folder (default runs/video-reward-<env>)")
 
     p = sub.add_parser(
         "rollout",
@@ -193,6 +222,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render-size", type=_positive_int, default=224, help="frame size in pixels (default 224)")
     p.add_argument("--stochastic", action="store_true", help="sample policy actions instead of taking the mean")
     return parser
+
+
+def _llm_arguments(p: argparse.ArgumentParser, temperature: float) -> None:
+    p.add_argument("--llm", default=None, help="base URL of an OpenAI-compatible server (…/v1)")
+    p.add_argument("--model", default=None, help="the model's name on that server")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env variable with the API key")
+    p.add_argument("--replay", default=None, help="serve recorded LLM answers from this JSONL file instead")
+    p.add_argument("--record", default=None, help="with --llm: also write the answers to this JSONL file")
+    p.add_argument(
+        "--temperature", type=float, default=temperature, help=f"sampling temperature (default {temperature:g})"
+    )
+
+
+def _chat_client(args: argparse.Namespace):
+    """The LLM that --llm / --replay name, or None for the offline path."""
+    if args.replay and args.llm:
+        raise ValueError("give --llm (a live server) or --replay (recorded answers), not both")
+    if args.replay:
+        from robofeedback.feedback.llm import Replay
+
+        return Replay(args.replay)
+    if args.llm:
+        from robofeedback.feedback.llm import OpenAICompatible
+
+        if not args.model:
+            raise ValueError("--llm needs --model, the model's name on that server")
+        return OpenAICompatible(args.llm, args.model, args.api_key_env, record=args.record)
+    return None
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
@@ -383,19 +440,7 @@ def cmd_icpl(args: argparse.Namespace) -> int:
     task = args.task or task_prompts(args.env).get("task")
     if not task:
         raise ValueError(f'icpl needs --task "<the task in words>": no task text is known for {args.env}')
-    if args.replay and args.llm:
-        raise ValueError("give --llm (a live server) or --replay (recorded answers), not both")
-    proposer = None
-    if args.replay:
-        from robofeedback.feedback.llm import Replay
-
-        proposer = Replay(args.replay)
-    elif args.llm:
-        from robofeedback.feedback.llm import OpenAICompatible
-
-        if not args.model:
-            raise ValueError("--llm needs --model, the model's name on that server")
-        proposer = OpenAICompatible(args.llm, args.model, args.api_key_env, record=args.record)
+    proposer = _chat_client(args)
     ranker = {"script": ScriptedRanker, "human": TerminalRanker, "app": lambda: StoreRanker(args.store)}[args.judge]()
     out = args.out or f"runs/icpl-{args.env.replace(':', '-')}"
     loop = ICPL(
@@ -420,6 +465,59 @@ def cmd_icpl(args: argparse.Namespace) -> int:
         )
     best = summary["best"]
     print(f"best reward: {best['name']}, success {best['success_rate']}; code in {out}; summary {out}/summary.json")
+    return 0
+
+
+def cmd_video_reward(args: argparse.Namespace) -> int:
+    from robofeedback.config import load_yaml
+    from robofeedback.feedback.vlm import ChatVLMJudge, ClipVideoJudge, task_prompts
+    from robofeedback.rewards.bilevel import BilevelVideoReward
+
+    task = args.task or task_prompts(args.env).get("task")
+    if not task:
+        raise ValueError(f'video-reward needs --task "<the task in words>": no task text is known for {args.env}')
+    if args.judge == "chat":
+        if not (args.vlm_url and args.vlm_model):
+            raise ValueError("--judge chat needs --vlm-url and --vlm-model (an OpenAI-compatible vision server)")
+        judge = ChatVLMJudge(
+            task,
+            base_url=args.vlm_url,
+            model=args.vlm_model,
+            api_key_env=args.vlm_key_env,
+            prompts=args.prompts,
+            video_frames=args.video_frames,
+            video_layout=args.video_layout,
+        )
+    else:
+        judge = ClipVideoJudge(model=args.clip_model)
+    out = args.out or f"runs/video-reward-{args.env.replace(':', '-')}"
+    loop = BilevelVideoReward(
+        args.env,
+        args.expert,
+        task,
+        judge=judge,
+        llm=_chat_client(args),
+        train_steps=args.steps,
+        config=load_yaml(args.config) if args.config else None,
+        out_dir=out,
+        seed=args.seed,
+        fps=args.fps,
+        start=args.start,
+        end=args.end,
+        frames_fps=args.frames_fps,
+        temperature=args.temperature,
+    )
+    summary = loop.run(args.iterations)
+    for row in summary["iterations"]:
+        print(
+            f"iteration {row['iteration']}: similarity to the expert {row['similarity']:.3f}, "
+            f"success {row['success_rate']}, env return {row['mean_env_return']:.1f}"
+        )
+    best = summary["best"]
+    print(
+        f"most expert-like: iteration {best['iteration']} (similarity {best['similarity']:.3f}); videos, "
+        f"feedback and code in {out}/iter<i>; summary {out}/summary.json"
+    )
     return 0
 
 
@@ -459,7 +557,13 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"envs": cmd_envs, "train": cmd_train, "icpl": cmd_icpl, "rollout": cmd_rollout}
+    handlers = {
+        "envs": cmd_envs,
+        "train": cmd_train,
+        "icpl": cmd_icpl,
+        "video-reward": cmd_video_reward,
+        "rollout": cmd_rollout,
+    }
     try:
         return handlers[args.command](args)
     except (ValueError, FileNotFoundError, ImportError, RuntimeError) as e:
