@@ -400,14 +400,17 @@ class ClipVideoJudge:
     """The offline upper-level judge (CLIP and frame differences, not a VLM): aligns the learner's video with the
     expert's by dynamic time warping and writes structured feedback from the alignment.
 
-    Each frame is described by its CLIP image embedding (the mini CLIP by default) and by where the video moves
-    (:func:`motion_track`). Frames i (learner) and j (expert) match by
-    s_ij = max(0, cos(e_i, e_j)) * exp(-|m_i - m_j| / ``tau``), and DTW finds the alignment that maximises the
-    summed s. The similarity is the mean s along it. The expert's video is cut into ``phases`` equal parts;
-    each is "matched" (mean s of its aligned frames at least ``matched``), "poorly matched", or "missing"
-    (below ``missing``, or passed through in a single learner frame). The feedback also compares how
-    much, how fast, how high and in which direction each video moves, in image coordinates, so the two videos
-    should show the scene from roughly the same side.
+    Each frame is described by its CLIP image embedding e (the mini CLIP by default), by where the video moves m
+    and by how much it moves a (:func:`motion_track`). Frames i (learner) and j (expert) match by
+
+        s_ij = max(0, cos(e_i, e_j)) * exp(-|m_i - m_j| / ``tau``) * (min(a_i, a_j) + eps) / (max(a_i, a_j) + eps)
+
+    with eps a fifth of the expert's mean motion (so that a still frame matches a still frame, and not a moving
+    one), and DTW finds the alignment that maximises the summed s. The similarity is the mean s along it.
+    The expert's video is cut into ``phases`` equal parts; each is "matched" (mean s of its aligned frames
+    at least ``matched``), "poorly matched", or "missing" (below ``missing``, or passed through in a single
+    learner frame). The feedback also compares how much, how fast, how high and in which direction each
+    video moves, in image coordinates, so the two videos should show the scene from roughly the same side.
     """
 
     def __init__(
@@ -416,8 +419,8 @@ class ClipVideoJudge:
         pretrained: str | None = None,
         phases: int = 4,
         tau: float = 0.1,
-        matched: float = 0.5,
-        missing: float = 0.25,
+        matched: float = 0.4,
+        missing: float = 0.15,
         motion_threshold: float = 12.0,
     ):
         if not isinstance(phases, int) or phases < 1:
@@ -441,7 +444,9 @@ class ClipVideoJudge:
         e_l, e_x = (self.clip.embed_images(np.asarray(v)).numpy() for v in (learner, expert))
         (m_l, a_l), (m_x, a_x) = (motion_track(v, self.motion_threshold) for v in (learner, expert))
         appearance = np.clip(e_l @ e_x.T, 0.0, 1.0)
-        motion = np.exp(-np.linalg.norm(m_l[:, None] - m_x[None], axis=-1) / self.tau)
+        eps = 0.2 * a_x.mean() + 1e-9
+        amount = (np.minimum(a_l[:, None], a_x[None]) + eps) / (np.maximum(a_l[:, None], a_x[None]) + eps)
+        motion = np.exp(-np.linalg.norm(m_l[:, None] - m_x[None], axis=-1) / self.tau) * amount
         match = appearance * motion
         path = dtw(1.0 - match)
         similarity = float(np.mean([match[i, j] for i, j in path]))
