@@ -120,6 +120,7 @@ def test_factor_ranking_is_one_per_task_and_source(store):
         (lambda s, a, b: s.set_factor_ranking("x", ["p", "p"], "human:ada"), StoreError),
         (lambda s, a, b: s.set_factor_ranking("x", ["p"], "human:ada", signs={"p": 2}), StoreError),
         (lambda s, a, b: s.set_factor_ranking("x", ["p"], "human:ada", margins={"q": 1.0}), StoreError),
+        (lambda s, a, b: s.add_preference(a, b, "a", "script:heron", level=object()), StoreError),
     ],
 )
 def test_bad_input_raises_and_writes_nothing(store, segments, write, error):
@@ -183,12 +184,14 @@ def test_export_import_round_trips_exactly(store, segments, tmp_path):
     a, b, c = (s.id for s in segments[:3])
     q = store.add_query("preference", [a, b], run="r", meta={"shown": [1, 2.5]})
     store.answer_query(q, "script:oracle", value="equal", note="tie")
+    store.add_preference(b, c, "b", "script:heron", run="r", note="decided at level 2 (alive)", level=2)
     store.add_ranking([a, b, c], "human:ada", best=a, worst=c, run="r")
     store.add_correction([1.5, -2.0], [0.3, 0.4], 7, "human:ada")
     store.set_factor_ranking("metaworld:reach", ["obj_to_target"], "human:ada")
     first = store.export_jsonl(tmp_path / "one.jsonl")
     other = FeedbackStore(tmp_path / "other.db")
-    assert other.import_jsonl(first) == {"segments": 6, "queries": 1, "labels": 4}
+    assert other.import_jsonl(first) == {"segments": 6, "queries": 1, "labels": 5}
+    assert [lb.payload for lb in other.labels(kind="preference", source="script:heron")] == [{"level": 2}]
     second = other.export_jsonl(tmp_path / "two.jsonl")
     assert first.read_bytes() == second.read_bytes()
     _same(other.get_segment(a).obs, segments[0].obs)

@@ -490,8 +490,9 @@ class FeedbackStore:
 
     def answer_query(self, query_id: str, source: str, note: str | None = None, **answer: Any) -> int:
         """Answer a pending query with a label of its kind (``value=`` for preferences, ``order=`` or
-        ``best=``/``worst=`` for rankings, ``state=``/``direction=``/``t=`` for corrections); closes the query in
-        the same transaction. A ``"skip"`` preference closes it as skipped. Returns the label id."""
+        ``best=``/``worst=`` for rankings, ``state=``/``direction=``/``t=`` for corrections; other keywords of a
+        preference or correction, such as HERON's deciding ``level=``, are kept in the label's payload); closes
+        the query in the same transaction. A ``"skip"`` preference closes it as skipped. Returns the label id."""
         check_source(source)
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(queries_table).where(queries_table.c.id == query_id)).first()
@@ -514,10 +515,11 @@ class FeedbackStore:
             return conn.execute(labels_table.insert().values(query_id=query_id, **label)).inserted_primary_key[0]
 
     def add_preference(
-        self, a: str, b: str, value: str, source: str, run: str = "default", note: str | None = None
+        self, a: str, b: str, value: str, source: str, run: str = "default", note: str | None = None, **extra: Any
     ) -> int:
-        """A preference between stored segments ``a`` and ``b`` given without a query."""
-        return self._add_label("preference", [a, b], source, note, run, {"value": value})
+        """A preference between stored segments ``a`` and ``b`` given without a query (``extra`` fields go into its
+        payload)."""
+        return self._add_label("preference", [a, b], source, note, run, {"value": value, **extra})
 
     def add_ranking(
         self,
@@ -597,6 +599,7 @@ class FeedbackStore:
                 raise StoreError(f"a preference value must be one of {PREFERENCE_VALUES}, got {value!r}")
             if len(segment_ids) != 2 or segment_ids[0] == segment_ids[1]:
                 raise StoreError(f"a preference compares two different segments, got {segment_ids}")
+            payload = _json_extras({k: v for k, v in answer.items() if k != "value"}, "preference")
         elif kind == "ranking":
             payload = _check_ranking(segment_ids, answer.get("order"), answer.get("best"), answer.get("worst"))
         elif kind == "correction":
@@ -604,15 +607,11 @@ class FeedbackStore:
             if not isinstance(t, (int, np.integer)) or isinstance(t, bool) or t < 0:
                 raise StoreError(f"a correction's time index t must be an integer >= 0, got {t!r}")
             payload = {
-                **{k: v for k, v in answer.items() if k not in ("state", "direction", "t")},
+                **_json_extras({k: v for k, v in answer.items() if k not in ("state", "direction", "t")}, "correction"),
                 "state": _vector(answer.get("state"), "state"),
                 "direction": _vector(answer.get("direction"), "direction", nonzero=True),
                 "t": int(t),
             }
-            try:
-                json.dumps(payload)
-            except TypeError as e:
-                raise StoreError(f"correction extras must be JSON-serialisable: {e}") from None
         elif kind == "factor_ranking":
             payload = _check_factor_ranking(answer)
         else:
@@ -747,6 +746,16 @@ def _query(row) -> Query:
         created_at=row.created_at,
         closed_at=row.closed_at,
     )
+
+
+def _json_extras(extras: dict[str, Any], kind: str) -> dict[str, Any]:
+    """Extra fields a label carries in its payload (e.g. the level that decided a HERON preference), which must be
+    JSON-serialisable."""
+    try:
+        json.dumps(extras)
+    except TypeError as e:
+        raise StoreError(f"{kind} extras must be JSON-serialisable: {e}") from None
+    return extras
 
 
 def _check_ranking(items: list[str], order, best, worst) -> dict:

@@ -1,7 +1,7 @@
 """Scripted teachers: the six simulated labellers of B-Pref (Lee et al. 2021), configurable and combinable.
 
 A teacher compares two segments by their returns under the env's reward (or any
-named factor) the way B-Pref's ``get_label`` does, in this order:
+named factor, or a weighted sum of factors) the way B-Pref's ``get_label`` does, in this order:
 
 1. Skip: if neither segment's return exceeds ``skip_threshold``, no label ("skip").
 2. Myopic: returns are discounted towards the start, R = sum_t gamma^(H-1-t) r_t.
@@ -44,7 +44,7 @@ class Teacher(FeedbackSource):
         mistake: float = 0.0,
         skip_threshold: float | None = None,
         equal_threshold: float | None = None,
-        reward: str = "env_reward",
+        reward: str | dict[str, float] = "env_reward",
         sign: int = 1,
         name: str | None = None,
         seed: int | None = None,
@@ -59,6 +59,10 @@ class Teacher(FeedbackSource):
             raise ValueError(f"equal_threshold must be >= 0, got {equal_threshold}")
         if sign not in (1, -1):
             raise ValueError(f"sign must be +1 or -1, got {sign}")
+        if isinstance(reward, dict) and (
+            not reward or not all(isinstance(w, (int, float)) and math.isfinite(w) for w in reward.values())
+        ):
+            raise ValueError(f"a weighted sum of factors needs {{factor: finite weight}}, got {reward!r}")
         self.beta, self.gamma, self.mistake = beta, gamma, mistake
         self.skip_threshold, self.equal_threshold = skip_threshold, equal_threshold
         self.reward, self.sign = reward, sign
@@ -77,19 +81,23 @@ class Teacher(FeedbackSource):
             parts.append(f"skip{self.skip_threshold:g}")
         if self.equal_threshold is not None:
             parts.append(f"equal{self.equal_threshold:g}")
-        if self.reward != "env_reward":
+        if isinstance(self.reward, dict):
+            parts.append(("-" if self.sign < 0 else "") + "sum-of-" + "-".join(self.reward))
+        elif self.reward != "env_reward":
             parts.append(("-" if self.sign < 0 else "") + self.reward)
         return "-".join(["teacher", *parts]) if parts else "oracle"
 
     def rewards(self, segment) -> np.ndarray:
-        """Per-step rewards the teacher judges by: the env's reward or a named factor (times ``sign``)."""
+        """Per-step rewards the teacher judges by: the env's reward, a named factor, or a weighted sum of factors
+        (times ``sign``)."""
         if self.reward == "env_reward":
-            values = np.asarray(segment.env_rewards, dtype=np.float64)
-        else:
-            factors = segment.factors
-            if self.reward not in factors:
-                raise KeyError(f"teacher judges by factor {self.reward!r}, but the segment has {sorted(factors)}")
-            values = np.asarray(factors[self.reward], dtype=np.float64)
+            return self.sign * np.asarray(segment.env_rewards, dtype=np.float64)
+        weights = self.reward if isinstance(self.reward, dict) else {self.reward: 1.0}
+        factors = segment.factors
+        missing = [name for name in weights if name not in factors]
+        if missing:
+            raise KeyError(f"teacher judges by factors {missing}, but the segment has {sorted(factors)}")
+        values = sum(w * np.asarray(factors[name], dtype=np.float64) for name, w in weights.items())
         return self.sign * values
 
     def label(self, a, b) -> str:
