@@ -8,7 +8,15 @@ Each of M members is an MLP r_m(s, a). For a labelled pair of segments
     loss_m = -[y log P_m + (1 - y) log (1 - P_m)]
 
 and the reward given to the agent is the ensemble mean r = (1/M) sum_m r_m(s, a), times ``scale`` (1 by
-default; preferences fix a reward only up to scale, and SAC's settings assume one).
+default; preferences fix a reward only up to scale, and SAC's settings assume one). With ``normalize`` the
+mean is first standardised, (r - mu) / sigma, with mu and sigma of the ensemble's rewards on every labelled
+state after each training (HERON's optional reward normalisation).
+
+Labels may say which level of a hierarchy decided them (HERON, ``PreferenceData.level``; 1 = the most
+important factor). With ``level_scale`` = alpha > 1 a pair decided at level l counts as a smaller reward
+difference: P_m = sigmoid(alpha^(l-1) (R_m(a) - R_m(b))), so the learned reward keeps larger gaps for
+comparisons that the more important factors decided. (Our reading of the level scaling in the HERON
+authors' rebuttal, whose equation we could not read.)
 PEBBLE's defaults: 3 members, 3 hidden layers of 256, LeakyReLU, tanh output,
 Adam with lr 3e-4, minibatches of 128, each member shuffled on its own, training
 until 97% of the labels are predicted right.
@@ -40,8 +48,9 @@ TARGETS = {"a": 1.0, "b": 0.0, "equal": 0.5}
 
 @dataclass
 class PreferenceData:
-    """Pairs of segments as padded arrays: ``obs_*`` (N, H, D), ``act_*`` (N, H, A), ``mask_*`` (N, H) and the
-    target ``y`` (N,) = P(a preferred): 1 for "a", 0 for "b", 0.5 for "equal"."""
+    """Pairs of segments as padded arrays: ``obs_*`` (N, H, D), ``act_*`` (N, H, A), ``mask_*`` (N, H), the
+    target ``y`` (N,) = P(a preferred): 1 for "a", 0 for "b", 0.5 for "equal", and the ``level`` (N,) of a
+    hierarchy that decided each label (0 where none did)."""
 
     obs_a: np.ndarray
     act_a: np.ndarray
@@ -50,15 +59,28 @@ class PreferenceData:
     act_b: np.ndarray
     mask_b: np.ndarray
     y: np.ndarray
+    level: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.level is None:
+            self.level = np.zeros(len(self.y), np.int64)
+        self.level = np.asarray(self.level, dtype=np.int64)
+        if self.level.shape != self.y.shape:
+            raise ValueError(f"level must have one entry per pair, got shape {self.level.shape} for {len(self.y)}")
 
     def __len__(self) -> int:
         return len(self.y)
 
     @classmethod
-    def from_pairs(cls, pairs: list[tuple[Any, Any]], values: list[str] | None = None) -> PreferenceData:
-        """From segments (anything with ``obs`` (H + 1 rows) and ``actions`` (H rows)) and labels; "skip" labels
-        are left out. Without ``values`` the targets are NaN (candidates for query selection)."""
+    def from_pairs(
+        cls, pairs: list[tuple[Any, Any]], values: list[str] | None = None, levels: list[int | None] | None = None
+    ) -> PreferenceData:
+        """From segments (anything with ``obs`` (H + 1 rows) and ``actions`` (H rows)), labels and the levels that
+        decided them; "skip" labels are left out. Without ``values`` the targets are NaN (candidates for query
+        selection)."""
         values = values if values is not None else [None] * len(pairs)
+        levels = levels if levels is not None else [None] * len(pairs)
+        kept_levels = [lv or 0 for v, lv in zip(values, levels, strict=True) if v != "skip"]
         kept = [(a, b, v) for (a, b), v in zip(pairs, values, strict=True) if v != "skip"]
         for _, _, v in kept:
             if v is not None and v not in TARGETS:
@@ -83,7 +105,7 @@ class PreferenceData:
         obs_a, act_a, mask_a = stack([a for a, _, _ in kept])
         obs_b, act_b, mask_b = stack([b for _, b, _ in kept])
         y = np.array([np.nan if v is None else TARGETS[v] for _, _, v in kept], dtype=np.float32)
-        return cls(obs_a, act_a, mask_a, obs_b, act_b, mask_b, y)
+        return cls(obs_a, act_a, mask_a, obs_b, act_b, mask_b, y, np.asarray(kept_levels, dtype=np.int64))
 
     @classmethod
     def concat(cls, parts: list[PreferenceData]) -> PreferenceData:
@@ -95,7 +117,10 @@ class PreferenceData:
 
         fields = list(cls.__dataclass_fields__)
         return cls(
-            *(np.concatenate([getattr(p, f) if f == "y" else pad(getattr(p, f)) for p in parts]) for f in fields)
+            *(
+                np.concatenate([getattr(p, f) if f in ("y", "level") else pad(getattr(p, f)) for p in parts])
+                for f in fields
+            )
         )
 
 
@@ -127,6 +152,8 @@ class PreferenceReward(RewardFunction):
         output: str | None = "tanh",
         use_actions: bool = True,
         scale: float = 1.0,
+        normalize: bool = False,
+        level_scale: float | None = None,
         lr: float = 3e-4,
         batch_size: int = 128,
         max_epochs: int = 200,
@@ -139,6 +166,8 @@ class PreferenceReward(RewardFunction):
             raise ValueError(f"output must be 'tanh' or None, got {output!r}")
         if not scale > 0:
             raise ValueError(f"scale must be > 0, got {scale}")
+        if level_scale is not None and not level_scale >= 1:
+            raise ValueError(f"level_scale must be >= 1 (or None for no level scaling), got {level_scale}")
         require_positive_ints(
             obs_dim=obs_dim,
             hidden=hidden,
@@ -157,6 +186,8 @@ class PreferenceReward(RewardFunction):
             "output": output,
             "use_actions": use_actions,
             "scale": float(scale),
+            "normalize": bool(normalize),
+            "level_scale": None if level_scale is None else float(level_scale),
             "lr": lr,
             "batch_size": batch_size,
             "max_epochs": max_epochs,
@@ -169,6 +200,7 @@ class PreferenceReward(RewardFunction):
         self.optimizer = torch.optim.Adam(self.members.parameters(), lr=lr)
         self.rng = np.random.default_rng(seed)
         self.history: list[dict[str, float]] = []
+        self.norm = (0.0, 1.0)  # (mu, sigma) of the ensemble mean on the labelled states, for ``normalize``
 
     @classmethod
     def for_env(cls, env, **kwargs: Any) -> PreferenceReward:
@@ -200,8 +232,9 @@ class PreferenceReward(RewardFunction):
             return torch.stack([m(x).squeeze(-1) for m in self.members]).numpy()
 
     def rewards_of(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """The reward the agent gets: the ensemble mean times ``scale``."""
-        return self.member_rewards(obs, actions).mean(axis=0) * self.config["scale"]
+        """The reward the agent gets: the ensemble mean (standardised with ``normalize``) times ``scale``."""
+        mu, sigma = self.norm
+        return (self.member_rewards(obs, actions).mean(axis=0) - mu) / sigma * self.config["scale"]
 
     def reward(self, batch: Transitions) -> np.ndarray:
         return self.rewards_of(batch.obs, batch.action)
@@ -213,10 +246,16 @@ class PreferenceReward(RewardFunction):
         return (member(x).squeeze(-1) * mask).sum(dim=-1)
 
     def _tensors(self, data: PreferenceData, index: np.ndarray):
-        return [
+        """The minibatch ``index`` of ``data`` as tensors, the last one each pair's logit multiplier
+        alpha^(level - 1) (1 without level scaling, or for pairs no level decided)."""
+        tensors = [
             torch.from_numpy(getattr(data, f)[index])
             for f in ("obs_a", "act_a", "mask_a", "obs_b", "act_b", "mask_b", "y")
         ]
+        alpha = self.config.get("level_scale")
+        levels = data.level[index]
+        multiplier = np.ones(len(index), np.float32) if alpha is None else alpha ** np.maximum(levels - 1, 0)
+        return [*tensors, torch.from_numpy(multiplier.astype(np.float32))]
 
     def fit(self, data: PreferenceData, max_epochs: int | None = None) -> dict[str, float]:
         """Train every member on ``data`` until they label ``stop_accuracy`` of it right during an epoch (as
@@ -236,8 +275,8 @@ class PreferenceReward(RewardFunction):
                 self.optimizer.zero_grad()
                 total = 0.0
                 for member, order in zip(self.members, orders, strict=True):
-                    oa, aa, ma, ob, ab, mb, y = self._tensors(data, order[start : start + batch])
-                    logit = self._returns(member, oa, aa, ma) - self._returns(member, ob, ab, mb)
+                    oa, aa, ma, ob, ab, mb, y, k = self._tensors(data, order[start : start + batch])
+                    logit = k * (self._returns(member, oa, aa, ma) - self._returns(member, ob, ab, mb))
                     total = total + nn.functional.binary_cross_entropy_with_logits(logit, y)
                     extra = self.regularizer(member)
                     if extra is not None:
@@ -251,6 +290,11 @@ class PreferenceReward(RewardFunction):
             accuracy = correct / strict_total if strict_total else float("nan")
             if accuracy >= self.config["stop_accuracy"]:
                 break
+        if self.config.get("normalize"):
+            states = np.concatenate([data.obs_a[data.mask_a > 0], data.obs_b[data.mask_b > 0]])
+            actions = np.concatenate([data.act_a[data.mask_a > 0], data.act_b[data.mask_b > 0]])
+            mean = self.member_rewards(states, actions).mean(axis=0)
+            self.norm = (float(mean.mean()), float(max(mean.std(), 1e-6)))
         result = {"loss": loss_value, "train_accuracy": accuracy, "epochs": epochs, "pairs": n}
         self.history.append(result)
         return result
@@ -272,11 +316,11 @@ class PreferenceReward(RewardFunction):
         out = []
         with torch.no_grad():
             for start in range(0, len(data), 1024):
-                oa, aa, ma, ob, ab, mb, _ = self._tensors(data, np.arange(start, min(start + 1024, len(data))))
+                oa, aa, ma, ob, ab, mb, _, k = self._tensors(data, np.arange(start, min(start + 1024, len(data))))
                 out.append(
                     torch.stack(
                         [
-                            torch.sigmoid(self._returns(m, oa, aa, ma) - self._returns(m, ob, ab, mb))
+                            torch.sigmoid(k * (self._returns(m, oa, aa, ma) - self._returns(m, ob, ab, mb)))
                             for m in self.members
                         ]
                     )
@@ -316,6 +360,7 @@ class PreferenceReward(RewardFunction):
             {
                 "config": json.dumps(self.config),
                 "history": json.dumps(self.history),
+                "norm": json.dumps(self.norm),
                 "members": self.members.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
             },
@@ -330,6 +375,7 @@ class PreferenceReward(RewardFunction):
         model.members.load_state_dict(state["members"])
         model.optimizer.load_state_dict(state["optimizer"])
         model.history = json.loads(state["history"])
+        model.norm = tuple(json.loads(state.get("norm", "[0.0, 1.0]")))
         return model
 
     def __getstate__(self) -> dict:

@@ -7,8 +7,11 @@ is uniform), stores the segments and queries in the :class:`FeedbackStore`,
 hands the queries to a feedback source (a scripted teacher, a judge, or the
 human queue, waiting or not), trains the reward ensemble on every label
 gathered so far, and relabels the off-policy replay buffer with the new reward.
-With ``pretrain_steps`` the agent first explores with PEBBLE's state-entropy
-reward, and the first queries come after that.
+Under an on-policy algorithm (PPO) a round at the end of a rollout relabels the
+rollout buffer instead and recomputes its returns and advantages, so that the
+update that follows learns from the new reward. With ``pretrain_steps`` the
+agent first explores with PEBBLE's state-entropy reward, and the first queries
+come after that.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
 from robofeedback.config import require_positive_ints
 from robofeedback.data.recorder import RolloutRecorder
@@ -56,7 +60,9 @@ class FeedbackLoop(BaseCallback):
     ``candidates_per_label`` x as many random pairs by ``selection``. Labels are stored
     under ``run``; ``video_dir`` receives segment videos for sources that watch them,
     ``model_path`` the reward model after every update, ``log_path`` a JSON line per
-    round. ``max_epochs`` caps the reward model's training per round.
+    round. ``max_epochs`` caps the reward model's training per round. A source that
+    compares single transitions (``source.segment_length``, e.g. HERON's) sets the
+    segment length.
     """
 
     def __init__(
@@ -90,6 +96,7 @@ class FeedbackLoop(BaseCallback):
             labels_per_round=labels_per_round,
             candidates_per_label=candidates_per_label,
         )
+        segment_length = getattr(source, "segment_length", None) or segment_length
         first_round = min(1000, every) if first_round is None else first_round  # B-Pref: 1000 seed steps first
         if budget < 0 or pretrain_steps < 0 or first_round < 0:
             raise ValueError("budget, pretrain_steps and first_round must be >= 0")
@@ -257,7 +264,8 @@ class FeedbackLoop(BaseCallback):
         if not usable:
             return None
         pairs = [(self._segment(lb.segment_ids[0]), self._segment(lb.segment_ids[1])) for lb in usable]
-        return PreferenceData.from_pairs(pairs, [lb.value for lb in usable])
+        levels = [lb.payload.get("level") for lb in usable]
+        return PreferenceData.from_pairs(pairs, [lb.value for lb in usable], levels)
 
     def _learn(self) -> dict[str, float]:
         new = self._new_labels()
@@ -269,6 +277,9 @@ class FeedbackLoop(BaseCallback):
         self.data = new if self.data is None else PreferenceData.concat([self.data, new])
         if self.reward_model.policy_steps:  # agent-regularized models (VARP) also learn from the policy's data
             self.reward_model.set_policy_data(*self.recorder.recent_steps(self.reward_model.policy_steps))
+        on_policy = self.relabel and isinstance(self.model, OnPolicyAlgorithm) and self.model.rollout_buffer.full
+        space = self.model.action_space
+        before = rollout_rewards(self.model.rollout_buffer, self.reward_model, space) if on_policy else None
         fit = self.reward_model.fit(self.data, self.max_epochs)
         stats.update(
             {
@@ -280,6 +291,10 @@ class FeedbackLoop(BaseCallback):
         )
         if self.relabel and isinstance(self.model, OffPolicyAlgorithm):
             stats["relabelled"] = relabel_replay_buffer(self.model.replay_buffer, self.reward_model)
+        elif before is not None:
+            stats["relabelled"] = relabel_rollout_buffer(
+                self.model.rollout_buffer, self.reward_model, space, before, self.locals["values"], self.locals["dones"]
+            )
         if self.model_path is not None:
             self.reward_model.save(self.model_path)
         return stats
@@ -300,6 +315,30 @@ def relabel_replay_buffer(buffer: ReplayBuffer, reward_model: PreferenceReward, 
         )
     buffer.rewards[:size] = rewards.reshape(size, n_envs)
     return size * n_envs
+
+
+def rollout_rewards(buffer, reward_model: PreferenceReward, action_space) -> np.ndarray:
+    """``reward_model``'s rewards for every step of an on-policy rollout buffer, shaped like ``buffer.rewards``
+    (the buffer keeps the policy's unclipped actions; the env, and so the reward, saw them clipped to
+    ``action_space``)."""
+    obs = buffer.observations.reshape(buffer.buffer_size * buffer.n_envs, -1)
+    actions = buffer.actions.reshape(buffer.buffer_size * buffer.n_envs, -1)
+    if hasattr(action_space, "low"):
+        actions = np.clip(actions, action_space.low.reshape(1, -1), action_space.high.reshape(1, -1))
+    return reward_model.rewards_of(obs, actions).reshape(buffer.buffer_size, buffer.n_envs)
+
+
+def relabel_rollout_buffer(
+    buffer, reward_model: PreferenceReward, action_space, before: np.ndarray, last_values, dones
+) -> int:
+    """Move a full rollout buffer's rewards from the reward model's old values (``before``, what the agent was
+    given) to its new ones, keeping what SB3 added for time-limit bootstrapping, and recompute the returns and
+    GAE advantages from them (``last_values`` and ``dones`` of the rollout's last step); returns the steps."""
+    if isinstance(buffer.observations, dict):
+        raise TypeError("relabelling needs a flat-observation rollout buffer")
+    buffer.rewards += rollout_rewards(buffer, reward_model, action_space) - before
+    buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
+    return buffer.buffer_size * buffer.n_envs
 
 
 def preference_loop(
