@@ -14,6 +14,8 @@ EXAMPLES = """examples:
   robofeedback train --env panda:PandaReach-v3 --reward clip --goal "the gripper touches the green target" \
       --baseline "a robot arm" --alpha 0.5
   robofeedback train --env metaworld:drawer-open --reward varp --judge clip --sketch --agent-reg 0.1
+  robofeedback train --env bullet:AntBulletEnv-v0 --algo ppo --reward heron \
+      --factors progress,alive,joints_at_limit,feet_collision --sigma 1,1,0.5,0.5
   robofeedback icpl --env panda:PandaReach-v3 --task "move the gripper to the green target" --iterations 3 \
       --candidates 4 --llm http://localhost:8000/v1 --model qwen2.5-coder --judge script
   robofeedback video-reward --env metaworld:drawer-close --expert assets/videos/metaworld-drawer-close-expert.mp4 \
@@ -54,10 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reward",
         default="env",
-        choices=["env", "preference", "clip", "varp"],
+        choices=["env", "preference", "clip", "varp", "heron"],
         help="reward to train on: 'env' (the env's own; default), 'preference' (learned from --teacher's labels), "
-        "'clip' (VLM-RM: CLIP similarity of each frame to --goal) or 'varp' (learned from a --judge's labels on "
-        "trajectory sketches, regularized by the agent's own data)",
+        "'clip' (VLM-RM: CLIP similarity of each frame to --goal), 'varp' (learned from a --judge's labels on "
+        "trajectory sketches, regularized by the agent's own data) or 'heron' (learned from comparisons by a "
+        "ranking of the env's reward --factors)",
     )
     p.add_argument("--algo", default="sac", choices=["sac", "td3", "ppo"], help="SB3 algorithm (default sac)")
     p.add_argument("--steps", type=_positive_int, default=20_000, help="total env steps (default 20000)")
@@ -108,6 +111,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="with --teacher human: seconds to wait for a round's answers before training on (default 0)",
     )
+
+    g = p.add_argument_group("HERON (--reward heron; the preference-learning options above apply too)")
+    g.add_argument("--factors", default=None, help="the env's reward factors, most important first (comma-separated)")
+    g.add_argument("--sigma", default=None, help="margin scale per level, comma-separated, or one number (default 1)")
+    g.add_argument(
+        "--signs", default=None, help="+1 (reward) or -1 (cost) per factor, comma-separated (default: the env's)"
+    )
+    g.add_argument(
+        "--ranking-from",
+        default=None,
+        metavar="STORE",
+        help="take the order, signs and margins from the latest factor ranking of --env in this feedback store "
+        "(what the annotation app writes) instead of --factors",
+    )
+    g.add_argument(
+        "--granularity",
+        default="segment",
+        choices=["segment", "transition"],
+        help="compare segments by per-factor sums (default) or single transitions",
+    )
+    g.add_argument("--ties", default="drop", choices=["drop", "equal"], help="a tie at every level: no label or equal")
+    g.add_argument("--level-scale", type=float, default=None, help="alpha >= 1: pairs decided lower count as closer")
+    g.add_argument("--normalize-reward", action="store_true", help="standardise the learned reward after each update")
 
     g = p.add_argument_group("VARP (--reward varp; the preference-learning options above apply too)")
     g.add_argument(
@@ -307,6 +333,31 @@ def _feedback_source(args: argparse.Namespace):
     return make_teacher(args.teacher, seed=args.seed, **params)
 
 
+def _numbers(text: str | None, name: str, cast=float) -> list | None:
+    if text is None:
+        return None
+    try:
+        return [cast(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--{name} takes comma-separated numbers, got {text!r}") from None
+
+
+def _heron_judge(args: argparse.Namespace):
+    from robofeedback.rewards.heron import HierarchicalJudge
+
+    options = {"granularity": args.granularity, "ties": args.ties}
+    sigma, signs = _numbers(args.sigma, "sigma"), _numbers(args.signs, "signs", int)
+    if sigma is not None:
+        options["sigma"] = sigma[0] if len(sigma) == 1 else sigma
+    if args.ranking_from:
+        if args.factors:
+            raise ValueError("give --factors or --ranking-from, not both")
+        return HierarchicalJudge.from_store(args.ranking_from, args.env, signs=signs, **options)
+    if not args.factors:
+        raise ValueError("--reward heron needs --factors (most important first) or --ranking-from STORE")
+    return HierarchicalJudge([f.strip() for f in args.factors.split(",")], signs=signs, **options)
+
+
 def _feedback_overrides(args: argparse.Namespace) -> dict:
     names = {
         "budget": "budget",
@@ -380,9 +431,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = load_yaml(args.config) if args.config else {}
     feedback = None
     reward = _clip_reward(args) if args.reward == "clip" else args.reward
-    if args.reward in ("preference", "varp"):
-        feedback = _feedback_source(args) if args.reward == "preference" else _judge(args)
+    if args.reward in ("preference", "varp", "heron"):
+        feedback = {"preference": _feedback_source, "varp": _judge, "heron": _heron_judge}[args.reward](args)
         config = deep_merge(config, _feedback_overrides(args))
+    if args.reward == "heron":
+        model = {"normalize": True} if args.normalize_reward else {}
+        if args.level_scale is not None:
+            model["level_scale"] = args.level_scale
+        config = deep_merge(config, {"preference": model})
     if args.reward == "varp" and args.agent_reg is not None:
         config = deep_merge(config, {"preference": {"agent_reg": args.agent_reg}})
     result = train(
@@ -412,6 +468,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"feedback: {fb['labels']} labels from {fb['source']} in {fb['rounds']} rounds; "
             f"reward model accuracy on labels it had not seen: {accuracy:.2f}"
         )
+        if fb.get("levels"):
+            print("decided at: " + ", ".join(f"{name} {share:.0%}" for name, share in fb["levels"].items()))
     print(f"video:          {result.video}")
     print(f"learning curve: {result.learning_curve}")
     print(f"checkpoint:     {result.checkpoint / 'model.zip'}")

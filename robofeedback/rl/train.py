@@ -40,6 +40,7 @@ from robofeedback.data.store import FeedbackStore
 from robofeedback.data.video import write_video
 from robofeedback.envs import FAMILIES, RobotEnv, make
 from robofeedback.feedback.sources import FeedbackSource
+from robofeedback.rewards import heron
 from robofeedback.rewards.base import EnvReward, RewardFunction, make_reward
 from robofeedback.rewards.preference import PreferenceReward
 from robofeedback.rewards.varp import AgentRegularizedReward
@@ -48,7 +49,11 @@ from robofeedback.rl.plots import plot_learning_curve
 from robofeedback.rl.wrappers import VecRewardWrapper
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"sac": SAC, "td3": TD3, "ppo": PPO}
-LEARNED: dict[str, type[PreferenceReward]] = {"preference": PreferenceReward, "varp": AgentRegularizedReward}
+LEARNED: dict[str, type[PreferenceReward]] = {
+    "preference": PreferenceReward,
+    "varp": AgentRegularizedReward,
+    "heron": PreferenceReward,  # learned from a HierarchicalJudge's labels
+}
 GENERAL_KEYS = (
     "n_envs",
     "vec_env",
@@ -333,17 +338,25 @@ def train(
     ``preference:`` and ``feedback:`` sections set the reward model and loop.
     ``reward="varp"`` does the same with VARP's agent-regularized reward model
     (``preference: {agent_reg: lambda}``), usually with a VLM judge as ``feedback``.
+    ``reward="heron"`` learns it from a factor ranking: ``feedback`` is a
+    :class:`~robofeedback.rewards.heron.HierarchicalJudge`.
     """
     start = time.time()
     out = Path(out_dir)
     learn_preferences = isinstance(reward, str) and reward in LEARNED
     if learn_preferences and feedback is None:
         raise ValueError(f"reward={reward!r} needs feedback=: a teacher, a judge or a HumanQueue")
+    if reward == "heron" and not isinstance(feedback, heron.HierarchicalJudge):
+        raise ValueError("reward='heron' learns from a factor ranking: feedback= must be a HierarchicalJudge")
     reward_fn = None if learn_preferences else make_reward(reward)
     spec_hint = env if isinstance(env, str) else getattr(env, "spec_name", "")
     cfg = load_train_config(family_of(spec_hint), algo, total_steps, config)
     if n_envs is not None:
         cfg = replace(cfg, n_envs=n_envs)
+    if reward == "heron":  # HERON's network and cadence, under whatever the config sets
+        n_steps = cfg.algo_kwargs.get("n_steps", 2048)
+        cfg.feedback = {**heron.loop_defaults(cfg.algo, n_steps, cfg.n_envs, cfg.total_steps), **cfg.feedback}
+        cfg.preference = {**heron.MODEL_DEFAULTS, **cfg.preference}
     torch.set_num_threads(cfg.torch_threads)
 
     env_kwargs = dict(cfg.env_kwargs)
@@ -440,6 +453,8 @@ def train(
     }
     if loop is not None:
         summary["feedback"] = loop.summary()
+        if isinstance(feedback, heron.HierarchicalJudge):
+            summary["feedback"]["levels"] = feedback.level_fractions()
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     venv.close()
     eval_env.close()
