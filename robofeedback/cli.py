@@ -127,9 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--granularity",
-        default="segment",
-        choices=["segment", "transition"],
-        help="compare segments by per-factor sums (default) or single transitions",
+        default="transition",
+        choices=["transition", "segment"],
+        help="compare single transitions (default, as the authors' code does) or segments by per-factor sums",
     )
     g.add_argument("--ties", default="drop", choices=["drop", "equal"], help="a tie at every level: no label or equal")
     g.add_argument("--level-scale", type=float, default=None, help="alpha >= 1: pairs decided lower count as closer")

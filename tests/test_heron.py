@@ -70,10 +70,10 @@ def test_margins_scale_with_the_std_of_the_batch():
 
 
 def test_segments_sum_their_factors_and_transitions_need_single_steps():
-    judge = HierarchicalJudge(["distance"], signs=[-1], sigma=0.0)
+    judge = HierarchicalJudge(["distance"], signs=[-1], sigma=0.0, granularity="segment")
     assert judge.values(Item(steps=4, distance=2.0)) == pytest.approx([-2.0])
     assert judge.segment_length is None
-    single = HierarchicalJudge(["distance"], signs=[-1], granularity="transition")
+    single = HierarchicalJudge(["distance"], signs=[-1])  # single transitions by default
     assert single.segment_length == 1
     with pytest.raises(ValueError, match="single steps"):
         single.values(Item(steps=4, distance=2.0))
@@ -103,10 +103,10 @@ def test_the_ranking_can_come_from_the_store(tmp_path):
         signs={"progress": 1, "alive": 1, "joints_at_limit": -1},
         margins={"progress": 1.0, "alive": 1.0, "joints_at_limit": 0.5},
     )
-    judge = HierarchicalJudge.from_store(store, "bullet:AntBulletEnv-v0", granularity="transition")
+    judge = HierarchicalJudge.from_store(store, "bullet:AntBulletEnv-v0", granularity="segment")
     assert judge.order == ["progress", "alive", "joints_at_limit"]
     assert list(judge.signs) == [1, 1, -1] and list(judge.sigma) == [1.0, 1.0, 0.5]
-    assert judge.granularity == "transition"
+    assert judge.granularity == "segment"
     with pytest.raises(ValueError, match="no factor ranking"):
         HierarchicalJudge.from_store(store, "bullet:HopperBulletEnv-v0")
 
@@ -122,7 +122,7 @@ def test_labels_go_to_the_store_with_the_deciding_level(tmp_path):
     queries = [
         store.add_query("preference", [a.id, b.id], run="r") for a, b in zip(segments[::2], segments[1::2], strict=True)
     ]
-    judge = HierarchicalJudge(["alive", "progress", "electricity"], sigma=[0.5, 0.5, 0.5])
+    judge = HierarchicalJudge(["alive", "progress", "electricity"], sigma=[0.5, 0.5, 0.5], granularity="segment")
     judge.attach(env)
     judge.answer(store, [store.get_query(q) for q in queries], {s.id: s for s in segments})
     labels = store.labels(kind="preference", run="r")

@@ -60,10 +60,11 @@ class HierarchicalJudge(FeedbackSource):
 
     ``order`` lists factor names, most important first; ``signs`` (+1 reward, -1 cost; a list in rank order or a
     dict) default to the env's own (``factor_info``, set by :meth:`attach`); ``sigma`` scales each level's margin
-    delta_l = sigma_l * std(z_l). ``granularity="transition"`` compares single steps (the feedback loop then
-    cuts one-step segments), ``"segment"`` per-factor sums over segments. ``ties="drop"`` gives no label when
-    every level ties, ``"equal"`` an equal label. Labels carry ``script:heron`` provenance and their ``level``
-    (1 = the first factor) in the store; :attr:`decided` counts the levels.
+    delta_l = sigma_l * std(z_l). ``granularity="transition"`` (the default, as in the authors' code) compares
+    single steps (the feedback loop then cuts one-step segments), ``"segment"`` per-factor sums over segments.
+    ``ties="drop"`` gives no label when every level ties, ``"equal"`` an equal label. Labels carry
+    ``script:heron`` provenance and their ``level`` (1 = the first factor) in the store; :attr:`decided` counts
+    the levels.
     """
 
     def __init__(
@@ -71,7 +72,7 @@ class HierarchicalJudge(FeedbackSource):
         order: Sequence[str],
         signs: Sequence[int] | dict[str, int] | None = None,
         sigma: float | Sequence[float] | dict[str, float] = 1.0,
-        granularity: str = "segment",
+        granularity: str = "transition",
         ties: str = "drop",
     ):
         order = list(order)
