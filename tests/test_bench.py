@@ -15,3 +15,53 @@ def test_bench_entries_follow_task_and_teacher_seeds():
     assert len(runs) == 2 + 2 * 2 + 2 + 1 + 2  # a: true x2, oracle 2x2, mistake 2x1; b: true, oracle, mistake
     mistake = next(e for e in entries(spec) if e["teacher"] == "mistake")
     assert mistake["params"] == {"eps": 0.1} and mistake["rounds"] == 4
+
+
+def test_heron_bench_sweeps_beta_on_the_first_seed_and_then_runs_the_best(tmp_path):
+    import json
+
+    import yaml
+
+    from robofeedback.bench import heron
+
+    spec = {
+        "betas": [0.3, 1.0],
+        "tasks": {
+            "panda:PandaReachDense-v3": {
+                "algo": "sac",
+                "steps": 300,
+                "seeds": [0, 1],
+                "factors": ["ee_to_target", "progress", "ctrl_cost"],
+                "sigma": [0.5, 0.5, 0.5],
+                "config": {
+                    "eval_every": 300,
+                    "eval_episodes": 2,
+                    "video_episodes": 0,
+                    "sac": {"learning_starts": 100, "batch_size": 32},
+                    "preference": {"hidden": 16, "ensemble": 1},
+                    "feedback": {"every": 100, "first_round": 100, "labels_per_round": 32},
+                    "env_kwargs": {"terminate_on_success": False, "render_size": 32},
+                },
+            }
+        },
+    }
+    first = heron.entries(spec, [])
+    assert sorted((e["method"], e["beta"], e["seed"]) for e in first if e["method"] == "heuristic") == [
+        ("heuristic", 0.3, 0),
+        ("heuristic", 1.0, 0),
+    ]
+    config = tmp_path / "heron.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    report = heron.main(["--config", str(config), "--out", str(tmp_path / "out")])
+    rows = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    sweep = {r["beta"]: r["score"] for r in rows if r["method"] == "heuristic" and r["seed"] == 0}
+    (later,) = [r for r in rows if r["method"] == "heuristic" and r["seed"] == 1]
+    assert later["beta"] == max(sweep, key=sweep.get)
+    assert len(rows) == 2 * 3 + 2 + 1
+    (heron_row, *_) = [r for r in rows if r["method"] == "heron"]
+    assert heron_row["labels"] > 0 and abs(sum(heron_row["levels"].values()) - 1.0) < 1e-9
+    text = report.read_text()
+    for beta in (0.3, 1.0):  # the best beta ran on both seeds
+        seeds = 2 if beta == later["beta"] else 1
+        assert f"| panda:PandaReachDense-v3 | sac | 300 | heuristic (beta {beta:g}) | {seeds} |" in text
+    assert "level 1 (ee_to_target)" in text and (tmp_path / "out" / "heron_curves.png").exists()

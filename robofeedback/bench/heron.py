@@ -1,0 +1,218 @@
+"""HERON against its baselines: env return and success at equal env steps, and where its comparisons are decided.
+
+``python -m robofeedback.bench.heron [--config configs/bench/heron.yaml] [--jobs 2] [--tasks ...]`` trains, for
+every task and seed of the config: a policy on the reward HERON learns from the task's factor ranking; on the
+weighted-sum heuristic r = sum_l s_l beta^l z_l for each beta of the sweep (first seed), and at the best beta
+(later seeds); on PEBBLE-style preferences labelled by the sum of the signed factors (the same pairs, cadence
+and reward network as HERON, only the labelling differs); and on the env's own reward. Each finished run is a
+line of ``results.jsonl`` (a rerun skips what is there); the bench writes ``REPORT.md`` with a table, the
+fraction of HERON's comparisons decided at each level, and ``heron_curves.png`` (env return over training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robofeedback.config import config_dir, load_yaml, run_metadata
+
+
+def entries(spec: dict[str, Any], done: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs still to do: every method on every seed, the heuristic's sweep on a task's first seed and, on the
+    later seeds, the heuristic at the best beta of the finished sweep (left for a rerun until the sweep is done)."""
+    out = []
+    for task, settings in spec["tasks"].items():
+        base = {k: settings[k] for k in ("algo", "steps", "factors", "sigma")}
+        base.update(task=task, config=settings.get("config", {}))
+        seeds = settings["seeds"]
+        sweep = [r for r in done if r["task"] == task and r["method"] == "heuristic" and r["seed"] == seeds[0]]
+        best = max(sweep, key=lambda r: r["score"])["beta"] if len(sweep) == len(spec["betas"]) else None
+        for seed in seeds:
+            for method in ("true reward", "heron", "factor-sum preferences"):
+                out.append({**base, "seed": seed, "method": method, "beta": None})
+            betas = spec["betas"] if seed == seeds[0] else ([best] if best is not None else [])
+            out += [{**base, "seed": seed, "method": "heuristic", "beta": beta} for beta in betas]
+    return out
+
+
+def entry_key(entry: dict[str, Any]) -> str:
+    return f"{entry['task']}|{entry['method']}|{entry['beta']}|{entry['seed']}"
+
+
+def run_entry(entry: dict[str, Any], out_root: str) -> dict[str, Any]:
+    """Train one entry and return its result row."""
+    import torch
+
+    from robofeedback.envs import make
+    from robofeedback.rewards.heron import (
+        MODEL_DEFAULTS,
+        HeuristicReward,
+        HierarchicalJudge,
+        factor_sum_teacher,
+        loop_defaults,
+    )
+    from robofeedback.rl.train import family_of, load_train_config, train
+
+    torch.set_num_threads(1)
+    name = entry_key(entry).replace("|", "_").replace(":", "-").replace(" ", "-")
+    out_dir = Path(out_root) / "runs" / name
+    factors, config = entry["factors"], dict(entry["config"])
+    env = make(entry["task"], seed=entry["seed"], render_size=32)
+    signs = [env.factor_info[k].sign for k in factors]
+    reward, feedback, judge = "env", None, None
+    if entry["method"] == "heron":
+        reward = "heron"
+        feedback = judge = HierarchicalJudge(factors, signs=signs, sigma=entry["sigma"])
+    elif entry["method"] == "factor-sum preferences":  # HERON's loop and network, labels by the sum of factors
+        cfg = load_train_config(family_of(entry["task"]), entry["algo"], entry["steps"], config)
+        n_steps = cfg.algo_kwargs.get("n_steps", 2048)
+        defaults = {**loop_defaults(cfg.algo, n_steps, cfg.n_envs, entry["steps"]), "segment_length": 1}
+        config = {
+            **config,
+            "feedback": {**defaults, **config.get("feedback", {})},
+            "preference": {**MODEL_DEFAULTS, **config.get("preference", {})},
+        }
+        reward, feedback = "preference", factor_sum_teacher(factors, signs, seed=entry["seed"])
+    elif entry["method"] == "heuristic":
+        reward = HeuristicReward(factors, signs, entry["beta"])
+    start = time.time()
+    result = train(
+        entry["task"],
+        reward=reward,
+        feedback=feedback,
+        algo=entry["algo"],
+        total_steps=entry["steps"],
+        seed=entry["seed"],
+        out_dir=out_dir,
+        config=config,
+        resume=False,
+        progress=False,
+    )
+    curve = [json.loads(line) for line in (out_dir / "eval.jsonl").read_text().splitlines()]
+    success = result.final_eval.get("success_rate")
+    return {
+        **{k: entry[k] for k in ("task", "method", "beta", "seed", "steps", "algo", "factors", "sigma")},
+        "success_rate": success,
+        "mean_env_return": result.final_eval["mean_env_return"],
+        "score": success if success is not None else result.final_eval["mean_env_return"],
+        "levels": judge.level_fractions() if judge is not None else None,
+        "labels": (result.feedback or {}).get("labels"),
+        "reward_accuracy_last_round": (result.feedback or {}).get("heldout_accuracy"),
+        "wall_time_s": round(time.time() - start, 1),
+        "curve": curve,
+        "git_commit": run_metadata()["git_commit"],
+    }
+
+
+def _run(args: tuple[dict[str, Any], str]) -> dict[str, Any]:
+    return run_entry(*args)
+
+
+def _cell(values: list, digits: int) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    spread = f" ± {np.std(values):.{digits}f}" if len(values) > 1 else ""
+    return f"{np.mean(values):.{digits}f}{spread}"
+
+
+def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
+    from robofeedback.rl.plots import save_figure, task_panels
+
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    fig, axes = task_panels(tasks)
+    lines = [
+        "# HERON against its baselines",
+        "",
+        "Final evaluation after the same env steps (mean over seeds, ± std where more than one); success where "
+        "the task defines it. The heuristic is r = sum_l s_l beta^(l-1) z_l over the ranked factors.",
+        "",
+        "| task | algo | steps | method | seeds | env return | success | labels | wall time |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for ax, task in zip(axes, tasks, strict=True):
+        task_rows = [r for r in rows if r["task"] == task]
+        groups: dict[tuple, list] = {}
+        for r in task_rows:
+            groups.setdefault((r["method"], r["beta"]), []).append(r)
+        for (method, beta), group in groups.items():
+            label = f"{method} (beta {beta:g})" if beta is not None else method
+            steps = [c["steps"] for c in group[0]["curve"]]
+            returns = np.mean([[c["mean_env_return"] for c in r["curve"]] for r in group], axis=0)
+            ax.plot(steps, returns, marker="o", label=label)
+            lines.append(
+                f"| {task} | {group[0]['algo']} | {group[0]['steps']} | {label} | {len(group)} "
+                f"| {_cell([r['mean_env_return'] for r in group], 1)} | {_cell([r['success_rate'] for r in group], 2)} "
+                f"| {_cell([r['labels'] for r in group], 0)} | {_cell([r['wall_time_s'] for r in group], 0)} s |"
+            )
+        ax.set(title=task, xlabel="env steps", ylabel="mean env return (eval)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    plot = save_figure(fig, out / "heron_curves.png", dpi=100)
+    lines += ["", "Where HERON's comparisons were decided (fraction of all its comparisons, mean over seeds):", ""]
+    for task in tasks:
+        runs = [r for r in rows if r["task"] == task and r["method"] == "heron" and r["levels"]]
+        if runs:
+            names = list(runs[0]["levels"])
+            shares = ", ".join(f"{n}: {np.mean([r['levels'][n] for r in runs]):.2f}" for n in names)
+            lines.append(f"- {task} ({', '.join(runs[0]['factors'])}; sigma {runs[0]['sigma']}): {shares}")
+    lines += [
+        "",
+        f"![env return over training]({plot.name})",
+        "",
+        "Settings:",
+        "",
+        "```yaml",
+        json.dumps(spec, indent=2),
+        "```",
+        "",
+        f"Code: `{json.dumps(run_metadata())}`",
+    ]
+    path = out / "REPORT.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default=str(config_dir() / "bench" / "heron.yaml"))
+    parser.add_argument("--out", default="runs/bench/heron")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel worker processes")
+    parser.add_argument("--tasks", nargs="*", help="only these tasks")
+    args = parser.parse_args(argv)
+    spec = load_yaml(args.config)
+    if args.tasks:
+        spec["tasks"] = {k: v for k, v in spec["tasks"].items() if k in args.tasks}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.jsonl"
+    for _ in range(2):  # the second pass runs the later seeds' heuristic at the sweep's best beta
+        rows = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+        done = {entry_key(r) for r in rows}
+        todo = [e for e in entries(spec, rows) if entry_key(e) not in done]
+        print(f"{len(todo)} runs to do ({len(done)} already in {results})", flush=True)
+        if not todo:
+            break
+        with multiprocessing.get_context("spawn").Pool(max(1, args.jobs)) as pool:
+            for i, row in enumerate(pool.imap_unordered(_run, [(e, str(out)) for e in todo]), start=1):
+                with open(results, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(
+                    f"[{i}/{len(todo)}] {entry_key(row)}: return {row['mean_env_return']:.1f}, "
+                    f"success {row['success_rate']}, {row['wall_time_s']} s",
+                    flush=True,
+                )
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    path = report(rows, out, spec)
+    print(path.read_text())
+    return path
+
+
+if __name__ == "__main__":
+    main()
