@@ -5,6 +5,7 @@ Specs are ``family:id``:
 - ``panda:PandaReach-v3`` (also Push, Slide, PickAndPlace, Stack, Flip, and their Dense/Joints variants);
 - ``metaworld:reach`` or ``metaworld:reach-v3`` (any MetaWorld v3 task);
 - ``bullet:AntBulletEnv-v0`` (Ant, HalfCheetah, Hopper, Walker2D, Humanoid);
+- ``safety:pendulum``, ``safety:drone``, ``safety:arm`` (games with a hidden safety constraint, for safe MPC);
 - any other registered Gymnasium id, e.g. ``Pendulum-v1``.
 
 Every env returned keeps the info contract of :class:`~robofeedback.envs.base.RobotEnv`.
@@ -50,6 +51,7 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "panda": ("panda", "panda-gym arm tasks in PyBullet"),
     "metaworld": ("metaworld", "MetaWorld v3 Sawyer tasks in MuJoCo"),
     "bullet": ("bullet", "PyBullet locomotion"),
+    "safety": ("safety", "safety games with a hidden constraint (pendulum, drone, PyBullet arm)"),
 }
 
 
@@ -72,10 +74,17 @@ def _bullet_ids() -> list[str]:
     return list(bullet.ENV_IDS)
 
 
+def _safety_ids() -> list[str]:
+    from robofeedback.envs import safety
+
+    return list(safety.GAMES)
+
+
 _ID_LISTS: dict[str, Callable[[], list[str]]] = {
     "panda": _panda_ids,
     "metaworld": _metaworld_ids,
     "bullet": _bullet_ids,
+    "safety": _safety_ids,
 }
 
 
@@ -150,6 +159,10 @@ def _make(spec: str, seed: int | None, render_size: int | tuple[int, int], kwarg
             from robofeedback.envs.metaworld import MetaWorldEnv
 
             return MetaWorldEnv(name, seed=seed, render_size=render_size, **kwargs)
+        if family == "safety":
+            from robofeedback.envs.safety import SafetyEnv
+
+            return SafetyEnv(name, seed=seed, render_size=render_size, **kwargs)
         from robofeedback.envs.bullet import BulletLocomotionEnv
 
         return BulletLocomotionEnv(name, seed=seed, render_size=render_size, **kwargs)

@@ -1,0 +1,256 @@
+"""Learning a safety constraint from directional corrections by cutting planes (Xie et al., arXiv 2407.04216).
+
+The hypothesis space Theta_0 is a box of constraint parameters (optionally narrowed by prior cuts). A person
+who sees the robot's plan head somewhere unsafe gives a direction a in the control space; padded to the first
+control, a_bar = [a; 0; ...; 0]. The hypothesis is that a_bar points downhill on the barrier objective under
+the true parameters: <a_bar, grad_u B(u; theta_H)> < 0, and that the plan is still safe under theta_H,
+g_theta_H(xi) < 0. Multiplying by -g > 0 makes the first affine in theta, the paper's cut
+
+    h^T theta < b,   h = -(a_bar^T grad_u J) phi(xi) + gamma (d phi / du) a_bar,
+                     b = (a_bar^T grad_u J) phi_0(xi) - gamma (d phi_0 / du)^T a_bar,
+
+and the second is the feasibility cut phi(xi)^T theta <= -phi_0(xi). The next guess is the centre of the
+maximum-volume ellipsoid {C v + d : |v| <= 1} inside what remains (max log det C; cvxpy), whose log-volume is
+tracked. Each central cut removes at least a fixed share of the volume, Vol_{k+1} <= (1 - 1/r) Vol_k, so if the
+true constraint's neighbourhood (volume V_min) is never cut, at most
+
+    K = ln(Vol Theta_0 / V_min) / -ln(1 - 1/r)
+
+corrections can come. Misspecification (the hypothesis space cannot hold the true constraint) is declared when
+the ellipsoid problem is infeasible, its volume falls below V_min, or more than K corrections have been used.
+Every correction and its cuts are stored as a ``correction`` label in the feedback store, so a run replays.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def _cvxpy():
+    try:
+        import cvxpy
+    except ImportError:
+        raise ImportError("the cutting-plane learner needs cvxpy: pip install 'robofeedback[safety]'") from None
+    return cvxpy
+
+
+def correction_cut(
+    direction: np.ndarray,
+    gamma: float,
+    grad_J: np.ndarray,
+    phi0: float,
+    phi: np.ndarray,
+    dphi0: np.ndarray,
+    dphi: np.ndarray,
+) -> tuple[np.ndarray, float, np.ndarray, float]:
+    """The paper's cut ``(h, b)`` (h^T theta < b) and the feasibility cut ``(phi, -phi0)`` of one correction:
+    ``direction`` is a (n_u,) for the first control, or already padded to the plan's length (N n_u,)."""
+    a = np.asarray(direction, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(a)) or not np.any(a):
+        raise ValueError(f"a correction's direction must be finite and non-zero, got {a}")
+    a_bar = np.zeros_like(np.asarray(grad_J, dtype=np.float64))
+    if len(a) > len(a_bar):
+        raise ValueError(f"a direction has at most {len(a_bar)} entries (the plan's controls), got {len(a)}")
+    a_bar[: len(a)] = a
+    slope = float(a_bar @ grad_J)
+    h = -slope * np.asarray(phi) + gamma * np.asarray(dphi) @ a_bar
+    b = slope * float(phi0) - gamma * float(np.asarray(dphi0) @ a_bar)
+    return h, b, np.asarray(phi, dtype=np.float64), -float(phi0)
+
+
+@dataclass
+class Status:
+    """Where the learner stands: the current guess, the log-volume of the last ellipsoid, and whether (and why) the
+    hypothesis space was declared misspecified."""
+
+    theta: np.ndarray
+    log_volume: float
+    corrections: int
+    misspecified: bool = False
+    reason: str = ""
+    solve_seconds: float = 0.0
+
+
+@dataclass
+class CuttingPlaneLearner:
+    """The cutting-plane learner over the box ``low`` .. ``high``.
+
+    ``v_min`` is the volume of the neighbourhood of the true parameters that corrections never cut (default:
+    a ball of radius ``epsilon``). ``prior`` holds extra cuts (A, b) with A theta <= b known before any
+    correction. ``store`` (a :class:`~robofeedback.data.store.FeedbackStore`), ``run`` and ``source`` say where
+    each correction is recorded.
+    """
+
+    low: np.ndarray
+    high: np.ndarray
+    epsilon: float = 0.05
+    v_min: float | None = None
+    prior: tuple[np.ndarray, np.ndarray] | None = None
+    store: Any = None
+    run: str = "safe-mpc"
+    source: str = "script:simulated-human"
+    solver: str = "SCS"
+    cuts: list[tuple[np.ndarray, float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.low = np.asarray(self.low, dtype=np.float64).reshape(-1)
+        self.high = np.asarray(self.high, dtype=np.float64).reshape(-1)
+        if self.low.shape != self.high.shape or not np.all(self.high > self.low):
+            raise ValueError(f"the box needs low < high in every coordinate, got {self.low} and {self.high}")
+        self.r = len(self.low)
+        if self.v_min is None:
+            if not self.epsilon > 0:
+                raise ValueError(f"epsilon must be > 0, got {self.epsilon}")
+            self.v_min = math.pi ** (self.r / 2) / math.gamma(self.r / 2 + 1) * self.epsilon**self.r
+        if not self.v_min > 0:
+            raise ValueError(f"v_min must be > 0, got {self.v_min}")
+        self.log_v0 = float(np.sum(np.log(self.high - self.low)))
+        shrink = 0.5 if self.r == 1 else 1.0 - 1.0 / self.r  # a central cut halves an interval
+        self.bound = max(0, math.ceil((self.log_v0 - math.log(self.v_min)) / -math.log(shrink)))
+        self.corrections = 0
+        self._build()
+        self.status = self._solve()
+
+    # -- the ellipsoid ---------------------------------------------------------------------------------
+
+    def _halfspaces(self) -> tuple[np.ndarray, np.ndarray]:
+        A = [np.eye(self.r), -np.eye(self.r)]
+        b = [self.high, -self.low]
+        if self.prior is not None:
+            A.append(np.atleast_2d(self.prior[0]))
+            b.append(np.atleast_1d(self.prior[1]))
+        if self.cuts:
+            A.append(np.array([h for h, _ in self.cuts]))
+            b.append(np.array([c for _, c in self.cuts]))
+        return np.vstack(A), np.concatenate(b)
+
+    def _build(self, rows: int | None = None) -> None:
+        """A compiled MVE problem with room for ``rows`` halfspaces (unused rows are 0 <= 1), re-solved with new
+        data rather than re-compiled while the cuts fit."""
+        cp = _cvxpy()
+        rows = rows or 2 * self.r + 64
+        self._rows = rows
+        self._A, self._b = cp.Parameter((rows, self.r)), cp.Parameter(rows)
+        self._C, self._d = cp.Variable((self.r, self.r), PSD=True), cp.Variable(self.r)
+        constraints = [cp.norm2(self._C @ self._A.T, axis=0) + self._A @ self._d <= self._b]
+        self._problem = cp.Problem(cp.Maximize(cp.log_det(self._C)), constraints)
+
+    def _solve(self) -> Status:
+        A, b = self._halfspaces()
+        if len(A) > self._rows:
+            self._build(2 * len(A))
+        scale = np.maximum(np.linalg.norm(A, axis=1), 1e-12)  # unit-norm rows: the same sets, better conditioned
+        padded_A, padded_b = np.zeros((self._rows, self.r)), np.ones(self._rows)
+        padded_A[: len(A)], padded_b[: len(A)] = A / scale[:, None], b / scale
+        self._A.value, self._b.value = padded_A, padded_b
+        start = time.perf_counter()
+        try:
+            self._problem.solve(solver=self.solver, warm_start=True)
+            outcome = self._problem.status
+        except _cvxpy().error.SolverError as e:  # the solver gave up: on an empty set, it has nothing to find
+            outcome = f"solver error: {e}"
+        seconds = time.perf_counter() - start
+        if outcome not in ("optimal", "optimal_inaccurate") or self._C.value is None:
+            theta = self.status.theta if hasattr(self, "status") else (self.low + self.high) / 2
+            reason = (
+                f"the ellipsoid problem has no solution ({outcome}): no parameters satisfy every correction, "
+                "so the hypothesis space cannot hold the true constraint"
+            )
+            return Status(theta, -math.inf, self.corrections, True, reason, seconds)
+        sign, logdet = np.linalg.slogdet(self._C.value)
+        log_volume = float(logdet if sign > 0 else -math.inf) + math.log(self.unit_ball)
+        return Status(
+            np.asarray(self._d.value, dtype=np.float64).copy(), log_volume, self.corrections, solve_seconds=seconds
+        )
+
+    @property
+    def unit_ball(self) -> float:
+        return math.pi ** (self.r / 2) / math.gamma(self.r / 2 + 1)
+
+    @property
+    def theta(self) -> np.ndarray:
+        """The current guess: the centre of the maximum-volume ellipsoid in what remains."""
+        return self.status.theta
+
+    # -- corrections -----------------------------------------------------------------------------------
+
+    def add_cut(self, h: np.ndarray, b: float) -> None:
+        """Add the halfspace h^T theta <= b (without solving)."""
+        h = np.asarray(h, dtype=np.float64).reshape(-1)
+        if h.shape != (self.r,) or not np.all(np.isfinite(h)) or not math.isfinite(b):
+            raise ValueError(f"a cut needs a finite normal of {self.r} entries and a finite offset, got {h}, {b}")
+        if np.any(h):
+            self.cuts.append((h, float(b)))
+
+    def correct(
+        self,
+        direction: np.ndarray,
+        gamma: float,
+        gradients: dict[str, np.ndarray],
+        state: np.ndarray | None = None,
+        t: int = 0,
+        note: str | None = None,
+    ) -> Status:
+        """Take one correction (a direction for the first control, with the MPC's ``gradients`` at the plan that
+        was corrected): add its two cuts, re-centre, check for misspecification, and record it in the store."""
+        if self.status.misspecified:
+            return self.status
+        before = self.theta.copy()
+        h, b, h_feasible, b_feasible = correction_cut(direction, gamma, **{k: gradients[k] for k in _GRADIENTS})
+        self.add_cut(h, b)
+        self.add_cut(h_feasible, b_feasible)
+        self.corrections += 1
+        self.status = self._check(self._solve())
+        if self.store is not None:
+            self.store.add_correction(
+                [float(v) for v in (state if state is not None else [])] or [0.0],
+                [float(v) for v in np.asarray(direction).reshape(-1)],
+                int(t),
+                self.source,
+                run=self.run,
+                note=note,
+                cut={"h": h.tolist(), "b": b},
+                feasibility_cut={"h": h_feasible.tolist(), "b": b_feasible},
+                theta_before=before.tolist(),
+                theta_after=self.theta.tolist(),
+                log_volume=self.status.log_volume,
+                misspecified=self.status.misspecified,
+            )
+        return self.status
+
+    def _check(self, status: Status) -> Status:
+        if status.misspecified:
+            return status
+        if status.log_volume < math.log(self.v_min):
+            status.misspecified = True
+            status.reason = (
+                f"the remaining ellipsoid's volume (log {status.log_volume:.2f}) fell below V_min (log "
+                f"{math.log(self.v_min):.2f}): the true constraint's neighbourhood would have been cut, so the "
+                "hypothesis space cannot hold it"
+            )
+        elif self.corrections > self.bound:
+            status.misspecified = True
+            status.reason = (
+                f"{self.corrections} corrections exceed the certified bound K = {self.bound}: with the true "
+                "constraint in the hypothesis space, no more than K could have been needed"
+            )
+        return status
+
+    @classmethod
+    def replay(cls, store, run: str, **kwargs: Any) -> CuttingPlaneLearner:
+        """A learner rebuilt from the correction labels of ``run`` in ``store`` (their stored cuts, in order)."""
+        learner = cls(**kwargs)
+        for label in store.labels(kind="correction", run=run):
+            for key in ("cut", "feasibility_cut"):
+                learner.add_cut(np.asarray(label.payload[key]["h"]), label.payload[key]["b"])
+            learner.corrections += 1
+            learner.status = learner._check(learner._solve())
+        return learner
+
+
+_GRADIENTS = ("grad_J", "phi0", "phi", "dphi0", "dphi")
