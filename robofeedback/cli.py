@@ -20,6 +20,7 @@ EXAMPLES = """examples:
       --candidates 4 --llm http://localhost:8000/v1 --model qwen2.5-coder --judge script
   robofeedback video-reward --env metaworld:drawer-close --expert assets/videos/metaworld-drawer-close-expert.mp4 \
       --iterations 5 --steps 6000
+  robofeedback safe-mpc --game drone --simulated-human
   robofeedback rollout --env panda:PandaReach-v3 --policy runs/reach --episodes 5 --video --out runs/reach/rollouts
 """
 
@@ -226,6 +227,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML training config for the policies, as for train")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", default=None, help="output folder (default runs/video-reward-<env>)")
+
+    p = sub.add_parser(
+        "safe-mpc",
+        help="safe MPC alignment: a person nudges the robot away from danger, each nudge cuts the constraint space",
+        description="Play a safety game: the robot plans with model predictive control under its current guess of "
+        "a hidden safety constraint, and whoever corrects it (--simulated-human, or --human terminal / app) sends "
+        "directions; each correction cuts the hypothesis space, with a certified bound on how many can be needed "
+        "or a declaration that the space cannot hold the true constraint. Writes --out/trial.json, the "
+        "corrections to the feedback store, and with --video a video of the run.",
+    )
+    p.add_argument("--game", required=True, help="pendulum, drone or arm (the safety:<game> envs)")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--simulated-human", action="store_true", help="the paper's simulated corrector (default)")
+    who.add_argument("--human", choices=["terminal", "app"], help="a person at this terminal, or in the app")
+    p.add_argument("--episodes", type=_positive_int, default=20, help="attempts at the task (default 20)")
+    p.add_argument("--misspecified", action="store_true", help="the variant whose true constraint is outside")
+    p.add_argument("--noise", type=float, default=0.0, help="simulated human: direction noise (default 0)")
+    p.add_argument("--epsilon", type=float, default=None, help="radius of the aligned set (V_min; default the game's)")
+    p.add_argument("--store", default=None, help="feedback store for the corrections (default --out/feedback.db)")
+    p.add_argument("--wait", type=float, default=5.0, help="--human app: seconds to wait for each step's answer")
+    p.add_argument("--video", action="store_true", help="write --out/trial.mp4 with the plan drawn")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default=None, help="output folder (default runs/safe-mpc-<game>)")
 
     p = sub.add_parser(
         "rollout",
@@ -579,6 +603,55 @@ def cmd_video_reward(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_safe_mpc(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    import numpy as np
+
+    from robofeedback.data.store import FeedbackStore
+    from robofeedback.data.video import write_video
+    from robofeedback.envs import make
+    from robofeedback.safety.alignment import SimulatedHuman, StoreHuman, TerminalHuman, align
+
+    out = Path(args.out or f"runs/safe-mpc-{args.game}")
+    out.mkdir(parents=True, exist_ok=True)
+    env = make(f"safety:{args.game}", seed=args.seed, render_size=224, misspecified=args.misspecified)
+    store = FeedbackStore(args.store or out / "feedback.db")
+    run = f"safe-mpc-{args.game}-s{args.seed}"
+    if args.human == "terminal":
+        human = TerminalHuman(frame_path=str(out / "frame.png"))
+    elif args.human == "app":
+        human = StoreHuman(store, run=run, wait_seconds=args.wait)
+    else:
+        human = SimulatedHuman(env.game.theta_true, noise=args.noise, seed=args.seed)
+    trial = align(
+        env,
+        human,
+        episodes=args.episodes,
+        seed=args.seed,
+        store=store,
+        run=run,
+        record=args.video,
+        epsilon=args.epsilon,
+        progress=True,
+    )
+    if args.video and trial.frames:
+        print(f"video: {write_video(np.stack(trial.frames), out / 'trial.mp4', fps=10)}")
+    record = {f.name: getattr(trial, f.name) for f in fields(trial) if f.name != "frames"}
+    (out / "trial.json").write_text(
+        json.dumps({"game": args.game, "misspecified": args.misspecified, **record}, indent=2)
+    )
+    outcome = "success" if trial.success else ("declared misspecified" if trial.misspecified else "no success")
+    print(
+        f"{args.game}: {outcome} after {trial.attempts} attempts; {trial.corrections} corrections "
+        f"(certified bound K = {trial.bound}), {trial.violations} violations"
+    )
+    if trial.misspecified:
+        print(f"why: {trial.reason}")
+    print(f"corrections in {store} (run {run}); trial in {out / 'trial.json'}")
+    return 0
+
+
 def cmd_rollout(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -620,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": cmd_train,
         "icpl": cmd_icpl,
         "video-reward": cmd_video_reward,
+        "safe-mpc": cmd_safe_mpc,
         "rollout": cmd_rollout,
     }
     try:

@@ -358,32 +358,33 @@ class DroneGame(SafetyGame):
             )
 
         def stage(x, u, goal, ops):
-            return (x[0] - goal[0]) ** 2 + (x[1] - goal[1]) ** 2 + 0.05 * (u[0] ** 2 + u[1] ** 2)
+            return (x[0] - goal[0]) ** 2 + (x[1] - goal[1]) ** 2 + 2.0 * (u[0] ** 2 + u[1] ** 2)
 
         def terminal(x, goal, ops):
             return 10.0 * ((x[0] - goal[0]) ** 2 + (x[1] - goal[1]) ** 2) + x[2] ** 2 + x[3] ** 2
 
         centers = np.array([(2.5, y) for y in np.linspace(0.1, 3.9, 20)])  # a column of RBFs along the wall
-        features = RBFFeatures(centers=centers, width=0.25, position=(0, 1), bias=-1.0, steps=tuple(range(1, 11)))
-        features.discount = 0.8
+        features = RBFFeatures(centers=centers, width=0.25, position=(0, 1), bias=-0.1, steps=(1, 2, 3))
         box = (np.full(20, -15.0), np.full(20, 15.0))
-        u = np.array([2.0, 2.0])
+        u = np.array([20.0, 20.0])
         return GameModel(4, 2, dt, -u, u, features, box, 15, 1.0, dynamics, stage, terminal)
 
     def unsafe_region(self, p) -> bool:
         return self.wall_x[0] <= p[0] <= self.wall_x[1] and not (self.gap[0] <= p[1] <= self.gap[1])
 
     def true_theta(self) -> np.ndarray:
-        return fit_rbf_weights(self.model.features, self.unsafe_region, *self.field, self.model.features.bias)
+        band = (np.array([self.wall_x[0], self.field[0][1]]), np.array([self.wall_x[1], self.field[1][1]]))
+        return fit_rbf_weights(self.model.features, self.unsafe_region, *band, self.model.features.bias)  # the wall
 
     def misspecified_box(self):
         low, _ = self.model.theta_box
         return low, np.zeros_like(low)  # no hypothesis can raise a wall: all say the field is safe
 
     def sample_start(self, rng):
-        start = np.array([0.5, rng.uniform(0.8, 3.2), 0.0, 0.0])
-        goal = np.array([4.5, rng.uniform(0.8, 3.2), 0.0, 0.0])
-        return start, goal
+        # the goal is behind the gap and the start anywhere on the left, above or below the gap's height
+        middle = sum(self.gap) / 2
+        start = np.array([0.5, middle + rng.choice([-1, 1]) * rng.uniform(0.6, 1.6), 0.0, 0.0])
+        return start, np.array([3.6, middle + rng.uniform(-0.3, 0.3), 0.0, 0.0])
 
     def at_goal(self, x):
         return float(np.hypot(x[0] - self.goal[0], x[1] - self.goal[1])) < 0.2
@@ -458,7 +459,7 @@ class ArmGame(SafetyGame):
             return ops.vertcat(x[0] + dt * u[0], x[1] + dt * u[1], x[2] + dt * u[2])
 
         def stage(x, u, goal, ops):
-            return sum((x[i] - goal[i]) ** 2 for i in range(3)) + 0.01 * sum(u[i] ** 2 for i in range(3))
+            return sum((x[i] - goal[i]) ** 2 for i in range(3)) + 0.5 * sum(u[i] ** 2 for i in range(3))
 
         def terminal(x, goal, ops):
             return 10.0 * sum((x[i] - goal[i]) ** 2 for i in range(3))
@@ -473,8 +474,8 @@ class ArmGame(SafetyGame):
         features = RBFFeatures(centers=centers, width=0.07, position=(0, 1, 2), bias=-1.0, steps=tuple(range(1, 9)))
         features.discount = 0.8
         box = (np.full(20, -10.0), np.full(20, 10.0))
-        u = np.full(3, 0.4)
-        return GameModel(3, 3, dt, -u, u, features, box, 12, 0.5, dynamics, stage, terminal)
+        u = np.full(3, 5.0)
+        return GameModel(3, 3, dt, -u, u, features, box, 12, 0.1, dynamics, stage, terminal)
 
     def unsafe_region(self, p) -> bool:
         lo, hi = self.obstacle
@@ -491,8 +492,10 @@ class ArmGame(SafetyGame):
         return low, np.zeros_like(low)  # no hypothesis can raise the obstacle: all say the workspace is safe
 
     def sample_start(self, rng):
-        start = np.array([0.35, rng.uniform(-0.25, -0.15), rng.uniform(0.15, 0.22)])
-        goal = np.array([0.7, rng.uniform(0.15, 0.25), rng.uniform(0.1, 0.2)])
+        # in front of the obstacle, with the goal behind it on one side: the straight way clips its side
+        side = rng.choice([-1.0, 1.0])
+        start = np.array([0.33, rng.uniform(-0.06, 0.06), rng.uniform(0.12, 0.22)])
+        goal = np.array([0.72, side * rng.uniform(0.14, 0.22), rng.uniform(0.1, 0.2)])
         self._place(start)
         self._p.resetBasePositionAndOrientation(self._goal_body, list(goal), [0, 0, 0, 1])
         return start, goal

@@ -10,9 +10,10 @@ g_theta_H(xi) < 0. Multiplying by -g > 0 makes the first affine in theta, the pa
                      b = (a_bar^T grad_u J) phi_0(xi) - gamma (d phi_0 / du)^T a_bar,
 
 and the second is the feasibility cut phi(xi)^T theta <= -phi_0(xi). The next guess is the centre of the
-maximum-volume ellipsoid {C v + d : |v| <= 1} inside what remains (max log det C; cvxpy), whose log-volume is
-tracked. Each central cut removes at least a fixed share of the volume, Vol_{k+1} <= (1 - 1/r) Vol_k, so if the
-true constraint's neighbourhood (volume V_min) is never cut, at most
+maximum-volume ellipsoid {C v + d : |v| <= 1} inside what remains (max log det C: by our own Newton barrier
+method, or cvxpy), whose log-volume is tracked. Each central cut removes at least a fixed share of the
+volume, Vol_{k+1} <= (1 - 1/r) Vol_k, so if the true constraint's neighbourhood (volume V_min) is never cut,
+at most
 
     K = ln(Vol Theta_0 / V_min) / -ln(1 - 1/r)
 
@@ -63,6 +64,114 @@ def correction_cut(
     return h, b, np.asarray(phi, dtype=np.float64), -float(phi0)
 
 
+class _SymmetricBasis:
+    """Index tables for Newton's method over symmetric r x r matrices, parametrised by their upper triangle: each
+    parameter p = (i, j), i <= j, sets the entries (i, j) and (j, i)."""
+
+    def __init__(self, r: int):
+        self.iu, self.ju = np.triu_indices(r)
+        self.P = len(self.iu)
+        off = (self.iu != self.ju).astype(np.float64)
+        self.entries = [(self.iu, self.ju, np.ones(self.P)), (self.ju, self.iu, off)]
+        self.pairs = [
+            (a1, b1, a2, b2, w1[:, None] * w2[None, :], a1[:, None] == a2[None, :])
+            for a1, b1, w1 in self.entries
+            for a2, b2, w2 in self.entries
+        ]
+
+
+def chebyshev_center(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray | None, float]:
+    """The centre and radius of the largest ball in {theta: A theta <= b} (an LP); (None, 0) when it is empty."""
+    from scipy.optimize import linprog
+
+    r = A.shape[1]
+    res = linprog(
+        np.r_[np.zeros(r), -1.0],
+        A_ub=np.c_[A, np.linalg.norm(A, axis=1)],
+        b_ub=b,
+        bounds=[(None, None)] * r + [(0, None)],
+        method="highs",
+    )
+    if res.status != 0 or res.x[-1] <= 1e-12:
+        return None, 0.0
+    return res.x[:r], float(res.x[-1])
+
+
+def max_volume_ellipsoid(
+    A: np.ndarray, b: np.ndarray, gap: float = 1e-5, mu: float = 50.0
+) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """The maximum-volume ellipsoid {E v + d : |v| <= 1} in the polytope {theta : A theta <= b}: ``(d, E, log det E)``,
+    or None when the polytope has no interior.
+
+    A barrier method: minimise -t log det E - sum_i log((b_i - a_i^T d)^2 - |E a_i|^2) by Newton's method over the
+    symmetric E and d, from the Chebyshev centre, raising t by ``mu`` until the duality gap 2m / t is below ``gap``.
+    (The same problem as cvxpy's log_det formulation, ``solver="cvxpy"``, solved without a generic conic solver.)
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # small dense matrices: threads only add overhead (and contend with training)
+        return _newton_mve(A, b, gap, mu)
+
+
+def _newton_mve(A: np.ndarray, b: np.ndarray, gap: float, mu: float) -> tuple[np.ndarray, np.ndarray, float] | None:
+    m, r = A.shape
+    d, rho = chebyshev_center(A, b)
+    if d is None:
+        return None
+    basis = _SymmetricBasis(r)
+    iu, ju, P = basis.iu, basis.ju, basis.P
+    E = 0.5 * rho * np.eye(r)
+
+    def barrier(E, d, t):
+        try:
+            L = np.linalg.cholesky(E)
+        except np.linalg.LinAlgError:
+            return np.inf
+        V, s = A @ E, b - A @ d
+        q = s * s - (V * V).sum(1)
+        if np.any(s <= 0) or np.any(q <= 0):
+            return np.inf
+        return -2.0 * t * np.log(np.diag(L)).sum() - np.log(q).sum()
+
+    t = 1.0
+    while True:
+        for _ in range(100):  # Newton's method at this t
+            X = np.linalg.inv(E)
+            V, s = A @ E, b - A @ d
+            q = s * s - (V * V).sum(1)
+            M = (A * (2.0 / q)[:, None]).T @ A
+            grad_E = np.zeros(P)
+            dq_E = np.zeros((m, P))
+            for a_, b_, w in basis.entries:
+                grad_E -= t * w * X[b_, a_]
+                dq_E -= 2.0 * w * V[:, a_] * A[:, b_]
+            G = np.c_[dq_E, -2.0 * s[:, None] * A] / q[:, None]  # grad log q_i
+            grad = np.r_[grad_E, np.zeros(r)] - G.sum(0)
+            H = G.T @ G
+            for a1, b1, a2, b2, W, same in basis.pairs:  # -t log det E and the |E a|^2 parts, in the basis
+                H[:P, :P] += W * (t * X[b2[None, :], a1[:, None]] * X[b1[:, None], a2[None, :]])
+                H[:P, :P] += W * same * M[b1[:, None], b2[None, :]]
+            H[P:, P:] -= M
+            try:
+                step = -np.linalg.solve(H, grad)
+            except np.linalg.LinAlgError:  # a singular Hessian (a flat polytope): the least-squares step
+                step = -np.linalg.lstsq(H, grad, rcond=None)[0]
+            decrement = float(-grad @ step)
+            if decrement / 2 < 1e-6:
+                break
+            dE = np.zeros((r, r))
+            dE[iu, ju] = step[:P]
+            dE[ju, iu] = step[:P]
+            f0, alpha = barrier(E, d, t), 1.0
+            while barrier(E + alpha * dE, d + alpha * step[P:], t) > f0 - 0.25 * alpha * decrement and alpha > 1e-12:
+                alpha *= 0.5
+            E, d = E + alpha * dE, d + alpha * step[P:]
+        if 2 * m / t < gap:
+            break
+        t *= mu
+    return d, E, float(np.linalg.slogdet(E)[1])
+
+
 @dataclass
 class Status:
     """Where the learner stands: the current guess, the log-volume of the last ellipsoid, and whether (and why) the
@@ -94,7 +203,7 @@ class CuttingPlaneLearner:
     store: Any = None
     run: str = "safe-mpc"
     source: str = "script:simulated-human"
-    solver: str = "SCS"
+    solver: str = "newton"
     cuts: list[tuple[np.ndarray, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -112,8 +221,11 @@ class CuttingPlaneLearner:
         self.log_v0 = float(np.sum(np.log(self.high - self.low)))
         shrink = 0.5 if self.r == 1 else 1.0 - 1.0 / self.r  # a central cut halves an interval
         self.bound = max(0, math.ceil((self.log_v0 - math.log(self.v_min)) / -math.log(shrink)))
+        if self.solver not in ("newton", "cvxpy"):
+            raise ValueError(f"solver must be 'newton' or 'cvxpy', got {self.solver!r}")
         self.corrections = 0
-        self._build()
+        if self.solver == "cvxpy":
+            self._build()
         self.status = self._solve()
 
     # -- the ellipsoid ---------------------------------------------------------------------------------
@@ -142,31 +254,43 @@ class CuttingPlaneLearner:
 
     def _solve(self) -> Status:
         A, b = self._halfspaces()
-        if len(A) > self._rows:
-            self._build(2 * len(A))
         scale = np.maximum(np.linalg.norm(A, axis=1), 1e-12)  # unit-norm rows: the same sets, better conditioned
-        padded_A, padded_b = np.zeros((self._rows, self.r)), np.ones(self._rows)
-        padded_A[: len(A)], padded_b[: len(A)] = A / scale[:, None], b / scale
-        self._A.value, self._b.value = padded_A, padded_b
+        A, b = A / scale[:, None], b / scale
         start = time.perf_counter()
-        try:
-            self._problem.solve(solver=self.solver, warm_start=True)
-            outcome = self._problem.status
-        except _cvxpy().error.SolverError as e:  # the solver gave up: on an empty set, it has nothing to find
-            outcome = f"solver error: {e}"
+        if self.solver == "newton":
+            found = max_volume_ellipsoid(A, b)
+            outcome = "optimal" if found is not None else "the polytope has no interior"
+        else:
+            found, outcome = self._solve_cvxpy(A, b)
         seconds = time.perf_counter() - start
-        if outcome not in ("optimal", "optimal_inaccurate") or self._C.value is None:
+        if found is None:
             theta = self.status.theta if hasattr(self, "status") else (self.low + self.high) / 2
             reason = (
                 f"the ellipsoid problem has no solution ({outcome}): no parameters satisfy every correction, "
                 "so the hypothesis space cannot hold the true constraint"
             )
             return Status(theta, -math.inf, self.corrections, True, reason, seconds)
+        center, _, logdet = found
+        log_volume = logdet + math.log(self.unit_ball)
+        return Status(np.asarray(center, dtype=np.float64).copy(), log_volume, self.corrections, solve_seconds=seconds)
+
+    def _solve_cvxpy(self, A: np.ndarray, b: np.ndarray):
+        """The MVE problem in cvxpy (max log det C s.t. |C a_i| + a_i^T d <= b_i), compiled once with room for
+        cuts; ``(found, outcome)``."""
+        if len(A) > self._rows:
+            self._build(2 * len(A))
+        padded_A, padded_b = np.zeros((self._rows, self.r)), np.ones(self._rows)
+        padded_A[: len(A)], padded_b[: len(A)] = A, b
+        self._A.value, self._b.value = padded_A, padded_b
+        try:
+            self._problem.solve(solver="SCS", warm_start=True)
+            outcome = self._problem.status
+        except _cvxpy().error.SolverError as e:  # the solver gave up: on an empty set, it has nothing to find
+            return None, f"solver error: {e}"
+        if outcome not in ("optimal", "optimal_inaccurate") or self._C.value is None:
+            return None, outcome
         sign, logdet = np.linalg.slogdet(self._C.value)
-        log_volume = float(logdet if sign > 0 else -math.inf) + math.log(self.unit_ball)
-        return Status(
-            np.asarray(self._d.value, dtype=np.float64).copy(), log_volume, self.corrections, solve_seconds=seconds
-        )
+        return (self._d.value, self._C.value, float(logdet) if sign > 0 else -math.inf), outcome
 
     @property
     def unit_ball(self) -> float:

@@ -1,0 +1,100 @@
+"""Safe MPC alignment on the three safety games, with the simulated human, next to the paper's figures with people.
+
+``python -m robofeedback.bench.safety [--seeds 20] [--games pendulum drone arm] [--episodes 20]`` runs, for every
+game, ``--seeds`` trials of the well-specified game and as many of the misspecified variant (the true constraint
+outside the hypothesis box), and writes ``results.json`` and ``REPORT.md``: success rate (goal reached without a
+violation), corrections per trial (mean, spread, max) next to the certified bound K, violations, the
+maximum-volume-ellipsoid solve time per correction, and how often the misspecified variant was declared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from robofeedback.config import run_metadata
+
+# Xie et al. (arXiv 2407.04216), with people: corrections per trial and success (their code's analysis notebooks).
+PAPER = {
+    "pendulum": "about 12 corrections to converge (simulated user, 50 runs: 12.8 ± 2.1)",
+    "drone": "15.7 ± 10.6 corrections, success 0.89 ± 0.08 (15 users x 10 trials)",
+    "arm": "16.5 ± 6.2 corrections, success 0.89 ± 0.11 (15 users x 10 trials)",
+}
+
+
+def run(games: list[str], seeds: int, episodes: int) -> list[dict[str, Any]]:
+    from robofeedback.envs import make
+    from robofeedback.safety.alignment import align, summarize
+
+    rows = []
+    for game in games:
+        for misspecified in (False, True):
+            env = make(f"safety:{game}", seed=0, render_size=96, misspecified=misspecified)
+            start = time.time()
+            trials = [align(env, seed=seed, episodes=episodes) for seed in range(seeds)]
+            row = {
+                "game": game,
+                "misspecified": misspecified,
+                "r": env.game.model.features.r,
+                "epsilon": env.game.model.epsilon,
+                "episodes": episodes,
+                **summarize(trials),
+                "attempts_mean": sum(t.attempts for t in trials) / len(trials),
+                "theta_error_mean": sum(t.theta_error for t in trials) / len(trials),
+                "reasons": sorted({t.reason.split(":")[0] for t in trials if t.misspecified}),
+                "wall_time_s": round(time.time() - start, 1),
+                "git_commit": run_metadata()["git_commit"],
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            env.close()
+    return rows
+
+
+def report(rows: list[dict[str, Any]], out: Path) -> Path:
+    lines = [
+        "# Safe MPC alignment with the simulated human",
+        "",
+        "Per game: trials (seeds) of up to `episodes` attempts, learning carried across attempts; a trial succeeds "
+        "when an attempt reaches the goal without entering the unsafe region. The simulated human corrects with "
+        "probability 0.3 when the plan comes within 2 of the true boundary. K is the certificate "
+        "ln(Vol Theta_0 / V_min) / -ln(1 - 1/r), V_min the ball of radius epsilon.",
+        "",
+        "| game | r | variant | trials | success | corrections (mean ± std, max) | bound K | violations "
+        "| declared misspecified | MVE solve per correction (mean / max) | paper, with people |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        mve = f"{r['mve_ms_mean']:.0f} / {r['mve_ms_max']:.0f} ms" if r["mve_ms_mean"] is not None else "-"
+        lines.append(
+            f"| {r['game']} | {r['r']} | {'misspecified' if r['misspecified'] else 'true constraint inside'} "
+            f"| {r['trials']} | {r['success_rate']:.2f} | {r['corrections_mean']:.1f} ± {r['corrections_std']:.1f}, "
+            f"{r['corrections_max']} | {r['bound']} | {r['violations']} | {r['declared_misspecified']} / "
+            f"{r['trials']} | {mve} | {'' if r['misspecified'] else PAPER[r['game']]} |"
+        )
+    lines += ["", f"Code: `{json.dumps(run_metadata())}`", ""]
+    path = out / "REPORT.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/bench/safety")
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--episodes", type=int, default=20, help="attempts per trial")
+    parser.add_argument("--games", nargs="*", default=["pendulum", "drone", "arm"])
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = run(args.games, args.seeds, args.episodes)
+    (out / "results.json").write_text(json.dumps({"rows": rows, "metadata": run_metadata()}, indent=2))
+    print(f"report: {report(rows, out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
