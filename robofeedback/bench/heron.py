@@ -11,7 +11,6 @@ fraction of HERON's comparisons decided at each level, and ``heron_curves.png`` 
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import time
@@ -20,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from robofeedback.config import config_dir, load_yaml, run_metadata
+from robofeedback.bench.common import config_arguments, load_spec, report_footer
+from robofeedback.config import run_metadata
 
 
 def entries(spec: dict[str, Any], done: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -162,35 +162,15 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
             names = list(runs[0]["levels"])
             shares = ", ".join(f"{n}: {np.mean([r['levels'][n] for r in runs]):.2f}" for n in names)
             lines.append(f"- {task} ({', '.join(runs[0]['factors'])}; sigma {runs[0]['sigma']}): {shares}")
-    lines += [
-        "",
-        f"![env return over training]({plot.name})",
-        "",
-        "Settings:",
-        "",
-        "```yaml",
-        json.dumps(spec, indent=2),
-        "```",
-        "",
-        f"Code: `{json.dumps(run_metadata())}`",
-    ]
+    lines += report_footer(plot, "env return over training", spec)
     path = out / "REPORT.md"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default=str(config_dir() / "bench" / "heron.yaml"))
-    parser.add_argument("--out", default="runs/bench/heron")
-    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel worker processes")
-    parser.add_argument("--tasks", nargs="*", help="only these tasks")
-    args = parser.parse_args(argv)
-    spec = load_yaml(args.config)
-    if args.tasks:
-        spec["tasks"] = {k: v for k, v in spec["tasks"].items() if k in args.tasks}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    args = config_arguments(__doc__.split("\n\n")[0], "heron").parse_args(argv)
+    spec, out = load_spec(args)
     results = out / "results.jsonl"
     for _ in range(2):  # the second pass runs the later seeds' heuristic at the sweep's best beta
         rows = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []

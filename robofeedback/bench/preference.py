@@ -10,7 +10,6 @@ fresh segment pairs (from the final policy and from random actions) labelled by 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import multiprocessing
@@ -20,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from robofeedback.config import config_dir, deep_merge, load_yaml, run_metadata
+from robofeedback.bench.common import config_arguments, load_spec, report_footer
+from robofeedback.config import deep_merge
 
 
 def entries(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -205,35 +205,15 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
             ]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     plot = save_figure(fig, out / "success_vs_labels.png", dpi=100)
-    lines += [
-        "",
-        f"![success vs labels]({plot.name})",
-        "",
-        "Settings:",
-        "",
-        "```yaml",
-        json.dumps(spec, indent=2),
-        "```",
-        "",
-        f"Code: `{json.dumps(run_metadata())}`",
-    ]
+    lines += report_footer(plot, "success vs labels", spec)
     path = out / "REPORT.md"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default=str(config_dir() / "bench" / "preference.yaml"))
-    parser.add_argument("--out", default="runs/bench/preference")
-    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel worker processes")
-    parser.add_argument("--tasks", nargs="*", help="only these tasks")
-    args = parser.parse_args(argv)
-    spec = load_yaml(args.config)
-    if args.tasks:
-        spec["tasks"] = {k: v for k, v in spec["tasks"].items() if k in args.tasks}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    args = config_arguments(__doc__.split("\n\n")[0], "preference").parse_args(argv)
+    spec, out = load_spec(args)
     results = out / "results.jsonl"
     done = {entry_key(json.loads(line)) for line in results.read_text().splitlines()} if results.exists() else set()
     todo = [e for e in entries(spec) if entry_key(e) not in done]

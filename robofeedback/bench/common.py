@@ -1,0 +1,46 @@
+"""What the benchmark modules share: the config-and-tasks command line, and the end of a report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from robofeedback.config import config_dir, load_yaml, run_metadata
+
+
+def config_arguments(description: str, name: str) -> argparse.ArgumentParser:
+    """A parser with ``--config`` (default ``configs/bench/<name>.yaml``), ``--out``, ``--jobs`` and ``--tasks``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", default=str(config_dir() / "bench" / f"{name}.yaml"))
+    parser.add_argument("--out", default=f"runs/bench/{name}")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel worker processes")
+    parser.add_argument("--tasks", nargs="*", help="only these tasks")
+    return parser
+
+
+def load_spec(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
+    """The bench config, kept to ``--tasks`` when given, and the output folder (made)."""
+    spec = load_yaml(args.config)
+    if args.tasks:
+        spec["tasks"] = {k: v for k, v in spec["tasks"].items() if k in args.tasks}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return spec, out
+
+
+def report_footer(plot: Path, caption: str, spec: dict[str, Any]) -> list[str]:
+    """A report's last lines: the plot, the settings it ran with, and the code it ran."""
+    return [
+        "",
+        f"![{caption}]({plot.name})",
+        "",
+        "Settings:",
+        "",
+        "```yaml",
+        json.dumps(spec, indent=2),
+        "```",
+        "",
+        f"Code: `{json.dumps(run_metadata())}`",
+    ]
