@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +46,16 @@ def report_footer(plot: Path, caption: str, spec: dict[str, Any]) -> list[str]:
         "",
         f"Code: `{json.dumps(run_metadata())}`",
     ]
+
+
+def run_entries(
+    worker: Callable, entries: list[dict[str, Any]], out: Path, jobs: int, describe: Callable[[dict[str, Any]], str]
+) -> None:
+    """Run ``worker((entry, out))`` for every entry in ``jobs`` spawned processes, appending each finished row to
+    ``out/results.jsonl`` at once (so an interrupted bench keeps what it finished) and printing ``describe(row)``."""
+    results = out / "results.jsonl"
+    with multiprocessing.get_context("spawn").Pool(max(1, jobs)) as pool:
+        for i, row in enumerate(pool.imap_unordered(worker, [(e, str(out)) for e in entries]), start=1):
+            with open(results, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"[{i}/{len(entries)}] {describe(row)}", flush=True)

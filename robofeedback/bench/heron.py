@@ -12,14 +12,13 @@ fraction of HERON's comparisons decided at each level, and ``heron_curves.png`` 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from robofeedback.bench.common import config_arguments, load_spec, report_footer
+from robofeedback.bench.common import config_arguments, load_spec, report_footer, run_entries
 from robofeedback.config import run_metadata
 
 
@@ -114,6 +113,12 @@ def _run(args: tuple[dict[str, Any], str]) -> dict[str, Any]:
     return run_entry(*args)
 
 
+def _describe(row: dict[str, Any]) -> str:
+    return (
+        f"{entry_key(row)}: return {row['mean_env_return']:.1f}, success {row['success_rate']}, {row['wall_time_s']} s"
+    )
+
+
 def _cell(values: list, digits: int) -> str:
     values = [v for v in values if v is not None]
     if not values:
@@ -179,15 +184,7 @@ def main(argv: list[str] | None = None) -> Path:
         print(f"{len(todo)} runs to do ({len(done)} already in {results})", flush=True)
         if not todo:
             break
-        with multiprocessing.get_context("spawn").Pool(max(1, args.jobs)) as pool:
-            for i, row in enumerate(pool.imap_unordered(_run, [(e, str(out)) for e in todo]), start=1):
-                with open(results, "a") as f:
-                    f.write(json.dumps(row) + "\n")
-                print(
-                    f"[{i}/{len(todo)}] {entry_key(row)}: return {row['mean_env_return']:.1f}, "
-                    f"success {row['success_rate']}, {row['wall_time_s']} s",
-                    flush=True,
-                )
+        run_entries(_run, todo, out, args.jobs, _describe)
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     path = report(rows, out, spec)
     print(path.read_text())

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from robofeedback.bench.common import config_arguments, load_spec, report_footer
+from robofeedback.bench.common import config_arguments, load_spec, report_footer, run_entries
 from robofeedback.config import deep_merge
 
 
@@ -130,6 +129,10 @@ def _run(args: tuple[dict[str, Any], str]) -> dict[str, Any]:
     return run_entry(*args)
 
 
+def _describe(row: dict[str, Any]) -> str:
+    return f"{entry_key(row)}: success {row['success_rate']}, labels {row.get('labels', '-')}, {row['wall_time_s']} s"
+
+
 def _mean_spread(group: list[dict[str, Any]], key: str, digits: int = 2) -> str:
     values = [g[key] for g in group if g.get(key) is not None]
     if not values:
@@ -218,15 +221,7 @@ def main(argv: list[str] | None = None) -> Path:
     done = {entry_key(json.loads(line)) for line in results.read_text().splitlines()} if results.exists() else set()
     todo = [e for e in entries(spec) if entry_key(e) not in done]
     print(f"{len(todo)} runs to do ({len(done)} already in {results})", flush=True)
-    with multiprocessing.get_context("spawn").Pool(max(1, args.jobs)) as pool:
-        for i, row in enumerate(pool.imap_unordered(_run, [(e, str(out)) for e in todo]), start=1):
-            with open(results, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(
-                f"[{i}/{len(todo)}] {entry_key(row)}: success {row['success_rate']}, "
-                f"labels {row.get('labels', '-')}, {row['wall_time_s']} s",
-                flush=True,
-            )
+    run_entries(_run, todo, out, args.jobs, _describe)
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     path = report(rows, out, spec)
     print(path.read_text())
