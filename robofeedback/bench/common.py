@@ -48,6 +48,12 @@ def report_footer(plot: Path, caption: str, spec: dict[str, Any]) -> list[str]:
     ]
 
 
+def read_results(out: Path) -> list[dict[str, Any]]:
+    """The rows of ``out/results.jsonl`` (none when the bench has not run there yet)."""
+    results = out / "results.jsonl"
+    return [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+
+
 def run_entries(
     worker: Callable, entries: list[dict[str, Any]], out: Path, jobs: int, describe: Callable[[dict[str, Any]], str]
 ) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from robofeedback.bench.common import config_arguments, load_spec, report_footer, run_entries
+from robofeedback.bench.common import config_arguments, load_spec, read_results, report_footer, run_entries
 from robofeedback.config import run_metadata
 
 
@@ -70,8 +70,7 @@ def run_entry(entry: dict[str, Any], out_root: str) -> dict[str, Any]:
         feedback = judge = HierarchicalJudge(factors, signs=signs, sigma=entry["sigma"])
     elif entry["method"] == "factor-sum preferences":  # HERON's loop and network, labels by the sum of factors
         cfg = load_train_config(family_of(entry["task"]), entry["algo"], entry["steps"], config)
-        n_steps = cfg.algo_kwargs.get("n_steps", 2048)
-        defaults = {**loop_defaults(cfg.algo, n_steps, cfg.n_envs, entry["steps"]), "segment_length": 1}
+        defaults = {**loop_defaults(cfg), "segment_length": 1}
         config = {
             **config,
             "feedback": {**defaults, **config.get("feedback", {})},
@@ -176,17 +175,15 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
 def main(argv: list[str] | None = None) -> Path:
     args = config_arguments(__doc__.split("\n\n")[0], "heron").parse_args(argv)
     spec, out = load_spec(args)
-    results = out / "results.jsonl"
     for _ in range(2):  # the second pass runs the later seeds' heuristic at the sweep's best beta
-        rows = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+        rows = read_results(out)
         done = {entry_key(r) for r in rows}
         todo = [e for e in entries(spec, rows) if entry_key(e) not in done]
-        print(f"{len(todo)} runs to do ({len(done)} already in {results})", flush=True)
+        print(f"{len(todo)} runs to do ({len(done)} already in {out / 'results.jsonl'})", flush=True)
         if not todo:
             break
         run_entries(_run, todo, out, args.jobs, _describe)
-    rows = [json.loads(line) for line in results.read_text().splitlines()]
-    path = report(rows, out, spec)
+    path = report(read_results(out), out, spec)
     print(path.read_text())
     return path
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from robofeedback.bench.common import config_arguments, load_spec, report_footer, run_entries
+from robofeedback.bench.common import config_arguments, load_spec, read_results, report_footer, run_entries
 from robofeedback.config import deep_merge
 
 
@@ -217,13 +217,11 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
 def main(argv: list[str] | None = None) -> Path:
     args = config_arguments(__doc__.split("\n\n")[0], "preference").parse_args(argv)
     spec, out = load_spec(args)
-    results = out / "results.jsonl"
-    done = {entry_key(json.loads(line)) for line in results.read_text().splitlines()} if results.exists() else set()
+    done = {entry_key(row) for row in read_results(out)}
     todo = [e for e in entries(spec) if entry_key(e) not in done]
-    print(f"{len(todo)} runs to do ({len(done)} already in {results})", flush=True)
+    print(f"{len(todo)} runs to do ({len(done)} already in {out / 'results.jsonl'})", flush=True)
     run_entries(_run, todo, out, args.jobs, _describe)
-    rows = [json.loads(line) for line in results.read_text().splitlines()]
-    path = report(rows, out, spec)
+    path = report(read_results(out), out, spec)
     print(path.read_text())
     return path
 

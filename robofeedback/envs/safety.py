@@ -224,8 +224,13 @@ class SafetyGame(gym.Env):
     def sample_start(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def at_goal(self, x: np.ndarray) -> bool:
+    goal_radius = 0.1  # at the goal: goal_distance(x) < goal_radius (and, for the pendulum, slow enough)
+
+    def goal_distance(self, x: np.ndarray) -> float:
         raise NotImplementedError
+
+    def at_goal(self, x: np.ndarray) -> bool:
+        return self.goal_distance(x) < self.goal_radius
 
     def agent_position(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -294,8 +299,11 @@ class PendulumGame(SafetyGame):
     def sample_start(self, rng):
         return np.array([rng.uniform(-0.2, 0.2), 0.0]), np.array([math.pi, 0.0])
 
+    def goal_distance(self, x):
+        return abs(float(x[0]) - math.pi)
+
     def at_goal(self, x):
-        return abs(x[0] - math.pi) < 0.1 and abs(x[1]) < 0.5
+        return super().at_goal(x) and abs(x[1]) < 0.5
 
     def agent_position(self, x):
         return np.array([math.sin(x[0]), -math.cos(x[0]), 0.0])  # the tip, in the drawing's plane (y up)
@@ -386,8 +394,10 @@ class DroneGame(SafetyGame):
         start = np.array([0.5, middle + rng.choice([-1, 1]) * rng.uniform(0.6, 1.6), 0.0, 0.0])
         return start, np.array([3.6, middle + rng.uniform(-0.3, 0.3), 0.0, 0.0])
 
-    def at_goal(self, x):
-        return float(np.hypot(x[0] - self.goal[0], x[1] - self.goal[1])) < 0.2
+    goal_radius = 0.2
+
+    def goal_distance(self, x):
+        return float(np.hypot(x[0] - self.goal[0], x[1] - self.goal[1]))
 
     def agent_position(self, x):
         return np.array([x[0], x[1], 0.0])
@@ -513,8 +523,10 @@ class ArmGame(SafetyGame):
         self._place(self.state)
         return out
 
-    def at_goal(self, x):
-        return float(np.linalg.norm(x - self.goal)) < 0.03
+    goal_radius = 0.03
+
+    def goal_distance(self, x):
+        return float(np.linalg.norm(x - self.goal))
 
     def agent_position(self, x):
         return np.asarray(self._p.getLinkState(self._robot, self._ee)[4])
@@ -581,9 +593,7 @@ class SafetyEnv(RobotEnv):
         return self.game.agent_position(self.game.state)
 
     def compute_factors(self, obs, action, reward, info) -> dict[str, float]:
-        g = self.game
-        n = 1 if g.name == "pendulum" else (2 if g.name == "drone" else 3)
-        distance = float(np.linalg.norm((g.state - g.goal)[:n]))
+        distance = self.game.goal_distance(self.game.state)
         return {"goal_distance": distance, "ctrl_cost": ctrl_cost(action), "constraint": float(info["constraint"])}
 
     def is_success(self, info: dict) -> bool | None:

@@ -195,16 +195,18 @@ class HierarchicalJudge(FeedbackSource):
 MODEL_DEFAULTS = {"hidden": 256, "layers": 2, "activation": "relu", "output": None, "lr": 1e-3, "use_actions": False}
 
 
-def loop_defaults(algo: str, n_steps: int, n_envs: int, total_steps: int) -> dict[str, Any]:
-    """HERON's retraining cadence: every rollout on-policy (``n_steps * n_envs`` steps), every 500 steps
-    off-policy; 256 uniformly drawn pairs a round, as many rounds as the run has, and a few epochs over the
-    labels each round (the authors' code makes one pass over each rollout's pairs)."""
-    every = n_steps * n_envs if algo == "ppo" else 500
+def loop_defaults(cfg) -> dict[str, Any]:
+    """HERON's retraining cadence for a :class:`~robofeedback.rl.train.TrainConfig`: every rollout on-policy
+    (``n_steps * n_envs`` steps), every 500 steps off-policy; 256 uniformly drawn pairs a round, as many rounds as
+    the run has, and a few epochs over the labels each round (the authors' code makes one pass over each
+    rollout's pairs)."""
+    n_steps = cfg.algo_kwargs.get("n_steps", 2048)  # SB3's PPO default
+    every = n_steps * cfg.n_envs if cfg.algo == "ppo" else 500
     per_round = 256
     return {
         "every": every,
         "labels_per_round": per_round,
-        "budget": per_round * (total_steps // every + 1),
+        "budget": per_round * (cfg.total_steps // every + 1),
         "selection": "uniform",
         "max_epochs": 5,
     }

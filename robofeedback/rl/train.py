@@ -354,8 +354,7 @@ def train(
     if n_envs is not None:
         cfg = replace(cfg, n_envs=n_envs)
     if reward == "heron":  # HERON's network and cadence, under whatever the config sets
-        n_steps = cfg.algo_kwargs.get("n_steps", 2048)
-        cfg.feedback = {**heron.loop_defaults(cfg.algo, n_steps, cfg.n_envs, cfg.total_steps), **cfg.feedback}
+        cfg.feedback = {**heron.loop_defaults(cfg), **cfg.feedback}
         cfg.preference = {**heron.MODEL_DEFAULTS, **cfg.preference}
     torch.set_num_threads(cfg.torch_threads)
 

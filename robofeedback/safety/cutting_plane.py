@@ -24,6 +24,7 @@ Every correction and its cuts are stored as a ``correction`` label in the feedba
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -80,6 +81,12 @@ class _SymmetricBasis:
         ]
 
 
+@functools.lru_cache(maxsize=8)
+def _symmetric_basis(r: int) -> _SymmetricBasis:
+    """The index tables for r x r matrices, built once per dimension (every solve of a learner uses the same)."""
+    return _SymmetricBasis(r)
+
+
 def chebyshev_center(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray | None, float]:
     """The centre and radius of the largest ball in {theta: A theta <= b} (an LP); (None, 0) when it is empty."""
     from scipy.optimize import linprog
@@ -118,7 +125,7 @@ def _newton_mve(A: np.ndarray, b: np.ndarray, gap: float, mu: float) -> tuple[np
     d, rho = chebyshev_center(A, b)
     if d is None:
         return None
-    basis = _SymmetricBasis(r)
+    basis = _symmetric_basis(r)
     iu, ju, P = basis.iu, basis.ju, basis.P
     E = 0.5 * rho * np.eye(r)
 
@@ -215,7 +222,7 @@ class CuttingPlaneLearner:
         if self.v_min is None:
             if not self.epsilon > 0:
                 raise ValueError(f"epsilon must be > 0, got {self.epsilon}")
-            self.v_min = math.pi ** (self.r / 2) / math.gamma(self.r / 2 + 1) * self.epsilon**self.r
+            self.v_min = self.unit_ball * self.epsilon**self.r
         if not self.v_min > 0:
             raise ValueError(f"v_min must be > 0, got {self.v_min}")
         self.log_v0 = float(np.sum(np.log(self.high - self.low)))
@@ -294,6 +301,7 @@ class CuttingPlaneLearner:
 
     @property
     def unit_ball(self) -> float:
+        """The volume of the unit ball in r dimensions."""
         return math.pi ** (self.r / 2) / math.gamma(self.r / 2 + 1)
 
     @property
