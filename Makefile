@@ -7,13 +7,18 @@ STAMP := $(VENV)/.installed
 # Headless rendering: EGL with Mesa's software rasterizer for MuJoCo (MetaWorld); GLib for OpenCV;
 # a PostgreSQL server, which the tests start to check the feedback store on it.
 DEB_PACKAGES := libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libglib2.0-0 postgresql
+# The app's browser tests drive Debian's headless Chromium with Playwright.
+TEST_DEB_PACKAGES := chromium chromium-driver fonts-dejavu-core
 
 .PHONY: demo test setup system-deps bench clean
 
+# The annotation app with SAC learning panda reach from the preferences given in it; AUTO=1: a scripted
+# Oracle answers through the app's HTTP endpoints instead of a person.
 demo: setup
-	$(BIN)/robofeedback train --env panda:PandaReach-v3 --reward env --algo sac --steps 8000 --seed 0 --out runs/demo
+	$(BIN)/robofeedback demo $(if $(AUTO),--auto)
 
 test: setup
+	@$(MAKE) --no-print-directory system-deps DEB_PACKAGES="$(TEST_DEB_PACKAGES)"
 	$(BIN)/python -m pytest -q
 
 bench: setup

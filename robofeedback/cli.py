@@ -22,6 +22,9 @@ EXAMPLES = """examples:
       --iterations 5 --steps 6000
   robofeedback safe-mpc --game drone --simulated-human
   robofeedback rollout --env panda:PandaReach-v3 --policy runs/reach --episodes 5 --video --out runs/reach/rollouts
+  robofeedback app --store runs/feedback.db --port 7860
+  robofeedback train --env panda:PandaReachDense-v3 --reward preference --teacher human --store runs/feedback.db
+  robofeedback demo --auto
 """
 
 
@@ -152,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--agent-reg", type=float, default=None, help="lambda of the agent regularization (default 0.1)")
     g.add_argument("--judge-margin", type=float, default=0.0, help="CLIP judge: similarity gap below which it abstains")
-    g.add_argument("--task", default=None, help="chat judge: the task in words (default: the env's known task text)")
+    g.add_argument(
+        "--task", default=None, help="the task in words, for the chat judge and people in the app (default: known text)"
+    )
     g.add_argument("--vlm-url", default=None, help="chat judge: base URL of an OpenAI-compatible server (…/v1)")
     g.add_argument("--vlm-model", default=None, help="chat judge: model name on that server")
     g.add_argument("--vlm-key-env", default="OPENAI_API_KEY", help="chat judge: env variable with the API key")
@@ -271,7 +276,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", action="store_true", help="render every step and write rollout.mp4")
     p.add_argument("--render-size", type=_positive_int, default=224, help="frame size in pixels (default 224)")
     p.add_argument("--stochastic", action="store_true", help="sample policy actions instead of taking the mean")
+
+    p = sub.add_parser(
+        "app",
+        help="the annotation app: people label queries from the feedback store in a browser",
+        description="Serve the annotation app over a feedback store: pairwise preferences, rankings, corrections "
+        "and factor rankings, and the status of the runs training on them. Start it before or after the trainers.",
+    )
+    _app_arguments(p, "runs/feedback.db")
+
+    p = sub.add_parser(
+        "demo",
+        help="the main job: the annotation app with SAC learning panda reach from the preferences given in it",
+        description="Start the annotation app and a trainer (SAC on panda:PandaReachDense-v3, reward learned from "
+        "the preferences given in the app) and print the URL. With --auto a scripted Oracle answers through the "
+        "app's HTTP endpoints, the path a browser uses, so that the whole loop runs unattended.",
+    )
+    _app_arguments(p, "runs/demo/feedback.db")
+    p.add_argument("--auto", action="store_true", help="a scripted Oracle answers the queries (no person needed)")
+    p.add_argument("--steps", type=_positive_int, default=6000, help="env steps to train (default 6000)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--out", default="runs/demo", help="training output folder (default runs/demo)")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=None,
+        help="seconds each feedback round waits for its answers (default 60 with --auto, 300 for a person)",
+    )
+    p.add_argument("--keep-serving", action="store_true", help="keep the app up after training, until Ctrl-C")
     return parser
+
+
+def _app_arguments(p: argparse.ArgumentParser, store: str) -> None:
+    p.add_argument("--store", default=store, help=f"feedback store: a SQLite path or a database URL (default {store})")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 for any free one)")
+    p.add_argument("--run", default=None, help="serve only this run's queries (default: every run's)")
+    p.add_argument("--lease", type=float, default=120.0, help="seconds a served query is held for its annotator")
+    p.add_argument("--redundancy", type=_positive_int, default=1, help="annotators who label each query (default 1)")
 
 
 def _llm_arguments(p: argparse.ArgumentParser, temperature: float) -> None:
@@ -478,6 +520,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         feedback=feedback,
         store=args.store,
+        task=args.task,
     )
     final = result.final_eval
     print(f"trained {args.algo.upper()} on {args.env} for {result.steps} steps in {result.wall_time_s:.0f} s")
@@ -621,7 +664,7 @@ def cmd_safe_mpc(args: argparse.Namespace) -> int:
     if args.human == "terminal":
         human = TerminalHuman(frame_path=str(out / "frame.png"))
     elif args.human == "app":
-        human = StoreHuman(store, run=run, wait_seconds=args.wait)
+        human = StoreHuman(store, run=run, wait_seconds=args.wait, frame_dir=out / "frames")
     else:
         human = SimulatedHuman(env.game.theta_true, noise=args.noise, seed=args.seed)
     trial = align(
@@ -686,6 +729,71 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _app_server(args: argparse.Namespace):
+    from robofeedback.apps.annotate import AppServer
+    from robofeedback.apps.service import AppConfig
+
+    config = AppConfig(run=args.run, lease_seconds=args.lease, redundancy=args.redundancy)
+    return AppServer(args.store, host=args.host, port=args.port, config=config).start()
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    server = _app_server(args)
+    print(f"annotation app on {server.url} (store {args.store}); Ctrl-C to stop", flush=True)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        server.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from robofeedback.apps.auto import AutoAnnotator
+    from robofeedback.config import config_dir
+    from robofeedback.feedback.sources import HumanQueue
+    from robofeedback.rl.train import train
+
+    server = _app_server(args)
+    print(f"annotation app: {server.url}  (store {args.store})", flush=True)
+    auto = None
+    if args.auto:
+        auto = AutoAnnotator(server.url, args.store, "oracle", seed=args.seed).start()
+        print("a scripted Oracle (script:oracle) answers through the app's HTTP endpoints", flush=True)
+    else:
+        print("open the URL, enter your name and compare the clips; training waits for each round's answers")
+    wait = args.wait if args.wait is not None else (60.0 if args.auto else 300.0)
+    try:
+        result = train(
+            "panda:PandaReachDense-v3",
+            reward="preference",
+            algo="sac",
+            total_steps=args.steps,
+            seed=args.seed,
+            out_dir=args.out,
+            config=config_dir() / "demo.yaml",
+            feedback=HumanQueue(wait_seconds=wait),
+            store=args.store,
+        )
+    finally:
+        if auto is not None:
+            auto.stop()
+    final = result.final_eval
+    print(
+        f"trained SAC for {result.steps} steps on {result.feedback['labels']} labels from the app: success rate "
+        f"{final.get('success_rate', float('nan')):.2f}, env return {final['mean_env_return']:.2f}; "
+        f"held-out label accuracy {result.feedback.get('heldout_accuracy', float('nan')):.2f}"
+    )
+    print(f"video: {result.video}\nlearning curve: {result.learning_curve}")
+    if args.keep_serving:
+        print(f"the app stays up on {server.url}; Ctrl-C to stop", flush=True)
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            pass
+    server.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
@@ -695,6 +803,8 @@ def main(argv: list[str] | None = None) -> int:
         "video-reward": cmd_video_reward,
         "safe-mpc": cmd_safe_mpc,
         "rollout": cmd_rollout,
+        "app": cmd_app,
+        "demo": cmd_demo,
     }
     try:
         return handlers[args.command](args)

@@ -14,7 +14,9 @@ Label kinds and their values:
   ``signs`` and ``margins``; one per task and source (a newer one replaces the older).
 
 Every label records its ``source`` (``human:<name>``, ``vlm:<model>``, ``llm:<model>``,
-``script:<teacher>``), its time and an optional free-text note.
+``script:<teacher>``), its time and an optional free-text note. Each run also keeps a status (steps, the
+latest evaluation and its video, the reward model's agreement with each source) that its trainer writes and the
+annotation app shows.
 """
 
 from __future__ import annotations
@@ -110,7 +112,15 @@ labels_table = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
 )
 
-TABLES = {"segments": segments_table, "queries": queries_table, "labels": labels_table}
+runs_table = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run", sa.String(200), primary_key=True),
+    sa.Column("status", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+TABLES = {"segments": segments_table, "queries": queries_table, "labels": labels_table, "runs": runs_table}
 
 
 def _pack(value: Obs | None) -> bytes | None:
@@ -361,6 +371,16 @@ class FeedbackStore:
             )
         return out
 
+    def segment_factors(self) -> dict[str, list[str]]:
+        """For each env spec with stored segments that carry named factors, those factor names."""
+        with self.engine.connect() as conn:
+            firsts = conn.execute(
+                sa.select(sa.func.min(segments_table.c.id))
+                .where(segments_table.c.factors.is_not(None))
+                .group_by(segments_table.c.env_spec)
+            ).scalars().all()
+        return {s.env_spec: list(s.factors) for s in self.get_segments(firsts)} if firsts else {}
+
     # -- queries ----------------------------------------------------------------------------
 
     def add_query(
@@ -418,29 +438,44 @@ class FeedbackStore:
             return [_query(r) for r in conn.execute(stmt)]
 
     def lease_query(
-        self, annotator: str, kinds: Sequence[str] | None = None, run: str | None = None, lease_seconds: float = 300.0
+        self,
+        annotator: str,
+        kinds: Sequence[str] | None = None,
+        run: str | None = None,
+        lease_seconds: float = 300.0,
+        redundancy: int = 1,
     ) -> Query | None:
         """Hand the oldest pending query nobody holds to ``annotator`` for ``lease_seconds``, or None.
 
-        Two annotators never hold the same query; a lease that runs out returns the query to the pool.
+        Two annotators never hold the same query; a lease that runs out returns the query to the pool. With
+        ``redundancy`` n > 1 a query is served to up to n different annotators (each labels it once) and stays
+        pending until n labels are in.
         """
         check_source(annotator)
+        if not isinstance(redundancy, int) or redundancy < 1:
+            raise StoreError(f"redundancy must be an integer >= 1, got {redundancy!r}")
         for _ in range(20):
             now = time.time()
+            free = sa.or_(
+                queries_table.c.lease_until.is_(None),
+                queries_table.c.lease_until < now,
+                queries_table.c.leased_to == annotator,
+            )
+            labelled_by_me = (
+                sa.select(labels_table.c.query_id)
+                .where(labels_table.c.source == annotator)
+                .where(labels_table.c.query_id.is_not(None))
+            )
             stmt = (
                 sa.select(queries_table.c.id)
                 .where(queries_table.c.status == "pending")
-                .where(
-                    sa.or_(
-                        queries_table.c.lease_until.is_(None),
-                        queries_table.c.lease_until < now,
-                        queries_table.c.leased_to == annotator,
-                    )
-                )
                 .where(sa.or_(queries_table.c.assignee.is_(None), queries_table.c.assignee == annotator))
+                .where(queries_table.c.id.not_in(labelled_by_me))
                 .order_by(queries_table.c.created_at, queries_table.c.id)
                 .limit(1)
             )
+            if redundancy == 1:
+                stmt = stmt.where(free)
             if kinds is not None:
                 stmt = stmt.where(queries_table.c.kind.in_(list(kinds)))
             if run is not None:
@@ -449,19 +484,11 @@ class FeedbackStore:
                 candidate = conn.execute(stmt).scalar()
                 if candidate is None:
                     return None
-                taken = conn.execute(
-                    queries_table.update()
-                    .where(queries_table.c.id == candidate)
-                    .where(queries_table.c.status == "pending")
-                    .where(
-                        sa.or_(
-                            queries_table.c.lease_until.is_(None),
-                            queries_table.c.lease_until < now,
-                            queries_table.c.leased_to == annotator,
-                        )
-                    )
-                    .values(leased_to=annotator, lease_until=now + lease_seconds)
-                ).rowcount
+                update = queries_table.update().where(queries_table.c.id == candidate)
+                update = update.where(queries_table.c.status == "pending")
+                if redundancy == 1:
+                    update = update.where(free)
+                taken = conn.execute(update.values(leased_to=annotator, lease_until=now + lease_seconds)).rowcount
             if taken == 1:
                 return self.get_query(candidate)
         return None
@@ -476,6 +503,17 @@ class FeedbackStore:
                 .values(leased_to=None, lease_until=None)
             )
 
+    def close_query(self, query_id: str) -> None:
+        """Mark a pending query answered without a label of its own (e.g. a factor-ranking request, met by a
+        ranking stored with :meth:`set_factor_ranking`)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                queries_table.update()
+                .where(queries_table.c.id == query_id)
+                .where(queries_table.c.status == "pending")
+                .values(status="answered", closed_at=time.time(), leased_to=None, lease_until=None)
+            )
+
     def expire_queries(self, run: str | None = None, older_than: float | None = None) -> int:
         """Mark pending queries as expired (all of a run, or those created more than ``older_than`` s ago)."""
         stmt = queries_table.update().where(queries_table.c.status == "pending")
@@ -488,11 +526,14 @@ class FeedbackStore:
 
     # -- labels -----------------------------------------------------------------------------
 
-    def answer_query(self, query_id: str, source: str, note: str | None = None, **answer: Any) -> int:
+    def answer_query(
+        self, query_id: str, source: str, note: str | None = None, redundancy: int = 1, **answer: Any
+    ) -> int:
         """Answer a pending query with a label of its kind (``value=`` for preferences, ``order=`` or
         ``best=``/``worst=`` for rankings, ``state=``/``direction=``/``t=`` for corrections; other keywords of a
         preference or correction, such as HERON's deciding ``level=``, are kept in the label's payload); closes
-        the query in the same transaction. A ``"skip"`` preference closes it as skipped. Returns the label id."""
+        the query in the same transaction, or with ``redundancy`` n once n different sources have labelled it. A
+        ``"skip"`` preference closes it as skipped. Returns the label id."""
         check_source(source)
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(queries_table).where(queries_table.c.id == query_id)).first()
@@ -502,17 +543,49 @@ class FeedbackStore:
                 raise QueryStateError(f"query {query_id} is already {row.status}; it takes no more labels")
             if row.assignee is not None and row.assignee != source:
                 raise QueryStateError(f"query {query_id} is for {row.assignee}, not {source}")
+            earlier = conn.execute(
+                sa.select(labels_table.c.source).where(labels_table.c.query_id == query_id)
+            ).scalars().all()
+            if source in earlier:
+                raise QueryStateError(f"{source} has already labelled query {query_id}")
             label = self._label_row(row.kind, list(row.segment_ids), source, note, row.run, answer)
             status = "skipped" if label["value"] == "skip" else "answered"
-            closed = conn.execute(
+            values = {"leased_to": None, "lease_until": None}
+            if len(earlier) + 1 >= redundancy or status == "skipped":
+                values.update(status=status, closed_at=time.time())
+            updated = conn.execute(
                 queries_table.update()
                 .where(queries_table.c.id == query_id)
                 .where(queries_table.c.status == "pending")
-                .values(status=status, closed_at=time.time(), leased_to=None, lease_until=None)
+                .values(**values)
             ).rowcount
-            if closed != 1:
+            if updated != 1:
                 raise QueryStateError(f"query {query_id} was answered by someone else meanwhile")
             return conn.execute(labels_table.insert().values(query_id=query_id, **label)).inserted_primary_key[0]
+
+    def undo_last(self, source: str, run: str | None = None) -> Label | None:
+        """Take back ``source``'s latest preference label (of ``run``, if given): the label is deleted and its
+        query, if it had one, is pending again and leased back to ``source``. Returns the removed label, or None
+        when there is nothing to take back."""
+        check_source(source)
+        mine = self.labels(run=run, source=source)
+        if not mine:
+            return None
+        last = mine[-1]
+        if last.kind != "preference":
+            raise StoreError(
+                f"only a preference can be taken back; {source}'s latest label is a {last.kind}, which its method "
+                "has already used"
+            )
+        with self.engine.begin() as conn:
+            conn.execute(labels_table.delete().where(labels_table.c.id == last.id))
+            if last.query_id is not None:
+                conn.execute(
+                    queries_table.update()
+                    .where(queries_table.c.id == last.query_id)
+                    .values(status="pending", closed_at=None, leased_to=source, lease_until=time.time() + 300.0)
+                )
+        return last
 
     def add_preference(
         self, a: str, b: str, value: str, source: str, run: str = "default", note: str | None = None, **extra: Any
@@ -577,6 +650,32 @@ class FeedbackStore:
         """The latest factor ranking of ``task`` (by ``source`` if given)."""
         rankings = [lb for lb in self.labels(kind="factor_ranking", source=source) if lb.payload.get("task") == task]
         return rankings[-1] if rankings else None
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def set_run_status(self, run: str, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` (JSON values: steps, success rate, the latest eval video, ...) into ``run``'s status,
+        which the annotation app shows; returns the whole status."""
+        try:
+            json.dumps(fields)
+        except TypeError as e:
+            raise StoreError(f"run status fields must be JSON-serialisable: {e}") from None
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(runs_table.c.status).where(runs_table.c.run == run)).first()
+            status = {**(row.status if row else {}), **fields}
+            if row is None:
+                conn.execute(runs_table.insert().values(run=run, status=status, updated_at=time.time()))
+            else:
+                conn.execute(
+                    runs_table.update().where(runs_table.c.run == run).values(status=status, updated_at=time.time())
+                )
+        return status
+
+    def run_statuses(self) -> dict[str, dict[str, Any]]:
+        """Every run's status, with ``updated_at``, most recently updated first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(runs_table).order_by(runs_table.c.updated_at.desc()))
+            return {r.run: {**r.status, "updated_at": r.updated_at} for r in rows}
 
     def _add_label(
         self, kind: str, segment_ids: list[str], source: str, note: str | None, run: str, answer: dict
@@ -719,7 +818,7 @@ class FeedbackStore:
                     row[column.name] = value
                 rows[table.name].append(row)
         with self.engine.begin() as conn:
-            for name in ("segments", "queries", "labels"):
+            for name in TABLES:
                 if rows[name]:
                     try:
                         conn.execute(TABLES[name].insert(), rows[name])

@@ -60,9 +60,12 @@ class FeedbackLoop(BaseCallback):
     ``candidates_per_label`` x as many random pairs by ``selection``. Labels are stored
     under ``run``; ``video_dir`` receives segment videos for sources that watch them,
     ``model_path`` the reward model after every update, ``log_path`` a JSON line per
-    round. ``max_epochs`` caps the reward model's training per round. A source that
-    compares single transitions (``source.segment_length``, e.g. HERON's) sets the
-    segment length.
+    round. ``max_epochs`` caps the reward model's training per round. For sources that answer
+    later (people in the app), the store is checked every ``poll_every`` steps between
+    rounds and the reward retrained when new labels are in. After each retraining the
+    run's status in the store gets the label count and the model's agreement with each
+    source. A source that compares single transitions (``source.segment_length``, e.g.
+    HERON's) sets the segment length.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class FeedbackLoop(BaseCallback):
         model_path: str | Path | None = None,
         log_path: str | Path | None = None,
         seed: int = 0,
+        poll_every: int = 500,
     ):
         super().__init__()
         if selection not in SELECTIONS:
@@ -95,6 +99,7 @@ class FeedbackLoop(BaseCallback):
             segment_length=segment_length,
             labels_per_round=labels_per_round,
             candidates_per_label=candidates_per_label,
+            poll_every=poll_every,
         )
         segment_length = getattr(source, "segment_length", None) or segment_length
         first_round = min(1000, every) if first_round is None else first_round  # B-Pref: 1000 seed steps first
@@ -119,6 +124,8 @@ class FeedbackLoop(BaseCallback):
         self._segments: dict[str, Segment | StoredSegment] = {}
         self._last_label_id = 0
         self._next_round = self.first_round
+        self.poll_every = poll_every
+        self._next_poll = 0
         self._wrapper: VecRewardWrapper | None = None
         self._pretraining = False
         self._due = False
@@ -159,6 +166,11 @@ class FeedbackLoop(BaseCallback):
         if self._due:
             self._due = False
             self.feedback_round()
+        elif not self.source.immediate and self.rounds and self.num_timesteps >= self._next_poll:
+            # People answer between rounds: learn from their labels as they arrive, not only at the next round.
+            self._next_poll = self.num_timesteps + self.poll_every
+            if self.store.labels(kind="preference", run=self.run, after_id=self._last_label_id):
+                self.last_stats = {**self.last_stats, **self._learn()}
 
     # -- one round ------------------------------------------------------------------------------
 
@@ -249,17 +261,14 @@ class FeedbackLoop(BaseCallback):
         if segment.frames is None:
             return None
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", segment.id) + ".mp4"
-        return str(write_video(segment.frames, self.video_dir / name, fps=10))
+        return str(write_video(segment.frames, self.video_dir / name, fps=10).resolve())  # for the app, any cwd
 
     def _segment(self, segment_id: str) -> Segment | StoredSegment:
         if segment_id not in self._segments:
             self._segments[segment_id] = self.store.get_segment(segment_id)
         return self._segments[segment_id]
 
-    def _new_labels(self) -> PreferenceData | None:
-        labels = self.store.labels(kind="preference", run=self.run, after_id=self._last_label_id)
-        if labels:
-            self._last_label_id = labels[-1].id
+    def _preference_data(self, labels) -> PreferenceData | None:
         usable = [lb for lb in labels if lb.value != "skip"]
         if not usable:
             return None
@@ -267,14 +276,28 @@ class FeedbackLoop(BaseCallback):
         levels = [lb.payload.get("level") for lb in usable]
         return PreferenceData.from_pairs(pairs, [lb.value for lb in usable], levels)
 
+    def _agreement(self, labels) -> dict[str, float]:
+        """Per source, the fraction of its strict labels the current reward model agrees with."""
+        out = {}
+        for source in sorted({lb.source for lb in labels}):
+            data = self._preference_data([lb for lb in labels if lb.source == source])
+            accuracy = self.reward_model.accuracy(data) if data is not None else float("nan")
+            if np.isfinite(accuracy):
+                out[source] = round(accuracy, 4)
+        return out
+
     def _learn(self) -> dict[str, float]:
-        new = self._new_labels()
+        # The whole run's labels each time, so that a label taken back in the app drops out of training too.
+        labels = self.store.labels(kind="preference", run=self.run)
+        fresh = [lb for lb in labels if lb.id > self._last_label_id]
+        self._last_label_id = max([self._last_label_id] + [lb.id for lb in labels])
+        new = self._preference_data(fresh)
         stats: dict[str, float] = {"new_labels": 0 if new is None else len(new)}
         if new is None:
             return stats
         # Accuracy on labels the model has not been trained on yet: held out by construction.
         stats["heldout_accuracy"] = self.reward_model.accuracy(new)
-        self.data = new if self.data is None else PreferenceData.concat([self.data, new])
+        self.data = self._preference_data(labels)
         if self.reward_model.policy_steps:  # agent-regularized models (VARP) also learn from the policy's data
             self.reward_model.set_policy_data(*self.recorder.recent_steps(self.reward_model.policy_steps))
         on_policy = self.relabel and isinstance(self.model, OnPolicyAlgorithm) and self.model.rollout_buffer.full
@@ -297,6 +320,14 @@ class FeedbackLoop(BaseCallback):
             )
         if self.model_path is not None:
             self.reward_model.save(self.model_path)
+        self.store.set_run_status(
+            self.run,
+            steps=int(self.num_timesteps),
+            labels=len(self.data),
+            budget=self.budget,
+            heldout_accuracy=None if np.isnan(stats["heldout_accuracy"]) else round(stats["heldout_accuracy"], 4),
+            agreement=self._agreement(labels),
+        )
         return stats
 
 

@@ -40,6 +40,7 @@ from robofeedback.data.store import FeedbackStore
 from robofeedback.data.video import write_video
 from robofeedback.envs import FAMILIES, RobotEnv, make
 from robofeedback.feedback.sources import FeedbackSource
+from robofeedback.feedback.vlm import task_prompts
 from robofeedback.rewards import heron
 from robofeedback.rewards.base import EnvReward, RewardFunction, make_reward
 from robofeedback.rewards.preference import PreferenceReward
@@ -205,11 +206,21 @@ class EvalCallback(PeriodicCallback):
     """Evaluates the policy every ``every`` env steps on the env's own reward and success; logs to TensorBoard
     (``eval/*``) and appends a JSON line per evaluation to ``log_path``."""
 
-    def __init__(self, env: gym.Env, every: int, n_episodes: int, seed: int, log_path: Path, start_time: float):
+    def __init__(
+        self,
+        env: gym.Env,
+        every: int,
+        n_episodes: int,
+        seed: int,
+        log_path: Path,
+        start_time: float,
+        status: RunStatus | None = None,
+    ):
         super().__init__(every)
         self.env, self.n_episodes, self.seed = env, n_episodes, seed
         self.log_path = log_path
         self.start_time = start_time
+        self.status = status
 
     def on_period(self) -> None:
         result = evaluate(self.model, self.env, self.n_episodes, seed=self.seed)
@@ -217,6 +228,35 @@ class EvalCallback(PeriodicCallback):
             self.logger.record(f"eval/{key}", value)
         self.logger.dump(self.num_timesteps)
         _append_eval(self.log_path, self.num_timesteps, result, self.start_time)
+        if self.status is not None:
+            self.status.evaluated(self.model, self.num_timesteps, result)
+
+
+class RunStatus:
+    """Keeps a feedback run's status in the store for the annotation app: the env and task, steps, the latest
+    evaluation and a video of one episode of the current policy (``out/eval_latest.mp4``)."""
+
+    def __init__(self, store: FeedbackStore, run: str, env: gym.Env, out: Path, seed: int):
+        self.store, self.run, self.env, self.out, self.seed = store, run, env, out, seed
+
+    def started(self, spec: str, total_steps: int, steps: int, task: str | None) -> None:
+        self.store.set_run_status(
+            self.run, env=spec, task=task, total_steps=int(total_steps), steps=int(steps), state="training"
+        )
+
+    def evaluated(self, model: Any, steps: int, result: dict[str, float]) -> None:
+        (episode,) = collect(self.env, model, n_episodes=1, deterministic=True, render=True, seed=self.seed)
+        fps = min(self.env.metadata.get("render_fps") or 25, 30)
+        tmp = self.out / "eval_latest.tmp.mp4"
+        write_video(episode.frames, tmp, fps=fps)
+        video = self.out / "eval_latest.mp4"
+        os.replace(tmp, video)
+        self.store.set_run_status(
+            self.run, steps=int(steps), eval=result, eval_steps=int(steps), eval_video=str(video.resolve())
+        )
+
+    def finished(self, steps: int, result: dict[str, float]) -> None:
+        self.store.set_run_status(self.run, steps=int(steps), eval=result, eval_steps=int(steps), state="finished")
 
 
 class CheckpointCallback(PeriodicCallback):
@@ -322,6 +362,7 @@ def train(
     callbacks: list[BaseCallback] | None = None,
     feedback: FeedbackSource | None = None,
     store: FeedbackStore | str | Path | None = None,
+    task: str | None = None,
 ) -> TrainResult:
     """Train an SB3 policy on ``env`` with ``reward`` (``"env"`` for the env's own) and evaluate it on the env's own.
 
@@ -339,7 +380,9 @@ def train(
     ``reward="varp"`` does the same with VARP's agent-regularized reward model
     (``preference: {agent_reg: lambda}``), usually with a VLM judge as ``feedback``.
     ``reward="heron"`` learns it from a factor ranking: ``feedback`` is a
-    :class:`~robofeedback.rewards.heron.HierarchicalJudge`.
+    :class:`~robofeedback.rewards.heron.HierarchicalJudge`. A run that learns from
+    feedback keeps its status (steps, latest evaluation and its video, and ``task``, the
+    task in words, shown to people in the annotation app) in the store.
     """
     start = time.time()
     out = Path(out_dir)
@@ -406,7 +449,11 @@ def train(
         _truncate_eval_log(eval_log, model.num_timesteps)
         start -= saved_state.get("wall_time_s", 0.0)  # wall times continue from the checkpointed run
 
-    eval_cb = EvalCallback(eval_env, cfg.eval_every, cfg.eval_episodes, seed + 10_000, eval_log, start)
+    status = None
+    if loop is not None:
+        status = RunStatus(loop.store, loop.run, eval_env, out, seed + 30_000)
+        status.started(spec, cfg.total_steps, model.num_timesteps, task or task_prompts(spec).get("task"))
+    eval_cb = EvalCallback(eval_env, cfg.eval_every, cfg.eval_episodes, seed + 10_000, eval_log, start, status)
     ckpt_cb = CheckpointCallback(ckpt_dir, cfg.checkpoint_every, state, start)
     cbs: list[BaseCallback] = [eval_cb, ckpt_cb]
     if not isinstance(reward_fn, EnvReward):
@@ -431,6 +478,8 @@ def train(
     else:
         final = evaluate(model, eval_env, cfg.eval_episodes, seed=seed + 10_000)
         _append_eval(eval_log, model.num_timesteps, final, start)
+    if status is not None:
+        status.finished(model.num_timesteps, final)
     video = None
     if cfg.video_episodes:
         trajectories = collect(eval_env, model, n_episodes=cfg.video_episodes, render=True, seed=seed + 20_000)

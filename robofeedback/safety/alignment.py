@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -110,21 +111,53 @@ class TerminalHuman:
 
 
 class StoreHuman:
-    """People in the annotation app's correction tab: each step posts a correction query with the state and the
-    rendered frame, and waits up to ``wait_seconds`` for a direction (no answer in time: no correction)."""
+    """People in the annotation app's correction tab: each step posts a correction query with the state, the plan,
+    the game's direction keys and the rendered frame (a PNG in ``frame_dir``), and waits up to ``wait_seconds``
+    for a direction (no answer in time: no correction)."""
 
-    def __init__(self, store, run: str = "safe-mpc", wait_seconds: float = 2.0, poll_seconds: float = 0.2):
+    def __init__(
+        self,
+        store,
+        run: str = "safe-mpc",
+        wait_seconds: float = 2.0,
+        poll_seconds: float = 0.2,
+        frame_dir: str | Path = "runs/safe-mpc/frames",
+    ):
         from robofeedback.data.store import FeedbackStore
 
         self.store = store if isinstance(store, FeedbackStore) else FeedbackStore(store)
         self.run, self.wait_seconds, self.poll_seconds = run, wait_seconds, poll_seconds
+        self.frame_dir = Path(frame_dir)
         self.source = "human:app"
+        self.game = None
+
+    def attach(self, game) -> None:
+        """Take the game, to say where the robot is in the frame (the app turns a click into a direction) and what
+        the task is."""
+        self.game = game
+        self.store.set_run_status(
+            self.run, env=f"safety:{game.name}", task="to reach the green goal without entering the red region"
+        )
 
     def direction(self, mpc: SafeMPC, x0, goal, u, frame=None, t: int = 0):
         plan = mpc.states(x0, u)
-        query = self.store.add_query(
-            "correction", [], run=self.run, meta={"state": list(map(float, x0)), "t": t, "plan": plan.tolist()}
-        )
+        meta: dict[str, Any] = {
+            "state": list(map(float, x0)),
+            "t": t,
+            "plan": plan.tolist(),
+            "keys": KEYS[mpc.model.n_u],
+        }
+        if frame is not None:
+            import imageio.v3 as iio
+
+            self.frame_dir.mkdir(parents=True, exist_ok=True)
+            path = self.frame_dir / f"{self.run}-{time.time_ns()}.png"
+            iio.imwrite(path, frame)
+            meta["frame_path"] = str(path.resolve())
+            if self.game is not None and mpc.model.n_u == 2:  # a top view: image right is +x, image up is +y
+                (px, py), _ = self.game.camera_for().project(self.game.agent_position(np.asarray(x0)))
+                meta["robot_pixel"] = [float(px), float(py)]
+        query = self.store.add_query("correction", [], run=self.run, meta=meta)
         deadline = time.monotonic() + self.wait_seconds
         while self.store.get_query(query).status == "pending":
             if time.monotonic() > deadline:
@@ -172,6 +205,8 @@ def align(
     model = game.model
     mpc = SafeMPC(model)
     human = human or SimulatedHuman(game.theta_true, seed=seed)
+    if hasattr(human, "attach"):
+        human.attach(game)
     r = model.features.r
     low, high = model.theta_box
     learner = CuttingPlaneLearner(

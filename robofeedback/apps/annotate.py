@@ -1,0 +1,551 @@
+"""The annotation app: a Gradio UI over the feedback store, served with the segment videos by one FastAPI app.
+
+Tabs: pairwise preferences, rankings of K videos, directional corrections of a safe-MPC robot, factor
+rankings (HERON), and the training runs' status. Every button calls a named Gradio endpoint
+(``/answer_preference_a``, ``/next_ranking``, ...; listed on the app's "Use via API" page), the same one a
+program calls with ``gradio_client``: the ``--auto`` teacher answers that way.
+
+Start it with ``robofeedback app --store runs/feedback.db --port 7860``, or from Python::
+
+    with AppServer("runs/feedback.db", port=7860) as server:
+        print(server.url)
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr
+import imageio.v3 as iio
+import uvicorn
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse
+
+from robofeedback.apps.service import (
+    BUTTONS,
+    PREFERENCE_CHOICES,
+    AnnotationError,
+    AnnotationService,
+    AppConfig,
+    annotator_source,
+)
+from robofeedback.data.store import FeedbackStore
+
+ARROWS = {"left": "←", "right": "→", "up": "↑", "down": "↓", "raise": "⤒ up (z)", "lower": "⤓ down (z)"}
+SHORTCUTS = {"a": "1", "b": "2", "equal": "3", "skip": "0"}
+
+# Keyboard shortcuts (ignored while typing in a text box) and keeping the videos of a query in step.
+HEAD = """
+<script>
+(() => {
+  const keys = {"1": "pref-a", "2": "pref-b", "3": "pref-equal", "0": "pref-skip",
+                "ArrowLeft": "corr-left", "ArrowRight": "corr-right", "ArrowUp": "corr-up",
+                "ArrowDown": "corr-down", "PageUp": "corr-raise", "PageDown": "corr-lower"};
+  document.addEventListener("keydown", (event) => {
+    const target = event.target;
+    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable)) return;
+    const id = keys[event.key];
+    const button = id && document.getElementById(id);
+    if (button && button.offsetParent !== null && !button.disabled) { event.preventDefault(); button.click(); }
+  });
+  setInterval(() => {
+    document.querySelectorAll(".rf-videos").forEach((box) => {
+      const videos = [...box.querySelectorAll("video")];
+      if (videos.length < 2) return;
+      const lead = videos[0];
+      videos.slice(1).forEach((video) => {
+        if (Math.abs(video.currentTime - lead.currentTime) > 0.15) video.currentTime = lead.currentTime;
+        if (video.paused !== lead.paused) (lead.paused ? video.pause() : video.play().catch(() => {}));
+      });
+    });
+  }, 250);
+})();
+</script>
+"""
+
+CSS = """
+.rf-videos {display: grid; gap: 12px; align-items: start;}
+.rf-videos figure {margin: 0; text-align: center;}
+.rf-videos video {width: 100%; max-height: 300px; background: #111; border-radius: 6px;}
+.rf-videos figcaption {font-weight: 600; margin-top: 4px;}
+.rf-runs table {width: 100%;}
+"""
+
+
+def _error(fn):
+    """Run ``fn``; a refused request becomes a Gradio error (a message in the browser, an error to API callers)."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except AnnotationError as e:
+            raise gr.Error(str(e)) from None
+
+    return wrapped
+
+
+def progress_text(progress: dict[str, Any]) -> str:
+    parts = [f"**{progress['source']}**: {progress['labels']} labels, {progress['per_minute']:g} per minute"]
+    if progress.get("run"):
+        budget = progress.get("budget")
+        parts.append(
+            f"run `{progress['run']}`: {progress['answered']}" + (f" / {budget}" if budget else "") + " labels"
+        )
+    if "reward_agreement" in progress:
+        parts.append(f"the learned reward agrees with you on {progress['reward_agreement']:.0%} of your labels")
+    if "annotator_agreement" in progress:
+        parts.append(f"annotators agree on {progress['annotator_agreement']:.0%} of doubly-labelled pairs")
+    return " · ".join(parts)
+
+
+def videos_html(query: dict[str, Any], captions: list[str]) -> str:
+    if not query.get("id"):
+        return f"<p>{html.escape(query.get('message', ''))}</p>"
+    missing = set(query.get("missing_videos") or [])
+    figures = []
+    for url, segment, caption in zip(query["videos"], query["segment_ids"], captions, strict=True):
+        if segment in missing:
+            body = f"<p>(segment {html.escape(segment)} has no video file)</p>"
+        else:
+            body = f'<video src="{url}?q={query["id"]}" autoplay loop muted playsinline></video>'
+        figures.append(f"<figure>{body}<figcaption>{html.escape(caption)}</figcaption></figure>")
+    columns = min(len(figures), 3)
+    return f'<div class="rf-videos" style="grid-template-columns: repeat({columns}, 1fr)">{"".join(figures)}</div>'
+
+
+def task_text(query: dict[str, Any], question: str) -> str:
+    if not query.get("id"):
+        return ""
+    return f"### Task: {html.escape(str(query['task']))}\n{question}"
+
+
+def build_blocks(service: AnnotationService) -> gr.Blocks:
+    """The Gradio UI over ``service``."""
+    with gr.Blocks(title="robofeedback annotation") as blocks:
+        gr.Markdown(
+            "## robofeedback annotation\nEnter your name, then answer the queries. Keys: **1** left, **2** right, "
+            "**3** equal, **0** can't tell; arrow keys nudge the robot in the corrections tab."
+        )
+        with gr.Row():
+            name = gr.Textbox(label="Your name", placeholder="e.g. alice", scale=3, elem_id="annotator-name")
+            start = gr.Button("Start", variant="primary", scale=1, elem_id="start")
+        who = gr.Markdown(elem_id="who")
+        poll_timer = gr.Timer(1.0)  # the tab in view looks for a new query while it shows none
+        active_tab = gr.State("preference")
+
+        with gr.Tabs():
+            with gr.Tab("Preferences", id="preferences") as pref_tab:
+                pref_query = gr.JSON(visible=False)
+                pref_id = gr.Textbox(visible=False)
+                pref_task = gr.Markdown(elem_id="pref-task")
+                pref_videos = gr.HTML(elem_id="pref-videos")
+                with gr.Row():
+                    pref_buttons = {
+                        value: gr.Button(f"{label} ({SHORTCUTS[value]})", elem_id=f"pref-{value}")
+                        for value, label in PREFERENCE_CHOICES.items()
+                    }
+                with gr.Row():
+                    pref_note = gr.Textbox(label="Note (optional)", scale=4, elem_id="pref-note")
+                    pref_undo = gr.Button("Undo last label", scale=1, elem_id="pref-undo")
+                    pref_refresh = gr.Button("Check for queries", scale=1, elem_id="pref-refresh")
+                pref_progress = gr.Markdown(elem_id="pref-progress")
+
+            with gr.Tab("Rankings", id="rankings") as rank_tab:
+                rank_query = gr.JSON(visible=False)
+                rank_id = gr.Textbox(visible=False)
+                rank_task = gr.Markdown(elem_id="rank-task")
+                rank_videos = gr.HTML(elem_id="rank-videos")
+                with gr.Row():
+                    rank_best = gr.Radio(label="Best", choices=[], elem_id="rank-best")
+                    rank_worst = gr.Radio(label="Worst", choices=[], elem_id="rank-worst")
+                    rank_order = gr.Textbox(
+                        label="Or a full order, best first (e.g. 3, 1, 2)", elem_id="rank-order", scale=2
+                    )
+                with gr.Row():
+                    rank_note = gr.Textbox(label="Note (optional)", scale=4, elem_id="rank-note")
+                    rank_submit = gr.Button("Submit ranking", variant="primary", scale=1, elem_id="rank-submit")
+                    rank_refresh = gr.Button("Check for queries", scale=1, elem_id="rank-refresh")
+                rank_progress = gr.Markdown(elem_id="rank-progress")
+
+            with gr.Tab("Corrections", id="corrections") as corr_tab:
+                corr_query = gr.JSON(visible=False)
+                corr_id = gr.Textbox(visible=False)
+                corr_task = gr.Markdown(elem_id="corr-task")
+                with gr.Row():
+                    corr_image = gr.Image(
+                        label="The robot's plan (yellow); click to push it that way",
+                        interactive=False,
+                        height=420,
+                        elem_id="corr-image",
+                        scale=2,
+                    )
+                    with gr.Column(scale=1):
+                        corr_buttons = {
+                            b: gr.Button(ARROWS[b], elem_id=f"corr-{b}", visible=b in ("left", "right"))
+                            for b in BUTTONS
+                        }
+                        corr_note = gr.Textbox(label="Note (optional)", elem_id="corr-note")
+                        corr_refresh = gr.Button("Check for queries", elem_id="corr-refresh")
+                corr_progress = gr.Markdown(elem_id="corr-progress")
+
+            with gr.Tab("Factor ranking", id="factors") as factor_tab:
+                gr.Markdown("Order the task's reward factors by importance, most important first (HERON).")
+                factor_task = gr.Dropdown(label="Task", choices=[], elem_id="factor-task")
+                with gr.Row():
+                    factor_pick = gr.Radio(label="Factor", choices=[], elem_id="factor-pick", scale=3)
+                    with gr.Column(scale=1):
+                        factor_up = gr.Button("Move up", elem_id="factor-up")
+                        factor_down = gr.Button("Move down", elem_id="factor-down")
+                factor_order = gr.Textbox(label="Order, most important first", elem_id="factor-order")
+                factor_costs = gr.CheckboxGroup(label="Costs (less is better)", choices=[], elem_id="factor-costs")
+                factor_margins = gr.Textbox(
+                    label="Margins (optional, HERON's sigma per factor), e.g. progress=1, alive=0.5",
+                    elem_id="factor-margins",
+                )
+                factor_save = gr.Button("Save ranking", variant="primary", elem_id="factor-save")
+                factor_message = gr.Markdown(elem_id="factor-message")
+
+            with gr.Tab("Training", id="training") as train_tab:
+                train_table = gr.HTML(elem_id="train-table")
+                train_video = gr.HTML(elem_id="train-video")
+                train_timer = gr.Timer(3.0)
+
+        def said(query, extra=""):
+            return f"Labelling as **{query['progress']['source']}**. {extra}{query.get('message', '')}"
+
+        def loader(kind: str, query_box, id_box, show, shown, refresh, tab):
+            """Wire a tab's loading: its refresh button (the public ``/next_<kind>`` endpoint), selecting the tab,
+            and the timer, which looks for a new query while the tab shows none (or one that has closed)."""
+
+            @_error
+            def next_query(annotator):
+                query = service.next(annotator, kind)
+                return query, query.get("id") or "", said(query)
+
+            next_query.__name__ = f"next_{kind}"
+
+            def poll(annotator, query_id, active):
+                skip = gr.skip(), gr.skip(), gr.skip()
+                if active != kind or not (annotator or "").strip():  # only the tab in view holds queries
+                    return skip
+                if query_id and service.store.get_query(query_id).status == "pending":
+                    return skip
+                try:
+                    query = service.next(annotator, kind)
+                except AnnotationError:
+                    return skip
+                if not query.get("id") and not query_id:
+                    return skip
+                return query, query.get("id") or "", said(query)
+
+            outputs = [query_box, id_box, who]
+            refresh.click(next_query, [name], outputs, api_name=f"next_{kind}")
+            tab.select(lambda: kind, None, active_tab, api_visibility="private").then(
+                poll, [name, id_box, active_tab], outputs, api_visibility="private", show_progress="hidden"
+            )
+            poll_timer.tick(poll, [name, id_box, active_tab], outputs, api_visibility="private", show_progress="hidden")
+            query_box.change(show, [query_box], shown, api_visibility="private", show_progress="hidden")
+            return next_query
+
+        # -- preferences ------------------------------------------------------------------------
+        def show_preference(query):
+            if not query:
+                return gr.skip(), gr.skip(), gr.skip()
+            return (
+                task_text(query, "Which clip does the task better?"),
+                videos_html(query, ["Left (1)", "Right (2)"]),
+                progress_text(query["progress"]),
+            )
+
+        pref_shown = [pref_task, pref_videos, pref_progress]
+        next_preference = loader("preference", pref_query, pref_id, show_preference, pref_shown, pref_refresh, pref_tab)
+        for event in (start.click, name.submit):
+            event(next_preference, [name], [pref_query, pref_id, who], api_visibility="private")
+
+        for value, button in pref_buttons.items():
+
+            @_error
+            def answer_preference(annotator, query_id, note, value=value):
+                query = service.answer(annotator, query_id, note, value=value)
+                return query, query.get("id") or "", said(query), ""
+
+            button.click(
+                answer_preference,
+                [name, pref_id, pref_note],
+                [pref_query, pref_id, who, pref_note],
+                api_name=f"answer_preference_{value}",
+                trigger_mode="once",
+            )
+
+        @_error
+        def undo(annotator):
+            query = service.undo(annotator)
+            return query, query.get("id") or "", said(query, "Took back your last label: here is its query again. ")
+
+        pref_undo.click(undo, [name], [pref_query, pref_id, who], api_name="undo")
+
+        # -- rankings ---------------------------------------------------------------------------
+        def show_ranking(query):
+            if not query:
+                return (gr.skip(),) * 6
+            n = len(query.get("segment_ids") or [])
+            choices = [str(i) for i in range(1, n + 1)]
+            return (
+                task_text(query, "Which video does the task best, and which worst?"),
+                videos_html(query, choices),
+                gr.update(choices=choices, value=None),
+                gr.update(choices=choices, value=None),
+                "",
+                progress_text(query["progress"]),
+            )
+
+        rank_shown = [rank_task, rank_videos, rank_best, rank_worst, rank_order, rank_progress]
+        loader("ranking", rank_query, rank_id, show_ranking, rank_shown, rank_refresh, rank_tab)
+
+        @_error
+        def answer_ranking(annotator, query_id, best, worst, order, note):
+            query = service.answer(annotator, query_id, note, best=best, worst=worst, order=order)
+            return query, query.get("id") or "", said(query)
+
+        rank_submit.click(
+            answer_ranking,
+            [name, rank_id, rank_best, rank_worst, rank_order, rank_note],
+            [rank_query, rank_id, who],
+            api_name="answer_ranking",
+            trigger_mode="once",
+            preprocess=False,  # K differs per query: the service checks the positions, not the radios' choices
+        )
+
+        # -- corrections ------------------------------------------------------------------------
+        def show_correction(query):
+            if not query:
+                return (gr.skip(),) * (3 + len(BUTTONS))
+            n_u = len(next(iter((query.get("keys") or {}).values()), []))
+            image = iio.imread(service.query_frame(query["id"])) if query.get("frame") else None
+            state = ", ".join(f"{x:.2f}" for x in query.get("state") or [])
+            text = task_text(query, f"Nudge the robot away from danger (state {state}, step {query.get('t', 0)}).")
+            updates = [gr.update(visible=n_u in BUTTONS[b]) for b in BUTTONS]
+            return (text or query.get("message", ""), image, *updates, progress_text(query["progress"]))
+
+        corr_shown = [corr_task, corr_image, *corr_buttons.values(), corr_progress]
+        loader("correction", corr_query, corr_id, show_correction, corr_shown, corr_refresh, corr_tab)
+
+        for button_name, button in corr_buttons.items():
+
+            @_error
+            def answer_correction(annotator, query_id, note, button_name=button_name):
+                query = service.answer(annotator, query_id, note, button=button_name)
+                return query, query.get("id") or "", said(query, "Sent. ")
+
+            button.click(
+                answer_correction,
+                [name, corr_id, corr_note],
+                [corr_query, corr_id, who],
+                api_name=f"correct_{button_name}",
+                trigger_mode="once",
+            )
+
+        @_error
+        def click_correction(annotator, query_id, note, evt: gr.SelectData):
+            query = service.answer(annotator, query_id, note, click=list(evt.index))
+            return query, query.get("id") or "", said(query, "Sent. ")
+
+        corr_image.select(
+            click_correction, [name, corr_id, corr_note], [corr_query, corr_id, who], api_visibility="private"
+        )
+
+        # -- factor rankings --------------------------------------------------------------------
+        def list_tasks():
+            tasks = list(service.factor_tasks())
+            return gr.update(choices=tasks, value=tasks[0] if tasks else None)
+
+        def pick_task(task, annotator):
+            factors = service.factor_tasks().get(task or "", [])
+            order = factors
+            if task and annotator:
+                try:
+                    earlier = service.store.factor_ranking(task, annotator_source(annotator))
+                except AnnotationError:
+                    earlier = None
+                if earlier is not None:
+                    order = earlier.payload["order"] + [f for f in factors if f not in earlier.payload["order"]]
+            return gr.update(choices=order, value=None), ", ".join(order), gr.update(choices=factors, value=[])
+
+        factor_tab.select(list_tasks, None, factor_task, api_visibility="private")
+        factor_task.change(
+            pick_task, [factor_task, name], [factor_pick, factor_order, factor_costs], api_visibility="private"
+        )
+
+        def move(order_text, picked, step):
+            order = [f.strip() for f in order_text.split(",") if f.strip()]
+            if picked in order:
+                i = order.index(picked)
+                j = min(max(i + step, 0), len(order) - 1)
+                order[i], order[j] = order[j], order[i]
+            return gr.update(choices=order, value=picked), ", ".join(order)
+
+        factor_up.click(
+            lambda o, p: move(o, p, -1),
+            [factor_order, factor_pick],
+            [factor_pick, factor_order],
+            api_visibility="private",
+        )
+        factor_down.click(
+            lambda o, p: move(o, p, 1),
+            [factor_order, factor_pick],
+            [factor_pick, factor_order],
+            api_visibility="private",
+        )
+
+        @_error
+        def rank_factors(annotator, task, order_text, costs, margins):
+            order = [f.strip() for f in (order_text or "").split(",") if f.strip()]
+            if not task:
+                raise AnnotationError("choose a task first")
+            service.rank_factors(annotator, task, order, costs, margins)
+            return f"Saved: {' > '.join(order)} for {task}, as {annotator_source(annotator)}."
+
+        factor_save.click(
+            rank_factors,
+            [name, factor_task, factor_order, factor_costs, factor_margins],
+            factor_message,
+            api_name="rank_factors",
+        )
+
+        # -- training status --------------------------------------------------------------------
+        def training():
+            rows = service.training()
+            if not rows:
+                return "<p>No training runs in this store yet.</p>", ""
+            cells = []
+            for row in rows:
+                evaluation = row.get("eval") or {}
+                success = evaluation.get("success_rate")
+                cells.append(
+                    "<tr>"
+                    + "".join(
+                        f"<td>{html.escape(str(v))}</td>"
+                        for v in (
+                            row["run"],
+                            row.get("env", ""),
+                            row.get("state", ""),
+                            f"{row.get('steps', 0)} / {row.get('total_steps', '?')}",
+                            "" if success is None else f"{success:.2f}",
+                            "" if not evaluation else f"{evaluation.get('mean_env_return', 0):.1f}",
+                            f"{row.get('labels', 0)}" + (f" / {row['budget']}" if row.get("budget") else ""),
+                            row.get("pending", 0),
+                            json.dumps(row.get("agreement") or {}),
+                        )
+                    )
+                    + "</tr>"
+                )
+            header = "".join(
+                f"<th>{h}</th>"
+                for h in ("run", "env", "state", "steps", "success", "env return", "labels", "pending", "reward agrees")
+            )
+            table = f'<div class="rf-runs"><table><tr>{header}</tr>{"".join(cells)}</table></div>'
+            latest = next((r for r in rows if r.get("eval_video")), None)
+            video = ""
+            if latest is not None:
+                video = (
+                    f"<p>Latest evaluation of <code>{html.escape(latest['run'])}</code> at step "
+                    f"{latest.get('eval_steps')}:</p><div class='rf-videos' style='grid-template-columns: 1fr 1fr'>"
+                    f"<figure><video src='/media/run/{latest['run']}/eval?s={latest.get('eval_steps')}' autoplay "
+                    "loop muted playsinline></video></figure></div>"
+                )
+            return table, video
+
+        train_timer.tick(training, None, [train_table, train_video], api_name="training", show_progress="hidden")
+        train_tab.select(training, None, [train_table, train_video], api_visibility="private")
+        blocks.load(training, None, [train_table, train_video], api_visibility="private")
+    return blocks
+
+
+def build_app(service: AnnotationService) -> FastAPI:
+    """The FastAPI app: the media routes (segment videos, correction frames, evaluation videos) and the UI."""
+    app = FastAPI(title="robofeedback annotation")
+
+    def media(find, *args) -> FileResponse:
+        try:
+            return FileResponse(find(*args))
+        except FileNotFoundError as e:
+            raise HTTPException(status_code=404, detail=str(e)) from None
+
+    @app.get("/media/segment/{segment_id}")
+    def segment_video(segment_id: str):
+        return media(service.segment_video, segment_id)
+
+    @app.get("/media/query/{query_id}/frame")
+    def query_frame(query_id: str):
+        return media(service.query_frame, query_id)
+
+    @app.get("/media/run/{run}/eval")
+    def eval_video(run: str):
+        return media(service.eval_video, run)
+
+    @app.get("/health")
+    def health():
+        return {"ok": True, "store": repr(service.store)}
+
+    return gr.mount_gradio_app(app, build_blocks(service), path="/", head=HEAD, css=CSS, footer_links=["api"])
+
+
+class AppServer:
+    """The app on ``host:port`` (port 0: a free one) in a background thread; a context manager."""
+
+    def __init__(
+        self,
+        store: FeedbackStore | str | Path,
+        host: str = "127.0.0.1",
+        port: int = 7860,
+        config: AppConfig | None = None,
+    ):
+        self.service = AnnotationService(store, config)
+        self.host, self.port = host, port
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> AppServer:
+        config = uvicorn.Config(build_app(self.service), host=self.host, port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True, name="robofeedback-app")
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the annotation app did not start on {self.host}:{self.port}")
+            time.sleep(0.05)
+        if self.port == 0:
+            self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def wait(self) -> None:
+        """Block until the server stops (Ctrl-C)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> AppServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
