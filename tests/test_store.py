@@ -188,9 +188,11 @@ def test_export_import_round_trips_exactly(store, segments, tmp_path):
     store.add_ranking([a, b, c], "human:ada", best=a, worst=c, run="r")
     store.add_correction([1.5, -2.0], [0.3, 0.4], 7, "human:ada")
     store.set_factor_ranking("metaworld:reach", ["obj_to_target"], "human:ada")
+    store.set_run_status("r", steps=100, eval={"success_rate": 0.5})
     first = store.export_jsonl(tmp_path / "one.jsonl")
     other = FeedbackStore(tmp_path / "other.db")
-    assert other.import_jsonl(first) == {"segments": 6, "queries": 1, "labels": 5}
+    assert other.import_jsonl(first) == {"segments": 6, "queries": 1, "labels": 5, "runs": 1}
+    assert other.run_statuses()["r"]["eval"] == {"success_rate": 0.5}
     assert [lb.payload for lb in other.labels(kind="preference", source="script:heron")] == [{"level": 2}]
     second = other.export_jsonl(tmp_path / "two.jsonl")
     assert first.read_bytes() == second.read_bytes()
@@ -248,3 +250,47 @@ def test_the_same_code_on_postgresql(postgres_url, segments, tmp_path):
     local.import_jsonl(exported)
     assert local.export_jsonl(tmp_path / "again.jsonl").read_bytes() == exported.read_bytes()
     assert store.engine.dialect.name == "postgresql"
+
+
+def test_run_status_merges_fields(store):
+    store.set_run_status("r", env="panda:PandaReach-v3", steps=0)
+    status = store.set_run_status("r", steps=500, eval={"success_rate": 0.2})
+    assert status == {"env": "panda:PandaReach-v3", "steps": 500, "eval": {"success_rate": 0.2}}
+    assert store.run_statuses()["r"]["steps"] == 500
+    with pytest.raises(StoreError, match="JSON"):
+        store.set_run_status("r", model=object())
+    assert store.run_statuses()["r"]["steps"] == 500
+
+
+def test_undo_reopens_the_query_for_its_annotator(store, segments):
+    q = store.add_query("preference", [segments[0].id, segments[1].id], run="r")
+    store.answer_query(q, "human:ada", value="a")
+    assert store.undo_last("human:bob") is None
+    undone = store.undo_last("human:ada")
+    assert undone.query_id == q and store.labels() == []
+    assert store.get_query(q).status == "pending" and store.get_query(q).leased_to == "human:ada"
+    assert store.lease_query("human:bob") is None  # held for ada, who is shown it again
+    store.add_ranking([s.id for s in segments[:3]], "human:ada", best=segments[0].id, worst=segments[2].id)
+    with pytest.raises(StoreError, match="only a preference"):
+        store.undo_last("human:ada")
+
+
+def test_redundant_queries_close_after_enough_different_sources(store, segments):
+    q = store.add_query("preference", [segments[0].id, segments[1].id], run="r")
+    assert store.lease_query("human:ada", redundancy=2).id == q
+    assert store.lease_query("human:bob", redundancy=2).id == q
+    store.answer_query(q, "human:ada", value="a", redundancy=2)
+    assert store.lease_query("human:ada", redundancy=2) is None  # ada has labelled it
+    with pytest.raises(QueryStateError, match="already labelled"):
+        store.answer_query(q, "human:ada", value="b", redundancy=2)
+    store.answer_query(q, "human:bob", value="b", redundancy=2)
+    assert store.get_query(q).status == "answered" and len(store.labels()) == 2
+    with pytest.raises(StoreError, match="redundancy"):
+        store.lease_query("human:ada", redundancy=0)
+
+
+def test_segment_factors_and_closing_a_request(store, segments):
+    assert store.segment_factors() == {"panda:PandaPush-v3": list(segments[0].factors)}
+    q = store.add_query("factor_ranking", [], run="r", meta={"task": "metaworld:reach", "factors": ["a", "b"]})
+    store.close_query(q)
+    assert store.get_query(q).status == "answered"

@@ -374,11 +374,15 @@ class FeedbackStore:
     def segment_factors(self) -> dict[str, list[str]]:
         """For each env spec with stored segments that carry named factors, those factor names."""
         with self.engine.connect() as conn:
-            firsts = conn.execute(
-                sa.select(sa.func.min(segments_table.c.id))
-                .where(segments_table.c.factors.is_not(None))
-                .group_by(segments_table.c.env_spec)
-            ).scalars().all()
+            firsts = (
+                conn.execute(
+                    sa.select(sa.func.min(segments_table.c.id))
+                    .where(segments_table.c.factors.is_not(None))
+                    .group_by(segments_table.c.env_spec)
+                )
+                .scalars()
+                .all()
+            )
         return {s.env_spec: list(s.factors) for s in self.get_segments(firsts)} if firsts else {}
 
     # -- queries ----------------------------------------------------------------------------
@@ -543,9 +547,11 @@ class FeedbackStore:
                 raise QueryStateError(f"query {query_id} is already {row.status}; it takes no more labels")
             if row.assignee is not None and row.assignee != source:
                 raise QueryStateError(f"query {query_id} is for {row.assignee}, not {source}")
-            earlier = conn.execute(
-                sa.select(labels_table.c.source).where(labels_table.c.query_id == query_id)
-            ).scalars().all()
+            earlier = (
+                conn.execute(sa.select(labels_table.c.source).where(labels_table.c.query_id == query_id))
+                .scalars()
+                .all()
+            )
             if source in earlier:
                 raise QueryStateError(f"{source} has already labelled query {query_id}")
             label = self._label_row(row.kind, list(row.segment_ids), source, note, row.run, answer)
