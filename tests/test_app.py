@@ -67,6 +67,7 @@ def app(store):
 
 @pytest.fixture(scope="module")
 def browser():
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
@@ -123,7 +124,6 @@ def test_annotator_labels_pairs_with_clicks_and_keys(store, clips, app, browser)
     times = videos.evaluate_all("vs => vs.map(v => v.currentTime)")
     assert abs(times[0] - times[1]) < 0.5
     assert page.locator("#pref-a").is_visible()  # the answer buttons are on screen at 1280x800
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "preferences.png"))
 
     page.locator("#pref-note textarea, #pref-note input").first.fill("left gets closer")
