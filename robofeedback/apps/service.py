@@ -80,14 +80,13 @@ class AnnotationService:
         return self.describe(query, source, kind)
 
     def describe(self, query: Query | None, source: str, kind: str) -> dict[str, Any]:
-        progress = self.progress(source)
         if query is None:
             waiting = "a trainer to post some" if kind != "correction" else "the robot to ask"
             return {
                 "id": None,
                 "kind": kind,
                 "message": f"No {kind} queries waiting: waiting for {waiting}.",
-                "progress": progress,
+                "progress": self.progress(source),
             }
         status = self.store.run_statuses().get(query.run, {})
         out: dict[str, Any] = {
