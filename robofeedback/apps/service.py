@@ -95,7 +95,7 @@ class AnnotationService:
             "run": query.run,
             "task": status.get("task") or status.get("env") or query.run,
             "segment_ids": query.segment_ids,
-            "progress": self.progress(source, query.run),
+            "progress": self.progress(source, query.run, status),
         }
         if query.kind in ("preference", "ranking"):
             segments = self.store.get_segments(query.segment_ids)
@@ -188,15 +188,16 @@ class AnnotationService:
 
     # -- progress and status ----------------------------------------------------------------
 
-    def progress(self, source: str, run: str | None = None) -> dict[str, Any]:
+    def progress(self, source: str, run: str | None = None, status: dict | None = None) -> dict[str, Any]:
         """This annotator's labels (total, in the last 10 minutes per minute), the run's answered / budget, the
-        learned reward's agreement with them, and agreement between annotators on queries labelled twice."""
+        learned reward's agreement with them, and agreement between annotators on queries labelled twice (``status``:
+        the run's status, when the caller has read it already)."""
         mine = self.store.labels(source=source)
         recent = [lb for lb in mine if lb.created_at > time.time() - 600]
         per_minute = len(recent) / max(1.0, (time.time() - recent[0].created_at) / 60) if recent else 0.0
         out: dict[str, Any] = {"source": source, "labels": len(mine), "per_minute": round(per_minute, 1)}
         if run is not None:
-            status = self.store.run_statuses().get(run, {})
+            status = status if status is not None else self.store.run_statuses().get(run, {})
             answered = sum(n for key, n in self.store.counts(run=run).items() if key.startswith("labels."))
             out.update(run=run, answered=answered, budget=status.get("budget"))
             agreement = (status.get("agreement") or {}).get(source)

@@ -232,12 +232,18 @@ class EvalCallback(PeriodicCallback):
             self.status.evaluated(self.model, self.num_timesteps, result)
 
 
+def video_fps(env: gym.Env) -> int:
+    """The frame rate videos of ``env`` are written at: its own, at most 30."""
+    return min(env.metadata.get("render_fps") or 25, 30)
+
+
 class RunStatus:
     """Keeps a feedback run's status in the store for the annotation app: the env and task, steps, the latest
-    evaluation and a video of one episode of the current policy (``out/eval_latest.mp4``)."""
+    evaluation and, when ``video`` (people are watching), one episode of the current policy
+    (``out/eval_latest.mp4``)."""
 
-    def __init__(self, store: FeedbackStore, run: str, env: gym.Env, out: Path, seed: int):
-        self.store, self.run, self.env, self.out, self.seed = store, run, env, out, seed
+    def __init__(self, store: FeedbackStore, run: str, env: gym.Env, out: Path, seed: int, video: bool = True):
+        self.store, self.run, self.env, self.out, self.seed, self.video = store, run, env, out, seed, video
 
     def started(self, spec: str, total_steps: int, steps: int, task: str | None) -> None:
         self.store.set_run_status(
@@ -245,15 +251,15 @@ class RunStatus:
         )
 
     def evaluated(self, model: Any, steps: int, result: dict[str, float]) -> None:
-        (episode,) = collect(self.env, model, n_episodes=1, deterministic=True, render=True, seed=self.seed)
-        fps = min(self.env.metadata.get("render_fps") or 25, 30)
-        tmp = self.out / "eval_latest.tmp.mp4"
-        write_video(episode.frames, tmp, fps=fps)
-        video = self.out / "eval_latest.mp4"
-        os.replace(tmp, video)
-        self.store.set_run_status(
-            self.run, steps=int(steps), eval=result, eval_steps=int(steps), eval_video=str(video.resolve())
-        )
+        fields: dict[str, Any] = {"steps": int(steps), "eval": result, "eval_steps": int(steps)}
+        if self.video:
+            (episode,) = collect(self.env, model, n_episodes=1, deterministic=True, render=True, seed=self.seed)
+            tmp = self.out / "eval_latest.tmp.mp4"
+            write_video(episode.frames, tmp, fps=video_fps(self.env))
+            video = self.out / "eval_latest.mp4"
+            os.replace(tmp, video)
+            fields["eval_video"] = str(video.resolve())
+        self.store.set_run_status(self.run, **fields)
 
     def finished(self, steps: int, result: dict[str, float]) -> None:
         self.store.set_run_status(self.run, steps=int(steps), eval=result, eval_steps=int(steps), state="finished")
@@ -381,8 +387,9 @@ def train(
     (``preference: {agent_reg: lambda}``), usually with a VLM judge as ``feedback``.
     ``reward="heron"`` learns it from a factor ranking: ``feedback`` is a
     :class:`~robofeedback.rewards.heron.HierarchicalJudge`. A run that learns from
-    feedback keeps its status (steps, latest evaluation and its video, and ``task``, the
-    task in words, shown to people in the annotation app) in the store.
+    feedback keeps its status (steps, latest evaluation, with a video when the source is
+    people, and ``task``, the task in words, shown to people in the annotation app) in the
+    store.
     """
     start = time.time()
     out = Path(out_dir)
@@ -451,7 +458,8 @@ def train(
 
     status = None
     if loop is not None:
-        status = RunStatus(loop.store, loop.run, eval_env, out, seed + 30_000)
+        # Scripted sources answer at once and nobody watches: only runs that wait for people render the video.
+        status = RunStatus(loop.store, loop.run, eval_env, out, seed + 30_000, video=not feedback.immediate)
         status.started(spec, cfg.total_steps, model.num_timesteps, task or task_prompts(spec).get("task"))
     eval_cb = EvalCallback(eval_env, cfg.eval_every, cfg.eval_episodes, seed + 10_000, eval_log, start, status)
     ckpt_cb = CheckpointCallback(ckpt_dir, cfg.checkpoint_every, state, start)
@@ -483,7 +491,7 @@ def train(
     video = None
     if cfg.video_episodes:
         trajectories = collect(eval_env, model, n_episodes=cfg.video_episodes, render=True, seed=seed + 20_000)
-        fps = min(eval_env.metadata.get("render_fps") or 25, 30)
+        fps = video_fps(eval_env)
         # Hold each episode's last frame for half a second, so that short (early-terminated) episodes can be seen.
         clips = [np.concatenate([t.frames, np.repeat(t.frames[-1:], fps // 2, axis=0)]) for t in trajectories]
         video = write_video(np.concatenate(clips), out / "eval.mp4", fps=fps)
