@@ -67,18 +67,44 @@ def correction_cut(
 
 class _SymmetricBasis:
     """Index tables for Newton's method over symmetric r x r matrices, parametrised by their upper triangle: each
-    parameter p = (i, j), i <= j, sets the entries (i, j) and (j, i)."""
+    parameter p = (i, j), i <= j, moves the basis matrix B_p = e_i e_j^T + [i < j] e_j e_i^T (``off`` = [i < j]).
+
+    For p = (i, j) and q = (k, l): tr(X B_p X B_q) = (1 + off_p off_q) X_jk X_il + (off_p + off_q) X_ik X_jl, read
+    from kron(X, X) at ``cross`` and ``straight`` (flat indices, P x P); the |E a|^2 terms add M_b1b2 over the
+    entries (a1, b1) of B_p and (a2, b2) of B_q with a1 = a2, a sparse sum kept as (Hessian position, M position,
+    weight) lists.
+    """
 
     def __init__(self, r: int):
         self.iu, self.ju = np.triu_indices(r)
         self.P = len(self.iu)
-        off = (self.iu != self.ju).astype(np.float64)
-        self.entries = [(self.iu, self.ju, np.ones(self.P)), (self.ju, self.iu, off)]
-        self.pairs = [
-            (a1, b1, a2, b2, w1[:, None] * w2[None, :], a1[:, None] == a2[None, :])
-            for a1, b1, w1 in self.entries
-            for a2, b2, w2 in self.entries
-        ]
+        i, j = self.iu[:, None], self.ju[:, None]
+        k, l_ = self.iu[None, :], self.ju[None, :]
+        self.off = (self.iu != self.ju).astype(np.float64)
+        op, oq = self.off[:, None], self.off[None, :]
+        r2 = r * r
+        self.cross = (j * r + i) * r2 + (k * r + l_)  # kron(X, X)[(j, i), (k, l)] = X_jk X_il
+        self.straight = (i * r + j) * r2 + (k * r + l_)  # kron(X, X)[(i, j), (k, l)] = X_ik X_jl
+        self.c_cross, self.c_straight = 1.0 + op * oq, op + oq
+        positions, sources, weights = [], [], []
+        for match, a, c, w in (
+            (i == k, j, l_, np.ones_like(op * oq)),
+            (i == l_, j, k, np.broadcast_to(oq, (self.P, self.P))),
+            (j == k, i, l_, np.broadcast_to(op, (self.P, self.P))),
+            (j == l_, i, k, op * oq),
+        ):
+            rows, cols = np.nonzero(match & (w != 0))
+            positions.append(rows * self.P + cols)
+            sources.append((np.broadcast_to(a, match.shape) * r + np.broadcast_to(c, match.shape))[rows, cols])
+            weights.append(w[rows, cols])
+        self.m_positions, self.m_sources, self.m_weights = (np.concatenate(x) for x in (positions, sources, weights))
+
+    def hessian(self, X: np.ndarray, M: np.ndarray, t: float) -> np.ndarray:
+        """t tr(X B_p X B_q) plus the |E a|^2 terms' sum over matched entries of M, for every p, q."""
+        K = np.kron(X, X).ravel()
+        H = t * (self.c_cross * K[self.cross] + self.c_straight * K[self.straight])
+        matched = self.m_weights * M.ravel()[self.m_sources]
+        return H + np.bincount(self.m_positions, matched, minlength=self.P * self.P).reshape(self.P, self.P)
 
 
 @functools.lru_cache(maxsize=8)
@@ -147,17 +173,12 @@ def _newton_mve(A: np.ndarray, b: np.ndarray, gap: float, mu: float) -> tuple[np
             V, s = A @ E, b - A @ d
             q = s * s - (V * V).sum(1)
             M = (A * (2.0 / q)[:, None]).T @ A
-            grad_E = np.zeros(P)
-            dq_E = np.zeros((m, P))
-            for a_, b_, w in basis.entries:
-                grad_E -= t * w * X[b_, a_]
-                dq_E -= 2.0 * w * V[:, a_] * A[:, b_]
+            grad_E = -t * (1.0 + basis.off) * X[iu, ju]
+            dq_E = -2.0 * (V[:, iu] * A[:, ju] + basis.off * V[:, ju] * A[:, iu])
             G = np.c_[dq_E, -2.0 * s[:, None] * A] / q[:, None]  # grad log q_i
             grad = np.r_[grad_E, np.zeros(r)] - G.sum(0)
             H = G.T @ G
-            for a1, b1, a2, b2, W, same in basis.pairs:  # -t log det E and the |E a|^2 parts, in the basis
-                H[:P, :P] += W * (t * X[b2[None, :], a1[:, None]] * X[b1[:, None], a2[None, :]])
-                H[:P, :P] += W * same * M[b1[:, None], b2[None, :]]
+            H[:P, :P] += basis.hessian(X, M, t)  # -t log det E and the |E a|^2 parts, in the basis
             H[P:, P:] -= M
             try:
                 step = -np.linalg.solve(H, grad)
