@@ -773,6 +773,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             config=config_dir() / "demo.yaml",
             feedback=HumanQueue(wait_seconds=wait),
             store=args.store,
+            task="to move the gripper's tip onto the green target",
         )
     finally:
         if auto is not None:

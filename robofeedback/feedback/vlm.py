@@ -67,11 +67,6 @@ TASKS = {
         "goal": "the ball is in the goal",
         "baseline": "the ball is far from the goal",
     },
-    "panda:PandaReach-v3": {
-        "task": "to move the gripper's tip onto the green target",
-        "goal": "the gripper's tip is on the green target",
-        "baseline": "the gripper is away from the green target",
-    },
     "panda:PandaPush-v3": {
         "task": "to push the cube onto the green target",
         "goal": "the cube is on the target",
