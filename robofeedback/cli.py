@@ -130,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(what the annotation app writes) instead of --factors",
     )
     g.add_argument(
+        "--wait-ranking",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --ranking-from: if the store has no ranking of --env, ask for one in the app's factor-ranking "
+        "tab and wait this long (default 0: fail at once)",
+    )
+    g.add_argument(
         "--granularity",
         default="transition",
         choices=["transition", "segment"],
@@ -418,7 +426,16 @@ def _heron_judge(args: argparse.Namespace):
     if args.ranking_from:
         if args.factors:
             raise ValueError("give --factors or --ranking-from, not both")
-        return HierarchicalJudge.from_store(args.ranking_from, args.env, signs=signs, **options)
+        factors = None
+        if args.wait_ranking > 0:  # the app shows people the env's named factors to rank
+            from robofeedback.envs import make
+
+            env = make(args.env)
+            factors = list(env.factor_info)
+            env.close()
+        return HierarchicalJudge.from_store(
+            args.ranking_from, args.env, signs=signs, factors=factors, wait_seconds=args.wait_ranking, **options
+        )
     if not args.factors:
         raise ValueError("--reward heron needs --factors (most important first) or --ranking-from STORE")
     return HierarchicalJudge([f.strip() for f in args.factors.split(",")], signs=signs, **options)

@@ -397,3 +397,26 @@ def test_live_training_learns_from_answers_given_over_http(tmp_path, tiny_train_
     assert status["state"] == "finished" and status["steps"] == 450
     assert set(status["agreement"]) == {"script:oracle"}
     assert Path(status["eval_video"]).is_file()
+
+
+def test_heron_asks_the_app_for_a_factor_ranking_and_waits(store):
+    from robofeedback.rewards.heron import HierarchicalJudge
+
+    task, factors = "bullet:AntBulletEnv-v0", ["progress", "alive", "joints_at_limit"]
+    judges = []
+    asking = threading.Thread(
+        target=lambda: judges.append(
+            HierarchicalJudge.from_store(store, task, factors=factors, wait_seconds=60, poll_seconds=0.1)
+        )
+    )
+    asking.start()
+    service = AnnotationService(store)
+    wait_until(lambda: task in service.factor_tasks())
+    assert service.factor_tasks()[task] == factors
+    service.rank_factors("quin", task, ["alive", "progress", "joints_at_limit"], costs=["joints_at_limit"])
+    asking.join(timeout=30)
+    (judge,) = judges
+    assert judge.order == ["alive", "progress", "joints_at_limit"] and list(judge.signs) == [1, 1, -1]
+    assert store.queries(kind="factor_ranking", status="pending") == []
+    with pytest.raises(ValueError, match="none came within"):
+        HierarchicalJudge.from_store(store, "bullet:HopperBulletEnv-v0", factors=["progress"], wait_seconds=0.3)

@@ -22,6 +22,7 @@ preferences labelled by the plain sum of the factors (:func:`factor_sum_teacher`
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -108,12 +109,35 @@ class HierarchicalJudge(FeedbackSource):
         )
 
     @classmethod
-    def from_store(cls, store: FeedbackStore | str, task: str, source: str | None = None, **kwargs: Any):
-        """From the latest factor ranking of ``task`` (an env spec) in the store, by ``source`` if given."""
+    def from_store(
+        cls,
+        store: FeedbackStore | str,
+        task: str,
+        source: str | None = None,
+        factors: Sequence[str] | None = None,
+        wait_seconds: float = 0.0,
+        poll_seconds: float = 1.0,
+        **kwargs: Any,
+    ):
+        """From the latest factor ranking of ``task`` (an env spec) in the store, by ``source`` if given. When there
+        is none and ``wait_seconds`` > 0, ask for one (a ``factor_ranking`` query naming ``task`` and its
+        ``factors``, which the annotation app's factor-ranking tab shows) and wait up to that long for it."""
         store = store if isinstance(store, FeedbackStore) else FeedbackStore(store)
         label = store.factor_ranking(task, source)
+        if label is None and wait_seconds > 0:
+            if not factors:
+                raise ValueError("asking people for a factor ranking needs the factors to rank")
+            store.add_query("factor_ranking", [], run=f"heron-{task}", meta={"task": task, "factors": list(factors)})
+            deadline = time.monotonic() + wait_seconds
+            while label is None and time.monotonic() < deadline:
+                time.sleep(poll_seconds)
+                label = store.factor_ranking(task, source)
         if label is None:
-            raise ValueError(f"the store holds no factor ranking for {task!r}" + (f" by {source}" if source else ""))
+            raise ValueError(
+                f"the store holds no factor ranking for {task!r}"
+                + (f" by {source}" if source else "")
+                + (f" (none came within {wait_seconds:g} s)" if wait_seconds > 0 else "")
+            )
         return cls.from_ranking(label, **kwargs)
 
     @property
