@@ -167,6 +167,9 @@ def test_level_scaling_and_reward_normalisation():
     rewards = model.rewards_of(states, np.zeros((len(states), 1)))
     assert abs(rewards.mean()) < 1e-4 and rewards.std() == pytest.approx(1.0, abs=1e-3)
     assert model.accuracy(data) > 0.8
+    model.config["offset"] = 1.0  # a constant after normalisation: the same comparisons, every step worth more
+    shifted = model.rewards_of(states, np.zeros((len(states), 1)))
+    np.testing.assert_allclose(shifted, rewards + 1.0, rtol=0, atol=1e-6)
 
 
 def test_ppo_rollout_buffer_is_relabelled_and_its_advantages_recomputed(tmp_path):
@@ -252,6 +255,8 @@ def test_cli_heron(tmp_path, capsys):
                 "--level-scale",
                 "2",
                 "--normalize-reward",
+                "--reward-offset",
+                "0.5",
                 "--out",
                 str(tmp_path / "run"),
             ]
@@ -261,5 +266,6 @@ def test_cli_heron(tmp_path, capsys):
     assert "decided at: level 1 (alive)" in out
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["config"]["preference"]["level_scale"] == 2.0 and summary["config"]["preference"]["normalize"]
+    assert summary["config"]["preference"]["offset"] == 0.5
     feedback = summary["config"]["feedback"]
     assert feedback["every"] == 128 and feedback["max_epochs"] == 5  # HERON retrains every rollout under PPO

@@ -10,7 +10,9 @@ Each of M members is an MLP r_m(s, a). For a labelled pair of segments
 and the reward given to the agent is the ensemble mean r = (1/M) sum_m r_m(s, a), times ``scale`` (1 by
 default; preferences fix a reward only up to scale, and SAC's settings assume one). With ``normalize`` the
 mean is first standardised, (r - mu) / sigma, with mu and sigma of the ensemble's rewards on every labelled
-state after each training (HERON's optional reward normalisation).
+state after each training (HERON's optional reward normalisation). ``offset`` is added last: a reward learned
+from comparisons is known only up to a constant, and in an env that ends episodes early (a hopper that falls) a
+positive one makes every step alive worth something, as the env's own alive bonus does.
 
 Labels may say which level of a hierarchy decided them (HERON, ``PreferenceData.level``; 1 = the most
 important factor). With ``level_scale`` = alpha > 1 a pair decided at level l counts as a smaller reward
@@ -153,6 +155,7 @@ class PreferenceReward(RewardFunction):
         use_actions: bool = True,
         scale: float = 1.0,
         normalize: bool = False,
+        offset: float = 0.0,
         level_scale: float | None = None,
         lr: float = 3e-4,
         batch_size: int = 128,
@@ -187,6 +190,7 @@ class PreferenceReward(RewardFunction):
             "use_actions": use_actions,
             "scale": float(scale),
             "normalize": bool(normalize),
+            "offset": float(offset),
             "level_scale": None if level_scale is None else float(level_scale),
             "lr": lr,
             "batch_size": batch_size,
@@ -232,9 +236,11 @@ class PreferenceReward(RewardFunction):
             return torch.stack([m(x).squeeze(-1) for m in self.members]).numpy()
 
     def rewards_of(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """The reward the agent gets: the ensemble mean (standardised with ``normalize``) times ``scale``."""
+        """The reward the agent gets: the ensemble mean (standardised with ``normalize``) times ``scale``, plus
+        ``offset``."""
         mu, sigma = self.norm
-        return (self.member_rewards(obs, actions).mean(axis=0) - mu) / sigma * self.config["scale"]
+        scaled = (self.member_rewards(obs, actions).mean(axis=0) - mu) / sigma * self.config["scale"]
+        return scaled + self.config.get("offset", 0.0)
 
     def reward(self, batch: Transitions) -> np.ndarray:
         return self.rewards_of(batch.obs, batch.action)
