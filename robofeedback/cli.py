@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="with --teacher human: seconds to wait for a round's answers before training on (default 0)",
     )
+    g.add_argument("--normalize-reward", action="store_true", help="standardise the learned reward after each update")
+    g.add_argument(
+        "--reward-offset",
+        type=float,
+        default=None,
+        help="a constant added to the learned reward (e.g. 1 with --normalize-reward where falls end episodes)",
+    )
 
     g = p.add_argument_group("HERON (--reward heron; the preference-learning options above apply too)")
     g.add_argument("--factors", default=None, help="the env's reward factors, most important first (comma-separated)")
@@ -145,13 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--ties", default="drop", choices=["drop", "equal"], help="a tie at every level: no label or equal")
     g.add_argument("--level-scale", type=float, default=None, help="alpha >= 1: pairs decided lower count as closer")
-    g.add_argument("--normalize-reward", action="store_true", help="standardise the learned reward after each update")
-    g.add_argument(
-        "--reward-offset",
-        type=float,
-        default=None,
-        help="a constant added to the learned reward (e.g. 1 with --normalize-reward where falls end episodes)",
-    )
 
     g = p.add_argument_group("VARP (--reward varp; the preference-learning options above apply too)")
     g.add_argument(
@@ -523,12 +523,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.reward in ("preference", "varp", "heron"):
         feedback = {"preference": _feedback_source, "varp": _judge, "heron": _heron_judge}[args.reward](args)
         config = deep_merge(config, _feedback_overrides(args))
-    if args.reward == "heron":
+    if args.reward in ("preference", "varp", "heron"):
         model = {"normalize": True} if args.normalize_reward else {}
-        if args.level_scale is not None:
-            model["level_scale"] = args.level_scale
         if args.reward_offset is not None:
             model["offset"] = args.reward_offset
+        if args.reward == "heron" and args.level_scale is not None:
+            model["level_scale"] = args.level_scale
         config = deep_merge(config, {"preference": model})
     if args.reward == "varp" and args.agent_reg is not None:
         config = deep_merge(config, {"preference": {"agent_reg": args.agent_reg}})

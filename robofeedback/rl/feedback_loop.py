@@ -217,7 +217,8 @@ class FeedbackLoop(BaseCallback):
             f"episodes of {self.recorder.env_spec or 'this env'} end early (terminated, not by the time limit). "
             "A reward learned from preferences is only known up to a constant, so early termination can teach the "
             "agent to seek or avoid the end of its episode; prefer an env that runs episodes to the time limit "
-            "(e.g. panda's terminate_on_success=False)",
+            "(e.g. panda's terminate_on_success=False), or standardise the learned reward and add a positive offset "
+            "(config preference: {normalize: true, offset: 1}; train --normalize-reward --reward-offset 1)",
             stacklevel=2,
         )
 
