@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -457,11 +458,11 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
             latest = next((r for r in rows if r.get("eval_video")), None)
             video = ""
             if latest is not None:
+                url = f"/media/run/{quote(latest['run'], safe='')}/eval?s={latest.get('eval_steps')}"
                 video = (
                     f"<p>Latest evaluation of <code>{html.escape(latest['run'])}</code> at step "
                     f"{latest.get('eval_steps')}:</p><div class='rf-videos' style='grid-template-columns: 1fr 1fr'>"
-                    f"<figure><video src='/media/run/{latest['run']}/eval?s={latest.get('eval_steps')}' autoplay "
-                    "loop muted playsinline></video></figure></div>"
+                    f"<figure><video src='{url}' autoplay loop muted playsinline></video></figure></div>"
                 )
             return table, video
 

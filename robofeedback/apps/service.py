@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -100,7 +101,7 @@ class AnnotationService:
         if query.kind in ("preference", "ranking"):
             segments = self.store.get_segments(query.segment_ids)
             missing = [s.id for s in segments if not (s.video_path and Path(s.video_path).is_file())]
-            out["videos"] = [f"/media/segment/{s.id}" for s in segments]
+            out["videos"] = [f"/media/segment/{quote(s.id, safe='')}" for s in segments]
             out["missing_videos"] = missing
         elif query.kind == "correction":
             meta = query.meta
