@@ -294,3 +294,30 @@ def test_segment_factors_and_closing_a_request(store, segments):
     q = store.add_query("factor_ranking", [], run="r", meta={"task": "metaworld:reach", "factors": ["a", "b"]})
     store.close_query(q)
     assert store.get_query(q).status == "answered"
+
+
+def test_opening_a_new_database_from_several_threads_at_once(tmp_path):
+    """The app and a trainer started together both create the schema; neither may fail."""
+    import threading
+
+    for trial in range(5):
+        path = tmp_path / f"fresh{trial}.db"
+        start = threading.Barrier(6)
+        errors = []
+
+        def open_store(path=path, start=start, errors=errors):
+            start.wait()
+            try:
+                FeedbackStore(path).close()
+            except Exception as error:  # the assertion below reports it
+                errors.append(error)
+
+        threads = [threading.Thread(target=open_store) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert {"segments", "queries", "labels", "runs"} <= set(
+            sa.inspect(FeedbackStore(path).engine).get_table_names()
+        )

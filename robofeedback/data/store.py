@@ -26,6 +26,7 @@ import io
 import json
 import math
 import re
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -229,9 +230,19 @@ def _vector(value: Any, name: str, nonzero: bool = False) -> list[float]:
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")  # with WAL: committed data survives a killed process
     cursor.execute("PRAGMA busy_timeout=30000")  # the app and a trainer write to one file
+    # The switch to WAL (kept in the file) needs the database to itself and does not wait for it: connections
+    # opening a new file together retry until one of them has switched it.
+    for attempt in range(100):
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == 99:
+                raise
+            time.sleep(0.01)
+    cursor.execute("PRAGMA synchronous=NORMAL")  # with WAL: committed data survives a killed process
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -249,7 +260,20 @@ class FeedbackStore:
         self.engine: Engine = sa.create_engine(text)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        self._create_schema()
+
+    def _create_schema(self, attempts: int = 5) -> None:
+        """Create the tables that are missing. Two processes opening a new database at once (the app and a
+        trainer) can both see a table missing and both create it, or both wait to write: the loser's error means
+        the other is creating it, so it checks again."""
+        for attempt in range(attempts):
+            try:
+                metadata.create_all(self.engine)
+                return
+            except sa.exc.DBAPIError as error:
+                if not ("already exists" in str(error) or "locked" in str(error)) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def close(self) -> None:
         self.engine.dispose()
