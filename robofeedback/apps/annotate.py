@@ -521,7 +521,14 @@ class AppServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 60.0) -> AppServer:
-        config = uvicorn.Config(build_app(self.service), host=self.host, port=self.port, log_level="warning")
+        # Open browser tabs hold streaming connections: stop waits for them two seconds at most.
+        config = uvicorn.Config(
+            build_app(self.service),
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True, name="robofeedback-app")
         self._thread.start()
