@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from robofeedback.parallel import add_executor_arguments
+
 EXAMPLES = """examples:
   robofeedback envs
   robofeedback train --env panda:PandaReach-v3 --reward env --algo sac --steps 8000 --seed 0 --out runs/reach
@@ -211,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--store", default="runs/feedback.db", help="feedback store for --judge app")
     p.add_argument("--n-jobs", type=_positive_int, default=1, help="candidates trained in parallel (default 1)")
+    add_executor_arguments(p, "candidates")
     p.add_argument("--config", default=None, help="YAML training config for the candidates, as for train")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", default=None, help="output folder (default runs/icpl-<env>)")
@@ -318,6 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds each feedback round waits for its answers (default 60 with --auto, 300 for a person)",
     )
     p.add_argument("--keep-serving", action="store_true", help="keep the app up after training, until Ctrl-C")
+
+    from robofeedback.bench import suite
+
+    p = sub.add_parser(
+        "bench",
+        help="the benchmark suite: every reward module and the baselines on the same tasks, with a report",
+        description=suite.__doc__.split("\n\n")[0] + " " + suite.__doc__.split("\n\n")[1],
+    )
+    suite.add_arguments(p)
     return parser
 
 
@@ -585,6 +597,7 @@ def _checkpoint(policy: str) -> tuple[Path, dict]:
 def cmd_icpl(args: argparse.Namespace) -> int:
     from robofeedback.config import load_yaml
     from robofeedback.feedback.vlm import task_prompts
+    from robofeedback.parallel import make_executor
     from robofeedback.rewards.icpl import ICPL, ScriptedRanker, StoreRanker, TerminalRanker
 
     task = args.task or task_prompts(args.env).get("task")
@@ -593,6 +606,7 @@ def cmd_icpl(args: argparse.Namespace) -> int:
     proposer = _chat_client(args)
     ranker = {"script": ScriptedRanker, "human": TerminalRanker, "app": lambda: StoreRanker(args.store)}[args.judge]()
     out = args.out or f"runs/icpl-{args.env.replace(':', '-')}"
+    executor = make_executor(args.executor, args.n_jobs, args.address)
     loop = ICPL(
         args.env,
         task,
@@ -602,12 +616,13 @@ def cmd_icpl(args: argparse.Namespace) -> int:
         candidates=args.candidates,
         train_steps=args.steps,
         config=load_yaml(args.config) if args.config else None,
-        n_jobs=args.n_jobs,
+        executor=executor,
         out_dir=out,
         seed=args.seed,
         temperature=args.temperature,
     )
-    summary = loop.run()
+    with executor:
+        summary = loop.run()
     for row in summary["iterations"]:
         print(
             f"iteration {row['iteration']}: best {row['best']} (success {row['best_success_rate']}, "
@@ -820,6 +835,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from robofeedback.bench.suite import run_command
+
+    return run_command(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
@@ -831,6 +852,7 @@ def main(argv: list[str] | None = None) -> int:
         "rollout": cmd_rollout,
         "app": cmd_app,
         "demo": cmd_demo,
+        "bench": cmd_bench,
     }
     try:
         return handlers[args.command](args)

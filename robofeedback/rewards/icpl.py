@@ -23,14 +23,13 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from robofeedback.parallel import LocalExecutor
 from robofeedback.rewards.code import FUNCTION, CodeReward, RewardCodeError, extract_code
 
 SYSTEM_PROMPT = """You are a reward engineer. You write reward functions in Python for reinforcement learning \
@@ -408,7 +407,8 @@ class ICPL:
 
     ``proposer`` is a chat client (anything with ``complete``, e.g. ``OpenAICompatible`` or ``Replay``) or
     ``None`` for the offline :class:`FactorProposer`; ``ranker`` defaults to :class:`ScriptedRanker`.
-    ``config`` is the training config (as for ``train``); ``n_jobs`` trains candidates in parallel processes.
+    ``config`` is the training config (as for ``train``); ``n_jobs`` trains candidates in parallel processes,
+    or ``executor`` (a :class:`robofeedback.parallel.Executor`, e.g. on a Ray cluster) trains them where it runs jobs.
     Failed candidates are regenerated, at most ``max_rounds`` requests per iteration.
     """
 
@@ -423,6 +423,7 @@ class ICPL:
         train_steps: int = 5000,
         config: dict | None = None,
         n_jobs: int = 1,
+        executor=None,
         out_dir: str | Path = "runs/icpl",
         seed: int = 0,
         max_rounds: int = 5,
@@ -449,6 +450,7 @@ class ICPL:
         self.ranker = ranker or ScriptedRanker()
         self.iterations, self.candidates, self.train_steps = iterations, candidates, train_steps
         self.n_jobs, self.max_rounds = n_jobs, max_rounds
+        self.executor = executor
         self.out_dir = Path(out_dir)
         self.history: list[dict[str, Any]] = []
         self._probe = None
@@ -547,10 +549,10 @@ class ICPL:
     def _train(self, candidates: list[Candidate]) -> list[dict[str, Any]]:
         config = {"video_episodes": 1, **self.config}
         jobs = [(self.spec, c.code, self.train_steps, self.seed, c.out_dir, config) for c in candidates]
-        if self.n_jobs == 1 or len(jobs) == 1:
-            return [_train_job(job) for job in jobs]
-        with ProcessPoolExecutor(max_workers=self.n_jobs, mp_context=get_context("spawn")) as pool:
-            return list(pool.map(_train_job, jobs))
+        if self.executor is not None:
+            return self.executor.map(_train_job, jobs)
+        with LocalExecutor(min(self.n_jobs, len(jobs))) as executor:
+            return executor.map(_train_job, jobs)
 
     def _save(self, candidate: Candidate) -> None:
         folder = Path(candidate.out_dir)
