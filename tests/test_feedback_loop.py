@@ -78,6 +78,8 @@ def test_loop_end_to_end_with_a_teacher(tmp_path):
     np.testing.assert_allclose(buffer.rewards[:n, 0], expected.mean(axis=0), rtol=1e-5, atol=1e-6)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["reward"] == "preference" and summary["feedback"]["queries"] == 16
+    evals = [json.loads(line) for line in (tmp_path / "eval.jsonl").read_text().splitlines()]
+    assert [(e["steps"], e["labels"]) for e in evals] == [(1000, 16), (1500, 16)]  # labels used at each evaluation
 
 
 def test_resuming_keeps_the_run_and_its_labels(tmp_path):

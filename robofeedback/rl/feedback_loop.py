@@ -222,13 +222,18 @@ class FeedbackLoop(BaseCallback):
             stacklevel=2,
         )
 
+    @property
+    def labels_used(self) -> int:
+        """Labels the reward model has been trained on so far."""
+        return 0 if self.data is None else len(self.data)
+
     def summary(self) -> dict[str, float]:
         """Labels asked for and used, rounds run, and the reward model's accuracies from its last retraining."""
         counts = self.store.counts(run=self.run)
         return {
             "rounds": self.rounds,
             "queries": self.labels_requested,
-            "labels": 0 if self.data is None else len(self.data),
+            "labels": self.labels_used,
             "skipped": counts.get("queries.skipped", 0),
             "source": self.source.source or type(self.source).__name__,
             **{k: self.last_stats[k] for k in ("heldout_accuracy", "train_accuracy") if k in self.last_stats},

@@ -168,8 +168,12 @@ def evaluate(model: Any, env: gym.Env, n_episodes: int, seed: int | None = None)
     return result
 
 
-def _append_eval(path: Path, steps: int, result: dict[str, float], start_time: float) -> dict[str, Any]:
+def _append_eval(
+    path: Path, steps: int, result: dict[str, float], start_time: float, labels: Callable[[], int] | None = None
+) -> dict[str, Any]:
     row = {"steps": int(steps), "wall_time_s": round(time.time() - start_time, 2), **result}
+    if labels is not None:
+        row["labels"] = int(labels())
     with open(path, "a") as f:
         f.write(json.dumps(row) + "\n")
     return row
@@ -204,7 +208,8 @@ class PeriodicCallback(BaseCallback):
 
 class EvalCallback(PeriodicCallback):
     """Evaluates the policy every ``every`` env steps on the env's own reward and success; logs to TensorBoard
-    (``eval/*``) and appends a JSON line per evaluation to ``log_path``."""
+    (``eval/*``) and appends a JSON line per evaluation to ``log_path``, with the labels used so far when
+    ``labels`` (a count) is given."""
 
     def __init__(
         self,
@@ -215,19 +220,21 @@ class EvalCallback(PeriodicCallback):
         log_path: Path,
         start_time: float,
         status: RunStatus | None = None,
+        labels: Callable[[], int] | None = None,
     ):
         super().__init__(every)
         self.env, self.n_episodes, self.seed = env, n_episodes, seed
         self.log_path = log_path
         self.start_time = start_time
         self.status = status
+        self.labels = labels
 
     def on_period(self) -> None:
         result = evaluate(self.model, self.env, self.n_episodes, seed=self.seed)
         for key, value in result.items():
             self.logger.record(f"eval/{key}", value)
         self.logger.dump(self.num_timesteps)
-        _append_eval(self.log_path, self.num_timesteps, result, self.start_time)
+        _append_eval(self.log_path, self.num_timesteps, result, self.start_time, self.labels)
         if self.status is not None:
             self.status.evaluated(self.model, self.num_timesteps, result)
 
@@ -461,7 +468,8 @@ def train(
         # Scripted sources answer at once and nobody watches: only runs that wait for people render the video.
         status = RunStatus(loop.store, loop.run, eval_env, out, seed + 30_000, video=not feedback.immediate)
         status.started(spec, cfg.total_steps, model.num_timesteps, task or task_prompts(spec).get("task"))
-    eval_cb = EvalCallback(eval_env, cfg.eval_every, cfg.eval_episodes, seed + 10_000, eval_log, start, status)
+    labels = (lambda: loop.labels_used) if loop is not None else None
+    eval_cb = EvalCallback(eval_env, cfg.eval_every, cfg.eval_episodes, seed + 10_000, eval_log, start, status, labels)
     ckpt_cb = CheckpointCallback(ckpt_dir, cfg.checkpoint_every, state, start)
     cbs: list[BaseCallback] = [eval_cb, ckpt_cb]
     if not isinstance(reward_fn, EnvReward):
@@ -482,10 +490,10 @@ def train(
 
     rows = _read_eval_log(eval_log)
     if rows and rows[-1]["steps"] == model.num_timesteps:
-        final = {k: v for k, v in rows[-1].items() if k not in ("steps", "wall_time_s")}
+        final = {k: v for k, v in rows[-1].items() if k not in ("steps", "wall_time_s", "labels")}
     else:
         final = evaluate(model, eval_env, cfg.eval_episodes, seed=seed + 10_000)
-        _append_eval(eval_log, model.num_timesteps, final, start)
+        _append_eval(eval_log, model.num_timesteps, final, start, labels)
     if status is not None:
         status.finished(model.num_timesteps, final)
     video = None
