@@ -340,6 +340,12 @@ class CuttingPlaneLearner:
         if np.any(h):
             self.cuts.append((h, float(b)))
 
+    def recentre(self) -> Status:
+        """Solve for the maximum-volume ellipsoid inside the cuts added so far (e.g. with :meth:`add_cut`), move the
+        guess to its centre and check for misspecification."""
+        self.status = self._check(self._solve())
+        return self.status
+
     def correct(
         self,
         direction: np.ndarray,
@@ -358,7 +364,7 @@ class CuttingPlaneLearner:
         self.add_cut(h, b)
         self.add_cut(h_feasible, b_feasible)
         self.corrections += 1
-        self.status = self._check(self._solve())
+        self.recentre()
         if self.store is not None:
             self.store.add_correction(
                 [float(v) for v in (state if state is not None else [])] or [0.0],
@@ -402,7 +408,7 @@ class CuttingPlaneLearner:
             for key in ("cut", "feasibility_cut"):
                 learner.add_cut(np.asarray(label.payload[key]["h"]), label.payload[key]["b"])
             learner.corrections += 1
-            learner.status = learner._check(learner._solve())
+            learner.recentre()
         return learner
 
 
