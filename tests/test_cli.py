@@ -98,7 +98,7 @@ def test_train_then_rollout(tmp_path, capsys, tiny_train_config):
         (["rollout", "--env", "panda:PandaReach-v3", "--policy", "nowhere/model.zip"], "no model at"),
         (["envs", "--family", "atari"], "unknown family"),
         (["train", "--env", "metaworld:drawer-open", "--reward", "varp", "--judge", "chat"], "base_url"),
-        (["train", "--env", "panda:PandaReach-v3", "--reward", "varp"], "--judge clip needs --goal"),
+        (["train", "--env", "panda:PandaSlide-v3", "--reward", "varp"], "--judge clip needs --goal"),
     ],
 )
 def test_errors_exit_2_with_a_message(args, message, capsys):

@@ -67,6 +67,16 @@ TASKS = {
         "goal": "the ball is in the goal",
         "baseline": "the ball is far from the goal",
     },
+    "metaworld:reach": {
+        "task": "to move the gripper to the red target",
+        "goal": "the gripper touches the red target",
+        "baseline": "the gripper is far from the red target",
+    },
+    "panda:PandaReach-v3": {
+        "task": "to move the gripper to the green target",
+        "goal": "the gripper touches the green target",
+        "baseline": "the gripper is far from the green target",
+    },
     "panda:PandaPush-v3": {
         "task": "to push the cube onto the green target",
         "goal": "the cube is on the target",
