@@ -37,7 +37,15 @@ DISTANCE = {"panda:PandaReach-v3": "ee_to_target", "panda:PandaPush-v3": "object
 MODELS = [("mini", None), ("ViT-B-32", "random"), ("ViT-B-32", "openai"), ("ViT-B-32", "laion2b_s34b_b79k")]
 
 
-def speed(n_envs: int = 8, steps: int = 30, spec: str = "panda:PandaReach-v3") -> dict[str, Any]:
+def speed(
+    n_envs: int = 8,
+    steps: int = 30,
+    spec: str = "panda:PandaReach-v3",
+    models: list[tuple[str, str | None]] = MODELS[:2],
+    precisions: tuple[str, ...] = ("fp32", "bf16"),
+) -> dict[str, Any]:
+    """Raw encoder images/s against the wrapper's reward-path transitions/s, per model (default: the mini CLIP and
+    ViT-B-32 with random weights) and precision."""
     import torch
     from stable_baselines3.common.vec_env import VecEnvWrapper
 
@@ -64,8 +72,8 @@ def speed(n_envs: int = 8, steps: int = 30, spec: str = "panda:PandaReach-v3") -
     # back but 220 ms between renders with 2 threads, against 18 and 21 ms with 1.
     torch.set_num_threads(1)
     rows = []
-    for model, pretrained in MODELS[:2]:
-        for precision in ("fp32", "bf16"):
+    for model, pretrained in models:
+        for precision in precisions:
             reward = ClipReward(GOALS[spec][0], model=model, pretrained=pretrained, precision=precision)
             size = reward.image_size
             frames = np.random.default_rng(0).integers(0, 256, (n_envs, size, size, 3), dtype=np.uint8)

@@ -25,32 +25,38 @@ PAPER = {
 }
 
 
-def run(games: list[str], seeds: int, episodes: int) -> list[dict[str, Any]]:
+def game_row(game: str, misspecified: bool, seeds: int, episodes: int, first_seed: int = 0) -> dict[str, Any]:
+    """``seeds`` trials (seeded ``first_seed``, ``first_seed + 1``, ...) of one game (the misspecified variant when
+    asked), summarised."""
     from robofeedback.envs import make
     from robofeedback.safety.alignment import align, summarize
 
+    env = make(f"safety:{game}", seed=0, render_size=96, misspecified=misspecified)
+    start = time.time()
+    trials = [align(env, seed=seed, episodes=episodes) for seed in range(first_seed, first_seed + seeds)]
+    row = {
+        "game": game,
+        "misspecified": misspecified,
+        "r": env.game.model.features.r,
+        "epsilon": env.game.model.epsilon,
+        "episodes": episodes,
+        **summarize(trials),
+        "attempts_mean": sum(t.attempts for t in trials) / len(trials),
+        "theta_error_mean": sum(t.theta_error for t in trials) / len(trials),
+        "reasons": sorted({t.reason.split(":")[0] for t in trials if t.misspecified}),
+        "wall_time_s": round(time.time() - start, 1),
+        "git_commit": run_metadata()["git_commit"],
+    }
+    env.close()
+    return row
+
+
+def run(games: list[str], seeds: int, episodes: int) -> list[dict[str, Any]]:
     rows = []
     for game in games:
         for misspecified in (False, True):
-            env = make(f"safety:{game}", seed=0, render_size=96, misspecified=misspecified)
-            start = time.time()
-            trials = [align(env, seed=seed, episodes=episodes) for seed in range(seeds)]
-            row = {
-                "game": game,
-                "misspecified": misspecified,
-                "r": env.game.model.features.r,
-                "epsilon": env.game.model.epsilon,
-                "episodes": episodes,
-                **summarize(trials),
-                "attempts_mean": sum(t.attempts for t in trials) / len(trials),
-                "theta_error_mean": sum(t.theta_error for t in trials) / len(trials),
-                "reasons": sorted({t.reason.split(":")[0] for t in trials if t.misspecified}),
-                "wall_time_s": round(time.time() - start, 1),
-                "git_commit": run_metadata()["git_commit"],
-            }
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-            env.close()
+            rows.append(game_row(game, misspecified, seeds, episodes))
+            print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
