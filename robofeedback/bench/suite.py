@@ -1,0 +1,742 @@
+"""The benchmark suite: every reward module and the baselines, measured on the same tasks, in one command.
+
+``robofeedback bench --suite quick`` runs the entries of ``configs/bench/suites/quick.yaml`` (task x method x
+feedback source x budget x seeds), appends each finished entry as a JSON line to ``<out>/results.jsonl`` with
+its seed, commit and config, and renders ``<out>/REPORT.md`` with PNG plots (success rate and env return
+against env steps and against labels used; tables with mean and spread over seeds; the safe-MPC games; the
+performance ratios). ``--jobs N`` runs entries in N worker processes, ``--executor ray --address ...`` on a Ray
+cluster; ``--resume`` skips the entries a folder already holds; ``--only`` and ``--tasks`` filter.
+
+Methods (an entry's ``method:``): ``env`` (SAC/PPO on the env's own reward), ``random`` (uniform random actions,
+no training), ``preference`` (PEBBLE-style preferences from a scripted teacher), ``clip`` (VLM-RM), ``varp``,
+``heron``, ``icpl``, ``bilevel``, ``safe_mpc`` (one game and variant, the simulated human) and ``perf`` (one of
+:mod:`robofeedback.bench.perf`'s measures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import math
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robofeedback.config import config_dir, deep_merge, load_yaml, run_metadata
+from robofeedback.parallel import add_executor_arguments
+
+METHODS = ("env", "random", "preference", "clip", "varp", "heron", "icpl", "bilevel", "safe_mpc", "perf")
+LABELS = {
+    "env": "true reward",
+    "random": "random actions",
+    "preference": "PEBBLE preferences",
+    "clip": "VLM-RM (mini CLIP)",
+    "varp": "VARP (CLIP judge)",
+    "heron": "HERON",
+    "icpl": "ICPL",
+    "bilevel": "bi-level video",
+}
+RESULTS = "results.jsonl"
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be run as written."""
+
+
+def suite_path(name: str | Path) -> Path:
+    """A suite by name (``configs/bench/suites/<name>.yaml``) or by path."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    path = config_dir() / "bench" / "suites" / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise SuiteError(f"no suite {name!r}: known suites are {', '.join(known)} (or give a .yaml path)")
+    return path
+
+
+def variant(entry: dict[str, Any]) -> str:
+    """What sets an entry apart from others of its method and task: its ``name``, or its measure, teacher, proposer,
+    lower level, label budget and constraint variant."""
+    if entry.get("name") or entry.get("measure"):
+        return entry.get("name") or entry["measure"]
+    parts = [str(entry[k]) for k in ("teacher", "proposer", "updater") if k in entry]
+    parts += [f"{entry['budget']} labels"] if "budget" in entry else []
+    parts += ["misspecified"] if entry.get("misspecified") else []
+    return ", ".join(parts)
+
+
+def entry_id(entry: dict[str, Any]) -> str:
+    """What names an entry in results and on resume: method, task, variant and seed."""
+    return "|".join(str(p) for p in (entry["method"], entry["task"], variant(entry), f"seed{entry['seed']}"))
+
+
+def expand(suite: dict[str, Any], only: list[str] | None = None, tasks: list[str] | None = None) -> list[dict]:
+    """The suite's entries, one per seed (an entry's ``seeds:`` overrides the suite's; ``perf`` runs once) and per
+    label budget (``budget:`` may be a list), with the suite's ``train:`` settings under each entry's ``config:``,
+    kept to ``only`` methods and ``tasks``."""
+    if not isinstance(suite.get("entries"), list) or not suite["entries"]:
+        raise SuiteError("a suite needs a non-empty list of entries")
+    for name in only or []:
+        if name not in METHODS:
+            raise SuiteError(f"--only names unknown method {name!r}: choose from {', '.join(METHODS)}")
+    out, seen = [], set()
+    for i, raw in enumerate(suite["entries"]):
+        if not isinstance(raw, dict) or raw.get("method") not in METHODS:
+            raise SuiteError(f"entry {i} needs a method, one of {', '.join(METHODS)}; got {raw!r}")
+        entry = copy.deepcopy(raw)
+        if entry["method"] == "perf":
+            entry.setdefault("task", "perf")
+            if "measure" not in entry:
+                raise SuiteError(f"perf entry {i} needs a measure")
+        elif "task" not in entry:
+            raise SuiteError(f"entry {i} ({entry['method']}) needs a task")
+        if entry["method"] not in ("random", "safe_mpc", "perf"):
+            entry["config"] = deep_merge(copy.deepcopy(suite.get("train", {})), entry.get("config", {}))
+        if only and entry["method"] not in only or tasks and entry["task"] not in tasks:
+            continue
+        seeds = [0] if entry["method"] == "perf" else entry.pop("seeds", suite.get("seeds", [0]))
+        budgets = entry.pop("budget") if isinstance(entry.get("budget"), list) else [entry.get("budget")]
+        for budget in budgets:
+            for seed in seeds:
+                one = {**entry, "seed": int(seed), **({"budget": budget} if budget is not None else {})}
+                key = entry_id(one)
+                if key in seen:
+                    raise SuiteError(f"two entries are both {key}: give one a name:")
+                seen.add(key)
+                out.append(one)
+    return out
+
+
+# -- running one entry ---------------------------------------------------------------------------------------
+
+
+class _ProgressFile:
+    """Writes an entry's env steps done and to do to ``progress.json`` in its folder, for the suite's display."""
+
+    def __init__(self, folder: Path, total: int):
+        self.path, self.total = folder / "progress.json", total
+
+    def write(self, done: int) -> None:
+        self.path.write_text(json.dumps({"done": int(done), "total": int(self.total)}))
+
+
+def _progress_callback(folder: Path, total: int):
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    progress = _ProgressFile(folder, total)
+
+    class Progress(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % 200 < self.training_env.num_envs:
+                progress.write(self.num_timesteps)
+            return True
+
+    return Progress()
+
+
+def _curve(folder: Path) -> list[dict[str, Any]]:
+    keys = ("steps", "labels", "success_rate", "mean_env_return")
+    rows = [json.loads(line) for line in (folder / "eval.jsonl").read_text().splitlines() if line.strip()]
+    return [{k: r[k] for k in keys if k in r} for r in rows]
+
+
+def _train(entry: dict[str, Any], folder: Path, reward, feedback=None, config: dict | None = None) -> dict:
+    from robofeedback.rl.train import train
+
+    result = train(
+        entry["task"],
+        reward=reward,
+        feedback=feedback,
+        algo=entry.get("algo", "sac"),
+        total_steps=entry["steps"],
+        seed=entry["seed"],
+        out_dir=folder,
+        config=config if config is not None else entry["config"],
+        resume=False,
+        progress=False,
+        callbacks=[_progress_callback(folder, entry["steps"])],
+    )
+    row = {
+        "steps": result.steps,
+        "success_rate": result.final_eval.get("success_rate"),
+        "mean_env_return": result.final_eval["mean_env_return"],
+        "curve": _curve(folder),
+    }
+    if result.feedback:
+        row["labels"] = result.feedback["labels"]
+        row["reward_accuracy_heldout"] = result.feedback.get("heldout_accuracy")
+    return row
+
+
+def _with_budget(entry: dict[str, Any]) -> dict[str, Any]:
+    budget = int(entry["budget"])
+    per_round = math.ceil(budget / int(entry.get("rounds", 10)))
+    return deep_merge(entry["config"], {"feedback": {"budget": budget, "labels_per_round": per_round}})
+
+
+def run_env(entry, folder, executor):
+    return _train(entry, folder, "env")
+
+
+def run_random(entry, folder, executor):
+    from robofeedback.envs import make
+    from robofeedback.rl.train import evaluate
+
+    env = make(entry["task"], seed=entry["seed"], **entry.get("env_kwargs", {}))
+    env.action_space.seed(entry["seed"])
+    result = evaluate(None, env, entry.get("episodes", 20), seed=entry["seed"] + 10_000)
+    env.close()
+    point = {"steps": 0, "success_rate": result.get("success_rate"), "mean_env_return": result["mean_env_return"]}
+    return {"steps": 0, **{k: v for k, v in point.items() if k != "steps"}, "curve": [point]}
+
+
+def run_preference(entry, folder, executor):
+    from robofeedback.feedback.teachers import make_teacher
+
+    teacher = make_teacher(entry.get("teacher", "oracle"), seed=entry["seed"], **entry.get("teacher_params", {}))
+    return _train(entry, folder, "preference", teacher, _with_budget(entry))
+
+
+def _prompts(entry: dict[str, Any]) -> tuple[str, str]:
+    """The entry's CLIP goal and baseline prompts, by default the task's known ones."""
+    from robofeedback.feedback.vlm import task_prompts
+
+    known = task_prompts(entry["task"])
+    goal, baseline = entry.get("goal") or known.get("goal"), entry.get("baseline") or known.get("baseline")
+    if not goal or not baseline:
+        raise SuiteError(f"{entry['method']} needs goal: and baseline: prompts; none are known for {entry['task']}")
+    return goal, baseline
+
+
+def run_clip(entry, folder, executor):
+    from robofeedback.rewards.clip import ClipReward
+
+    goal, baseline = _prompts(entry)
+    reward = ClipReward(goal, baseline, alpha=entry.get("alpha", 0.5), scale=entry.get("scale", 10.0))
+    return {**_train(entry, folder, reward), "goal": goal, "baseline": baseline}
+
+
+def run_varp(entry, folder, executor):
+    from robofeedback.feedback.vlm import ClipJudge
+
+    goal, baseline = _prompts(entry)
+    judge = ClipJudge(goal, baseline, alpha=entry.get("alpha", 1.0))
+    config = deep_merge(_with_budget(entry), {"preference": {"agent_reg": entry.get("lambda", 0.1)}})
+    return _train(entry, folder, "varp", judge, config)
+
+
+def run_heron(entry, folder, executor):
+    from robofeedback.rewards.heron import HierarchicalJudge
+
+    judge = HierarchicalJudge(entry["factors"], sigma=entry["sigma"])
+    row = _train(entry, folder, "heron", judge, _with_budget(entry) if "budget" in entry else None)
+    return {**row, "levels": judge.level_fractions()}
+
+
+def run_icpl(entry, folder, executor):
+    from robofeedback.bench.icpl import replay_path
+    from robofeedback.feedback.llm import Replay
+    from robofeedback.feedback.vlm import task_prompts
+    from robofeedback.rewards.icpl import ICPL
+
+    proposer = None
+    if entry.get("proposer", "offline") == "replay":  # recorded answers, of the entry's task or of ``replay:``'s
+        proposer = Replay(replay_path(entry.get("replay", entry["task"])))
+    candidates, steps = entry.get("candidates", 2), entry["steps"]
+    loop = ICPL(
+        entry["task"],
+        entry.get("text") or task_prompts(entry["task"])["task"],
+        proposer=proposer,
+        iterations=entry.get("iterations", 2),
+        candidates=candidates,
+        train_steps=steps,
+        config=entry["config"],
+        executor=executor,
+        out_dir=folder,
+        seed=entry["seed"],
+    )
+    summary = loop.run()
+    curve = [
+        {
+            "steps": (i + 1) * candidates * steps,
+            "labels": it["pairwise_preferences"],
+            "success_rate": it["best_success_rate"],
+            "mean_env_return": it["best_env_return"],
+        }
+        for i, it in enumerate(summary["iterations"])
+    ]
+    return {
+        "steps": curve[-1]["steps"],
+        "labels": curve[-1]["labels"],
+        "success_rate": summary["best"]["success_rate"],
+        "mean_env_return": summary["best"]["mean_env_return"],
+        "proposer": summary["proposer"],
+        "curve": curve,
+    }
+
+
+def run_bilevel(entry, folder, executor):
+    from robofeedback.feedback.llm import Replay
+    from robofeedback.rewards.bilevel import BilevelVideoReward
+    from robofeedback.rewards.clip import assets_dir
+
+    name = entry["task"].replace(":", "-")
+    llm = Replay(assets_dir() / "bilevel" / f"{name}.jsonl") if entry.get("updater", "offline") == "replay" else None
+    steps = entry["steps"]
+    loop = BilevelVideoReward(
+        entry["task"],
+        assets_dir() / "videos" / f"{name}-expert.mp4",
+        entry.get("text") or f"to {entry['task']}",
+        llm=llm,
+        train_steps=steps,
+        config=entry["config"],
+        out_dir=folder,
+        seed=entry["seed"],
+        fps=entry.get("fps", 20.0),
+    )
+    summary = loop.run(entry.get("iterations", 2))
+    curve = [
+        {"steps": (i + 1) * steps, "success_rate": it["success_rate"], "mean_env_return": it["mean_env_return"]}
+        for i, it in enumerate(summary["iterations"])
+    ]
+    last = summary["iterations"][-1]
+    return {
+        "steps": curve[-1]["steps"],
+        "success_rate": last["success_rate"],
+        "mean_env_return": last["mean_env_return"],
+        "similarity": [it["similarity"] for it in summary["iterations"]],
+        "judge": summary["judge"],
+        "lower_level": summary["updater"],
+        "curve": curve,
+    }
+
+
+def run_safe_mpc(entry, folder, executor):
+    from robofeedback.bench.safety import game_row
+
+    game, trials = entry["task"].removeprefix("safety:"), entry.get("trials", 5)
+    # the entry's seed picks its block of trial seeds: seed s runs trials s * trials ... (s + 1) * trials - 1
+    row = game_row(
+        game, bool(entry.get("misspecified", False)), trials, entry.get("attempts", 20), entry["seed"] * trials
+    )
+    return {k: v for k, v in row.items() if k not in ("wall_time_s", "git_commit")}
+
+
+def run_perf(entry, folder, executor):
+    from robofeedback.bench.perf import MEASURES
+
+    if entry["measure"] not in MEASURES:
+        raise SuiteError(f"unknown perf measure {entry['measure']!r}: choose from {', '.join(MEASURES)}")
+    return MEASURES[entry["measure"]](**entry.get("params", {}))
+
+
+RUNNERS: dict[str, Callable] = {
+    "env": run_env,
+    "random": run_random,
+    "preference": run_preference,
+    "clip": run_clip,
+    "varp": run_varp,
+    "heron": run_heron,
+    "icpl": run_icpl,
+    "bilevel": run_bilevel,
+    "safe_mpc": run_safe_mpc,
+    "perf": run_perf,
+}
+
+
+def entry_folder(out: Path, entry: dict[str, Any]) -> Path:
+    name = entry_id(entry).replace("|", "_").replace(":", "-").replace(" ", "-").replace("/", "-")
+    return Path(out) / "runs" / name
+
+
+def run_entry(job: tuple[dict[str, Any], str, dict[str, Any]]) -> dict[str, Any]:
+    """Run one entry in a fresh folder under ``out/runs``; returns its result row (or the error it raised, so one
+    failing entry does not stop the suite). ``executor`` says where ICPL trains its candidates."""
+    import torch
+
+    from robofeedback.parallel import LocalExecutor, make_executor
+
+    entry, out, executor_spec = job
+    torch.set_num_threads(1)
+    folder = entry_folder(Path(out), entry)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    meta = run_metadata()
+    start = time.time()
+    row = {"id": entry_id(entry), "method": entry["method"], "task": entry["task"], "seed": entry["seed"]}
+    # Inside a Ray task the candidates go to the same cluster; local entries already fill the worker processes.
+    executor = make_executor(**executor_spec) if executor_spec["kind"] == "ray" else LocalExecutor(1)
+    try:
+        with executor:
+            row.update(RUNNERS[entry["method"]](entry, folder, executor))
+        row["status"] = "ok"
+    except Exception as error:  # reported in the row and the report, and the suite goes on
+        row.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+    (folder / "progress.json").unlink(missing_ok=True)
+    row.update(
+        wall_time_s=round(time.time() - start, 1),
+        git_commit=meta["git_commit"],
+        git_dirty=meta["git_dirty"],
+        config=entry,
+        executor=executor_spec["kind"],
+        folder=str(folder),
+    )
+    return row
+
+
+# -- the suite -----------------------------------------------------------------------------------------------
+
+
+def read_rows(out: Path) -> list[dict[str, Any]]:
+    path = Path(out) / RESULTS
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _describe_running(out: Path, done: set[str], entries: list[dict]) -> str:
+    parts = []
+    for entry in entries:
+        path = entry_folder(out, entry) / "progress.json"
+        if entry_id(entry) in done or not path.exists():
+            continue
+        try:
+            progress = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        parts.append(f"{entry['method']}/{entry['task']}/s{entry['seed']} {progress['done']}/{progress['total']}")
+    return "; ".join(parts)
+
+
+def run_suite(
+    suite: dict[str, Any],
+    out: str | Path,
+    executor: str = "local",
+    jobs: int = 1,
+    address: str | None = None,
+    only: list[str] | None = None,
+    tasks: list[str] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run the suite's entries into ``out``; returns every row ``out/results.jsonl`` then holds. Without
+    ``resume`` a folder with results is refused; with it, finished entries are kept and only the rest run."""
+    from tqdm.auto import tqdm
+
+    from robofeedback.parallel import make_executor
+
+    out = Path(out)
+    entries = expand(suite, only, tasks)
+    rows = read_rows(out)
+    if rows and not resume:
+        raise SuiteError(f"{out / RESULTS} already holds results: pass --resume to continue it, or another --out")
+    finished = {r["id"] for r in rows if r.get("status") == "ok"}
+    todo = [e for e in entries if entry_id(e) not in finished]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "suite.json").write_text(json.dumps(suite, indent=2))
+    spec = {"kind": executor, "jobs": jobs, "address": address}
+    done: set[str] = set()
+    bar = tqdm(
+        total=len(entries),
+        initial=len(entries) - len(todo),
+        desc=f"suite {suite.get('name', '')}",
+        unit="entry",
+        disable=not progress,
+    )
+    stop = threading.Event()
+
+    def refresh() -> None:  # each running entry's env steps, every two seconds
+        while not stop.wait(2.0):
+            bar.set_postfix_str(_describe_running(out, done, todo)[:120], refresh=True)
+
+    watcher = threading.Thread(target=refresh, daemon=True)
+    watcher.start()
+    try:
+        with make_executor(executor, jobs, address) as pool:
+            for _, row in pool.imap_unordered(run_entry, [(e, str(out), spec) for e in todo]):
+                with open(out / RESULTS, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                done.add(row["id"])
+                bar.update(1)
+                summary = f"success {row.get('success_rate')}" if row["status"] == "ok" else row["error"][:100]
+                bar.write(f"{row['id']}: {row['status']}, {summary}, {row['wall_time_s']} s")
+    finally:
+        stop.set()
+        bar.close()
+    return latest(read_rows(out))
+
+
+def latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last row per entry id (a resumed suite appends a rerun after the failed one)."""
+    by_id = {r["id"]: r for r in rows}
+    return list(by_id.values())
+
+
+# -- the report ----------------------------------------------------------------------------------------------
+
+
+def _mean_spread(values: list, digits: int = 2) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
+
+
+def _method_label(row: dict[str, Any]) -> str:
+    name = variant(row["config"])
+    return LABELS.get(row["method"], row["method"]) + (f" ({name})" if name else "")
+
+
+def _budget(row: dict[str, Any]) -> str:
+    if "budget" in row["config"]:
+        return str(row["config"]["budget"])
+    return "-"
+
+
+def _groups(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    groups: dict[tuple[str, str], list] = {}
+    for row in rows:
+        groups.setdefault((row["task"], _method_label(row)), []).append(row)
+    return groups
+
+
+def _plot_curves(rows: list[dict[str, Any]], path: Path, x: str) -> Path | None:
+    """Per task: success rate (or env return where the task has no success) against ``x`` (steps or labels),
+    the mean over seeds at each point, one line per method."""
+    from robofeedback.rl.plots import save_figure, task_panels
+
+    rows = [r for r in rows if r.get("curve") and (x == "steps" or any("labels" in c for c in r["curve"]))]
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    if not tasks:
+        return None
+    fig, axes = task_panels(tasks)
+    for ax, task in zip(axes, tasks, strict=True):
+        task_rows = [r for r in rows if r["task"] == task]
+        metric = (
+            "success_rate"
+            if all(c.get("success_rate") is not None for r in task_rows for c in r["curve"])
+            else ("mean_env_return")
+        )
+        for (_, label), group in _groups(task_rows).items():
+            points: dict[float, list[float]] = {}
+            for r in group:
+                for c in r["curve"]:
+                    if c.get(metric) is not None and c.get(x) is not None:
+                        points.setdefault(c[x], []).append(c[metric])
+            xs = sorted(points)
+            ys = [np.mean(points[v]) for v in xs]
+            if len(xs) == 1 and x == "steps" and xs[0] == 0:  # no training (random actions): a level line
+                ax.axhline(ys[0], color="grey", ls=":", label=label)
+            else:
+                ax.plot(xs, ys, marker="o", ms=3, label=f"{label} ({len(group)} seed{'s' * (len(group) > 1)})")
+        ax.set_title(task)
+        ax.set_xlabel("env steps" if x == "steps" else "labels used")
+        ax.set_ylabel("success rate" if metric == "success_rate" else "env return")
+        if metric == "success_rate":
+            ax.set_ylim(-0.05, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return save_figure(fig, path, dpi=90)
+
+
+def _task_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| task | method | label budget | seeds | env steps | labels used | success | env return | wall time |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (task, label), group in _groups(rows).items():
+        cells = [
+            task,
+            label,
+            _budget(group[0]),
+            ", ".join(str(r["seed"]) for r in group),
+            _mean_spread([r.get("steps") for r in group], 0),
+            _mean_spread([r.get("labels") for r in group], 0),
+            _mean_spread([r.get("success_rate") for r in group]),
+            _mean_spread([r.get("mean_env_return") for r in group], 1),
+            _mean_spread([r["wall_time_s"] for r in group], 0) + " s",
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return lines
+
+
+def _safety_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| game | variant | r | trials | success | corrections (mean ± std) | bound K | declared misspecified "
+        "| MVE solve per correction |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        mve = f"{r['mve_ms_mean']:.0f} ms" if r.get("mve_ms_mean") is not None else "-"
+        lines.append(
+            f"| {r['task']} | {'misspecified' if r['misspecified'] else 'true constraint inside'} | {r['r']} "
+            f"| {r['trials']} | {r['success_rate']:.2f} | {r['corrections_mean']:.1f} ± {r['corrections_std']:.1f} "
+            f"| {r['bound']} | {r['declared_misspecified']} / {r['trials']} | {mve} |"
+        )
+    return lines
+
+
+def _perf_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["| measure | value | against | ratio |", "|---|---|---|---|"]
+    for r in rows:
+        if r["measure"] == "wrapper_steps":
+            for name, m in r["modules"].items():
+                lines.append(
+                    f"| env steps/s wrapped, {name} | {m['steps_per_s']} steps/s | {m['unwrapped_steps_per_s']} "
+                    f"steps/s unwrapped | {m['ratio']} |"
+                )
+            continue
+        lines.append(
+            f"| {r['what']} | {r['value']} {r['unit']} | {r['reference']} {r['reference_unit']} | {r['ratio']} |"
+        )
+    return lines
+
+
+def _changes(base: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """The parts of ``config`` that are not as in ``base``."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            if changed := _changes(base[key], value):
+                out[key] = changed
+        elif key not in base or base[key] != value:
+            out[key] = value
+    return out
+
+
+def report(rows: list[dict[str, Any]], out: Path, suite: dict[str, Any], wall_time_s: float | None = None) -> Path:
+    """``out/REPORT.md`` and its plots, from ``rows``."""
+    out = Path(out)
+    ok = [r for r in rows if r.get("status") == "ok"]
+    failed = [r for r in rows if r.get("status") != "ok"]
+    learning = [r for r in ok if r["method"] not in ("safe_mpc", "perf")]
+    commits = sorted({f"{r['git_commit']}{' (with changes)' if r['git_dirty'] else ''}" for r in rows})
+    lines = [
+        f"# robofeedback benchmark: {suite.get('name', 'suite')}",
+        "",
+        suite.get("description", "").strip(),
+        "",
+        f"{len(ok)} entries finished, {len(failed)} failed; code {', '.join(commits)}"
+        + (f"; {wall_time_s / 60:.1f} min" if wall_time_s else "")
+        + ". Each entry's seed, commit and config are in `results.jsonl` and in the table at the end.",
+        "",
+    ]
+    if learning:
+        lines += [
+            "## Reward learning",
+            "",
+            "Success rate and env return on the final evaluation (deterministic policy, the env's own reward and "
+            "success), mean ± std over seeds. ICPL's and the bi-level loop's env steps count every policy they "
+            "trained; ICPL's labels are its rankings counted as pairwise preferences.",
+            "",
+            *_task_table(learning),
+            "",
+        ]
+        for x, name, caption in (
+            ("steps", "curves_steps.png", "against env steps"),
+            ("labels", "curves_labels.png", "against labels used"),
+        ):
+            plot = _plot_curves(learning, out / name, x)
+            if plot is not None:
+                lines += [f"![success rate {caption}]({plot.name})", ""]
+        heron = [r for r in learning if r.get("levels")]
+        if heron:
+            lines += ["HERON's comparisons, share decided at each level of the factor ranking:", ""]
+            lines += [f"- {r['task']} seed {r['seed']}: {json.dumps(r['levels'])}" for r in heron]
+            lines.append("")
+    safety = [r for r in ok if r["method"] == "safe_mpc"]
+    if safety:
+        lines += ["## Safe MPC from directional corrections (simulated human)", "", *_safety_table(safety), ""]
+    perf = [r for r in ok if r["method"] == "perf"]
+    if perf:
+        lines += ["## Performance", "", "Each ratio is of two rates measured in the same run.", ""]
+        lines += [*_perf_table(perf), ""]
+    if failed:
+        lines += ["## Failed entries", ""] + [f"- `{r['id']}`: {r['error']}" for r in failed] + [""]
+    lines += [
+        "## Provenance",
+        "",
+        f"Every learning entry trains with the suite's settings `{json.dumps(suite.get('train', {}))}` under its "
+        "own (shown here where they differ).",
+        "",
+        "| entry | seed | commit | config |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        config = {k: v for k, v in r["config"].items() if k not in ("method", "task", "seed")}
+        if "config" in config:
+            config["config"] = _changes(suite.get("train", {}), config["config"])
+        lines.append(f"| `{r['id']}` | {r['seed']} | {str(r['git_commit'])[:10]} | `{json.dumps(config)}` |")
+    path = out / "REPORT.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+README_START, README_END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+
+
+def update_readme(readme: Path, report_path: Path, images: Path) -> None:
+    """Put the report's tables and plots between the README's results markers, the plots copied to ``images``."""
+    readme, report_path = Path(readme), Path(report_path)
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise SuiteError(f"{readme} has no {README_START} ... {README_END} markers for the results")
+    images.mkdir(parents=True, exist_ok=True)
+    body = report_path.read_text().split("\n## Provenance")[0].split("\n", 1)[1]
+    for png in report_path.parent.glob("*.png"):
+        shutil.copy(png, images / png.name)
+        body = body.replace(f"]({png.name})", f"]({images.relative_to(readme.parent) / png.name})")
+    body = body.replace("\n## ", "\n#### ")
+    head, rest = text.split(README_START, 1)
+    readme.write_text(head + README_START + "\n" + body.strip() + "\n" + README_END + rest.split(README_END, 1)[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run_command(parser.parse_args(argv))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite", default="quick", help="'quick', 'full' or a suite .yaml (default quick)")
+    parser.add_argument("--out", default=None, help="output folder (default runs/bench/<date>)")
+    parser.add_argument("--only", nargs="+", metavar="METHOD", help=f"only these methods ({', '.join(METHODS)})")
+    parser.add_argument("--tasks", nargs="+", help="only entries on these tasks")
+    parser.add_argument("--jobs", type=int, default=1, help="entries run at once (worker processes or Ray CPUs)")
+    add_executor_arguments(parser, "entries")
+    parser.add_argument("--resume", action="store_true", help="continue a run in --out, keeping finished entries")
+    parser.add_argument("--readme", default=None, help="also write the results into this README's results section")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.jobs < 1:
+        raise SuiteError(f"--jobs must be >= 1, got {args.jobs}")
+    suite = load_yaml(suite_path(args.suite))
+    out = Path(args.out or f"runs/bench/{datetime.date.today().isoformat()}")
+    start = time.time()
+    rows = run_suite(
+        suite, out, args.executor, args.jobs, args.address, args.only, args.tasks, args.resume, not args.no_progress
+    )
+    path = report(rows, out, suite, wall_time_s=time.time() - start)
+    print(f"report: {path}")
+    if args.readme:
+        update_readme(Path(args.readme), path, Path(args.readme).resolve().parent / "docs" / "results")
+        print(f"results section written to {args.readme}")
+    failed = [r["id"] for r in rows if r.get("status") != "ok"]
+    if failed:
+        print(f"{len(failed)} entries failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

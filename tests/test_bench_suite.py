@@ -1,0 +1,169 @@
+"""The benchmark suite: entries expand, run in worker processes or on a local Ray instance with the same results,
+resume without redoing finished work, and end in a report (and a README section) with tables and plots."""
+
+import json
+
+import pytest
+import yaml
+
+from robofeedback.bench.suite import SuiteError, entry_id, expand, read_rows, report, run_suite, update_readme
+from robofeedback.parallel import LocalExecutor, make_executor
+
+PANDA = {"her": None, "env_kwargs": {"terminate_on_success": False, "render_size": 48}}
+TINY = {
+    "name": "tiny",
+    "seeds": [0],
+    "train": {
+        "eval_every": 200,
+        "eval_episodes": 2,
+        "video_episodes": 0,
+        "sac": {"learning_starts": 100, "batch_size": 32},
+    },
+    "entries": [
+        {"method": "env", "task": "panda:PandaReachDense-v3", "steps": 400, "config": PANDA},
+        {"method": "random", "task": "panda:PandaReachDense-v3", "episodes": 3},
+        {
+            "method": "icpl",
+            "task": "panda:PandaReachDense-v3",
+            "text": "move the gripper to the green target",
+            "iterations": 1,
+            "candidates": 2,
+            "steps": 200,
+            "config": PANDA,
+        },
+        {"method": "safe_mpc", "task": "safety:pendulum", "trials": 1, "attempts": 2},
+    ],
+}
+TIMINGS = ("wall_time_s", "folder", "executor", "mve_ms_mean", "mve_ms_max")
+
+
+def _square(x):
+    return x * x
+
+
+def test_executors_return_every_result_in_order():
+    assert LocalExecutor(1).map(_square, range(5)) == [0, 1, 4, 9, 16]
+    with LocalExecutor(2) as executor:
+        assert executor.map(_square, range(5)) == [0, 1, 4, 9, 16]
+    with pytest.raises(ValueError, match="jobs"):
+        LocalExecutor(0)
+    with pytest.raises(ValueError, match="executor must be one of"):
+        make_executor("slurm")
+    with pytest.raises(ValueError, match="address"):
+        make_executor("local", address="auto")
+
+
+def test_entries_expand_per_seed_and_budget_and_filter():
+    suite = {
+        "seeds": [0, 1],
+        "train": {"eval_every": 100},
+        "entries": [
+            {"method": "preference", "task": "panda:PandaReachDense-v3", "steps": 10, "budget": [50, 100]},
+            {"method": "env", "task": "metaworld:reach", "steps": 10, "seeds": [3], "config": {"eval_every": 5}},
+            {"method": "perf", "measure": "cutting_plane"},
+        ],
+    }
+    ids = [entry_id(e) for e in expand(suite)]
+    assert ids == [
+        "preference|panda:PandaReachDense-v3|50 labels|seed0",
+        "preference|panda:PandaReachDense-v3|50 labels|seed1",
+        "preference|panda:PandaReachDense-v3|100 labels|seed0",
+        "preference|panda:PandaReachDense-v3|100 labels|seed1",
+        "env|metaworld:reach||seed3",
+        "perf|perf|cutting_plane|seed0",
+    ]
+    env = expand(suite, only=["env"])
+    assert len(env) == 1 and env[0]["config"] == {"eval_every": 5}  # the entry's own setting wins
+    assert [e["task"] for e in expand(suite, tasks=["metaworld:reach"])] == ["metaworld:reach"]
+    with pytest.raises(SuiteError, match="unknown method 'pebble'"):
+        expand(suite, only=["pebble"])
+    with pytest.raises(SuiteError, match="needs a task"):
+        expand({"entries": [{"method": "env", "steps": 10}]})
+    with pytest.raises(SuiteError, match="both env"):
+        expand({"entries": [{"method": "env", "task": "x"}, {"method": "env", "task": "x"}]})
+
+
+def _comparable(rows):
+    return {r["id"]: {k: v for k, v in r.items() if k not in TIMINGS} for r in rows}
+
+
+@pytest.mark.slow
+def test_the_suite_gives_the_same_results_locally_and_on_ray_and_resumes(tmp_path):
+    """ICPL's candidates train through the suite's executor too (inside the Ray task, on the same Ray)."""
+    local = run_suite(TINY, tmp_path / "local", "local", jobs=2, progress=False)
+    assert {r["status"] for r in local} == {"ok"}, [r.get("traceback") for r in local]
+    on_ray = run_suite(TINY, tmp_path / "ray", "ray", jobs=2, progress=False)
+    assert {r["executor"] for r in on_ray} == {"ray"}
+    assert _comparable(on_ray) == _comparable(local)
+
+    for row in local:  # every number comes with its seed, commit and config
+        assert row["git_commit"] and row["config"]["seed"] == row["seed"] == 0
+    env = next(r for r in local if r["method"] == "env")
+    assert [c["steps"] for c in env["curve"]] == [200, 400]
+    icpl = next(r for r in local if r["method"] == "icpl")
+    assert icpl["steps"] == 400 and icpl["labels"] == 1  # two candidates of 200 steps, one ranking of two
+
+    with pytest.raises(SuiteError, match="--resume"):
+        run_suite(TINY, tmp_path / "local", "local", progress=False)
+    again = run_suite(TINY, tmp_path / "local", "local", resume=True, progress=False)
+    assert _comparable(again) == _comparable(local)
+    assert len(read_rows(tmp_path / "local")) == len(TINY["entries"])  # nothing was run twice
+
+
+def test_a_failing_entry_is_reported_and_rerun_on_resume(tmp_path):
+    suite = {
+        "name": "failing",
+        "entries": [
+            {"method": "random", "task": "panda:PandaReachDense-v3", "episodes": 2, "env_kwargs": {"colour": "red"}},
+            {"method": "safe_mpc", "task": "safety:pendulum", "trials": 1, "attempts": 1},
+        ],
+    }
+    rows = run_suite(suite, tmp_path, progress=False)
+    failed = next(r for r in rows if r["method"] == "random")
+    assert failed["status"] == "failed" and "colour" in failed["error"]
+    text = report(rows, tmp_path, suite).read_text()
+    assert "## Failed entries" in text and "random|panda:PandaReachDense-v3" in text
+    assert "| safety:pendulum | true constraint inside | 2 | 1 |" in text
+
+    del suite["entries"][0]["env_kwargs"]
+    rows = run_suite(suite, tmp_path, resume=True, progress=False)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert len(read_rows(tmp_path)) == 3  # the failed run and its rerun; the finished one stayed
+
+
+def test_the_command_writes_the_report_and_the_readme_section(tmp_path):
+    from robofeedback.cli import main
+
+    suite_file = tmp_path / "suite.yaml"
+    suite_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "cli",
+                "entries": [
+                    {"method": "random", "task": "panda:PandaReachDense-v3", "episodes": 2, "seeds": [0, 1]},
+                    {"method": "perf", "measure": "cutting_plane", "params": {"r": 4, "corrections": 2}},
+                ],
+            }
+        )
+    )
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "# Project\n\n## Results\n\n<!-- bench:results:start -->\nold\n<!-- bench:results:end -->\n\nEnd\n"
+    )
+    out = tmp_path / "out"
+    code = main(["bench", "--suite", str(suite_file), "--out", str(out), "--readme", str(readme), "--no-progress"])
+    assert code == 0
+    text = (out / "REPORT.md").read_text()
+    assert "| panda:PandaReachDense-v3 | random actions | - | 0, 1 |" in text
+    assert "MVE re-centring per correction, r = 4" in text
+    assert (out / "curves_steps.png").stat().st_size > 1000
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows].count("perf|perf|cutting_plane|seed0") == 1
+    section = readme.read_text()
+    assert "old" not in section and section.endswith("<!-- bench:results:end -->\n\nEnd\n")
+    assert "](docs/results/curves_steps.png)" in section and (tmp_path / "docs/results/curves_steps.png").exists()
+
+    assert main(["bench", "--suite", "nonesuch", "--out", str(tmp_path / "x")]) == 2
+    readme.write_text("no markers")
+    with pytest.raises(SuiteError, match="markers"):
+        update_readme(readme, out / "REPORT.md", tmp_path / "docs")
