@@ -383,6 +383,7 @@ def run_entry(job: tuple[dict[str, Any], str, dict[str, Any]]) -> dict[str, Any]
         row.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
     (folder / "progress.json").unlink(missing_ok=True)
     row.update(
+        started_at=round(start, 1),
         wall_time_s=round(time.time() - start, 1),
         git_commit=meta["git_commit"],
         git_dirty=meta["git_dirty"],
@@ -601,6 +602,11 @@ def _perf_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _elapsed(rows: list[dict[str, Any]]) -> float:
+    """Seconds from the first entry's start to the last one's end."""
+    return max(r["started_at"] + r["wall_time_s"] for r in rows) - min(r["started_at"] for r in rows)
+
+
 def _changes(base: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     """The parts of ``config`` that are not as in ``base``."""
     out = {}
@@ -613,7 +619,7 @@ def _changes(base: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def report(rows: list[dict[str, Any]], out: Path, suite: dict[str, Any], wall_time_s: float | None = None) -> Path:
+def report(rows: list[dict[str, Any]], out: Path, suite: dict[str, Any]) -> Path:
     """``out/REPORT.md`` and its plots, from ``rows``."""
     out = Path(out)
     ok = [r for r in rows if r.get("status") == "ok"]
@@ -625,9 +631,10 @@ def report(rows: list[dict[str, Any]], out: Path, suite: dict[str, Any], wall_ti
         "",
         suite.get("description", "").strip(),
         "",
-        f"{len(ok)} entries finished, {len(failed)} failed; code {', '.join(commits)}"
-        + (f"; {wall_time_s / 60:.1f} min" if wall_time_s else "")
-        + ". Each entry's seed, commit and config are in `results.jsonl` and in the table at the end.",
+        f"{len(ok)} entries finished, {len(failed)} failed; code {', '.join(commits)}; "
+        f"{sum(r['wall_time_s'] for r in rows) / 60:.1f} min of entry time in {_elapsed(rows) / 60:.1f} min "
+        f"({', '.join(sorted({r['executor'] for r in rows}))} executor). Each entry's seed, commit and config are "
+        "in `results.jsonl` and in the table at the end.",
         "",
     ]
     if learning:
@@ -723,11 +730,10 @@ def run_command(args: argparse.Namespace) -> int:
         raise SuiteError(f"--jobs must be >= 1, got {args.jobs}")
     suite = load_yaml(suite_path(args.suite))
     out = Path(args.out or f"runs/bench/{datetime.date.today().isoformat()}")
-    start = time.time()
     rows = run_suite(
         suite, out, args.executor, args.jobs, args.address, args.only, args.tasks, args.resume, not args.no_progress
     )
-    path = report(rows, out, suite, wall_time_s=time.time() - start)
+    path = report(rows, out, suite)
     print(f"report: {path}")
     if args.readme:
         update_readme(Path(args.readme), path, Path(args.readme).resolve().parent / "docs" / "results")
