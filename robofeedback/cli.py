@@ -696,9 +696,9 @@ def cmd_safe_mpc(args: argparse.Namespace) -> int:
     from robofeedback.envs import make
     from robofeedback.safety.alignment import SimulatedHuman, StoreHuman, TerminalHuman, align
 
-    out = Path(args.out or f"runs/safe-mpc-{args.game}")
-    out.mkdir(parents=True, exist_ok=True)
     env = make(f"safety:{args.game}", seed=args.seed, render_size=224, misspecified=args.misspecified)
+    out = Path(args.out or f"runs/safe-mpc-{args.game}")  # made once the game is known to exist
+    out.mkdir(parents=True, exist_ok=True)
     store = FeedbackStore(args.store or out / "feedback.db")
     run = f"safe-mpc-{args.game}-s{args.seed}"
     if args.human == "terminal":

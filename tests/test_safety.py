@@ -158,5 +158,6 @@ def test_cli_safe_mpc(tmp_path, capsys):
     assert main(["safe-mpc", "--game", "pendulum", "--simulated-human", "--episodes", "30", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "success" in text and "corrections" in text and (out / "trial.json").exists()
-    assert main(["safe-mpc", "--game", "nope", "--simulated-human"]) == 2
-    assert "nope" in capsys.readouterr().err
+    nowhere = tmp_path / "nope"
+    assert main(["safe-mpc", "--game", "nope", "--simulated-human", "--out", str(nowhere)]) == 2
+    assert "nope" in capsys.readouterr().err and not nowhere.exists()  # nothing made for a game that is not there
