@@ -5,7 +5,9 @@ feedback source x budget x seeds), appends each finished entry as a JSON line to
 its seed, commit and config, and renders ``<out>/REPORT.md`` with PNG plots (success rate and env return
 against env steps and against labels used; tables with mean and spread over seeds; the safe-MPC games; the
 performance ratios). ``--jobs N`` runs entries in N worker processes, ``--executor ray --address ...`` on a Ray
-cluster; ``--resume`` skips the entries a folder already holds; ``--only`` and ``--tasks`` filter.
+cluster (performance entries run after the rest, one at a time in this process, so that nothing shares the
+machine while they time); ``--resume`` skips the entries a folder already holds; ``--only`` and ``--tasks``
+filter.
 
 Methods (an entry's ``method:``): ``env`` (SAC/PPO on the env's own reward), ``random`` (uniform random actions,
 no training), ``preference`` (PEBBLE-style preferences from a scripted teacher), ``clip`` (VLM-RM), ``varp``,
@@ -459,15 +461,24 @@ def run_suite(
 
     watcher = threading.Thread(target=refresh, daemon=True)
     watcher.start()
+
+    def finished(row: dict[str, Any]) -> None:
+        with open(out / RESULTS, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        done.add(row["id"])
+        bar.update(1)
+        summary = f"success {row.get('success_rate')}" if row["status"] == "ok" else row["error"][:100]
+        bar.write(f"{row['id']}: {row['status']}, {summary}, {row['wall_time_s']} s")
+
+    # Performance measures run last, one at a time, here: nothing else may share the machine while they time.
+    learning = [e for e in todo if e["method"] != "perf"]
     try:
-        with make_executor(executor, jobs, address) as pool:
-            for _, row in pool.imap_unordered(run_entry, [(e, str(out), spec) for e in todo]):
-                with open(out / RESULTS, "a") as f:
-                    f.write(json.dumps(row) + "\n")
-                done.add(row["id"])
-                bar.update(1)
-                summary = f"success {row.get('success_rate')}" if row["status"] == "ok" else row["error"][:100]
-                bar.write(f"{row['id']}: {row['status']}, {summary}, {row['wall_time_s']} s")
+        if learning:
+            with make_executor(executor, jobs, address) as pool:
+                for _, row in pool.imap_unordered(run_entry, [(e, str(out), spec) for e in learning]):
+                    finished(row)
+        for entry in (e for e in todo if e["method"] == "perf"):
+            finished(run_entry((entry, str(out), {**spec, "kind": "local"})))
     finally:
         stop.set()
         bar.close()
@@ -620,8 +631,10 @@ def _changes(base: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
 
 
 def report(rows: list[dict[str, Any]], out: Path, suite: dict[str, Any]) -> Path:
-    """``out/REPORT.md`` and its plots, from ``rows``."""
+    """``out/REPORT.md`` and its plots, from ``rows`` (in the suite's order, whatever order they finished in)."""
     out = Path(out)
+    order = {entry_id(e): i for i, e in enumerate(expand(suite))}
+    rows = sorted(rows, key=lambda r: order.get(r["id"], len(order)))
     ok = [r for r in rows if r.get("status") == "ok"]
     failed = [r for r in rows if r.get("status") != "ok"]
     learning = [r for r in ok if r["method"] not in ("safe_mpc", "perf")]
