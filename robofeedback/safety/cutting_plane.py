@@ -70,7 +70,7 @@ class _SymmetricBasis:
     parameter p = (i, j), i <= j, moves the basis matrix B_p = e_i e_j^T + [i < j] e_j e_i^T (``off`` = [i < j]).
 
     For p = (i, j) and q = (k, l): tr(X B_p X B_q) = (1 + off_p off_q) X_jk X_il + (off_p + off_q) X_ik X_jl, both
-    products gathered from X as P x P blocks; the |E a|^2 terms add M_b1b2 over the
+    products gathered from X at flat positions kept as P x P tables; the |E a|^2 terms add M_b1b2 over the
     entries (a1, b1) of B_p and (a2, b2) of B_q with a1 = a2, a sparse sum kept as (Hessian position, M position,
     weight) lists.
     """
@@ -83,6 +83,8 @@ class _SymmetricBasis:
         self.off = (self.iu != self.ju).astype(np.float64)
         op, oq = self.off[:, None], self.off[None, :]
         self.c_cross, self.c_straight = 1.0 + op * oq, op + oq
+        # flat positions in X of X_jk, X_il, X_ik and X_jl for every (p, q)
+        self.jk, self.il, self.ik, self.jl = (a * r + c for a, c in ((j, k), (i, l_), (i, k), (j, l_)))
         positions, sources, weights = [], [], []
         for match, a, c, w in (
             (i == k, j, l_, np.ones_like(op * oq)),
@@ -98,10 +100,8 @@ class _SymmetricBasis:
 
     def hessian(self, X: np.ndarray, M: np.ndarray, t: float) -> np.ndarray:
         """t tr(X B_p X B_q) plus the |E a|^2 terms' sum over matched entries of M, for every p, q."""
-        iu, ju = self.iu, self.ju
-        cross = X[np.ix_(ju, iu)] * X[np.ix_(iu, ju)]  # X_jk X_il
-        straight = X[np.ix_(iu, iu)] * X[np.ix_(ju, ju)]  # X_ik X_jl
-        H = t * (self.c_cross * cross + self.c_straight * straight)
+        x = X.ravel()
+        H = t * (self.c_cross * (x[self.jk] * x[self.il]) + self.c_straight * (x[self.ik] * x[self.jl]))
         matched = self.m_weights * M.ravel()[self.m_sources]
         return H + np.bincount(self.m_positions, matched, minlength=self.P * self.P).reshape(self.P, self.P)
 
