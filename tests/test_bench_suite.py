@@ -34,7 +34,7 @@ TINY = {
         {"method": "safe_mpc", "task": "safety:pendulum", "trials": 1, "attempts": 2},
     ],
 }
-TIMINGS = ("wall_time_s", "folder", "executor", "mve_ms_mean", "mve_ms_max")
+TIMINGS = ("started_at", "wall_time_s", "folder", "executor", "mve_ms_mean", "mve_ms_max")
 
 
 def _square(x):

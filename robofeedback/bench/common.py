@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from robofeedback.config import config_dir, load_yaml, run_metadata
+from robofeedback.parallel import LocalExecutor
 
 
 def config_arguments(description: str, name: str) -> argparse.ArgumentParser:
@@ -57,11 +57,13 @@ def read_results(out: Path) -> list[dict[str, Any]]:
 def run_entries(
     worker: Callable, entries: list[dict[str, Any]], out: Path, jobs: int, describe: Callable[[dict[str, Any]], str]
 ) -> None:
-    """Run ``worker((entry, out))`` for every entry in ``jobs`` spawned processes, appending each finished row to
-    ``out/results.jsonl`` at once (so an interrupted bench keeps what it finished) and printing ``describe(row)``."""
+    """Run ``worker((entry, out))`` for every entry in ``jobs`` spawned processes (in this one when ``jobs`` is 1),
+    appending each finished row to ``out/results.jsonl`` at once (so an interrupted bench keeps what it finished)
+    and printing ``describe(row)``."""
     results = out / "results.jsonl"
-    with multiprocessing.get_context("spawn").Pool(max(1, jobs)) as pool:
-        for i, row in enumerate(pool.imap_unordered(worker, [(e, str(out)) for e in entries]), start=1):
+    with LocalExecutor(max(1, jobs)) as executor:
+        jobs_done = executor.imap_unordered(worker, [(e, str(out)) for e in entries])
+        for i, (_, row) in enumerate(jobs_done, start=1):
             with open(results, "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(f"[{i}/{len(entries)}] {describe(row)}", flush=True)

@@ -22,6 +22,7 @@ import copy
 import datetime
 import json
 import math
+import re
 import shutil
 import threading
 import time
@@ -121,25 +122,17 @@ def expand(suite: dict[str, Any], only: list[str] | None = None, tasks: list[str
 # -- running one entry ---------------------------------------------------------------------------------------
 
 
-class _ProgressFile:
-    """Writes an entry's env steps done and to do to ``progress.json`` in its folder, for the suite's display."""
-
-    def __init__(self, folder: Path, total: int):
-        self.path, self.total = folder / "progress.json", total
-
-    def write(self, done: int) -> None:
-        self.path.write_text(json.dumps({"done": int(done), "total": int(self.total)}))
-
-
 def _progress_callback(folder: Path, total: int):
     from stable_baselines3.common.callbacks import BaseCallback
 
-    progress = _ProgressFile(folder, total)
+    path = folder / "progress.json"
 
     class Progress(BaseCallback):
+        """Writes the env steps done and to do to the entry's ``progress.json``, for the suite's display."""
+
         def _on_step(self) -> bool:
             if self.num_timesteps % 200 < self.training_env.num_envs:
-                progress.write(self.num_timesteps)
+                path.write_text(json.dumps({"done": int(self.num_timesteps), "total": int(total)}))
             return True
 
     return Progress()
@@ -356,13 +349,14 @@ RUNNERS: dict[str, Callable] = {
 
 
 def entry_folder(out: Path, entry: dict[str, Any]) -> Path:
-    name = entry_id(entry).replace("|", "_").replace(":", "-").replace(" ", "-").replace("/", "-")
+    """``out/runs/<entry id>``, with the id's separators and spaces made safe for a folder name."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", entry_id(entry).replace("|", "_"))
     return Path(out) / "runs" / name
 
 
 def run_entry(job: tuple[dict[str, Any], str, dict[str, Any]]) -> dict[str, Any]:
     """Run one entry in a fresh folder under ``out/runs``; returns its result row (or the error it raised, so one
-    failing entry does not stop the suite). ``executor`` says where ICPL trains its candidates."""
+    failing entry does not stop the suite). The job names the suite's executor, where ICPL trains its candidates."""
     import torch
 
     from robofeedback.parallel import LocalExecutor, make_executor
