@@ -131,8 +131,10 @@ def test_a_failing_entry_is_reported_and_rerun_on_resume(tmp_path):
     assert len(read_rows(tmp_path)) == 3  # the failed run and its rerun; the finished one stayed
 
 
-def test_the_command_writes_the_report_and_the_readme_section(tmp_path):
+def test_the_command_writes_the_report_and_the_readme_section(tmp_path, monkeypatch):
     from robofeedback.cli import main
+
+    monkeypatch.chdir(tmp_path)  # the README given as a relative path, as from a checkout
 
     suite_file = tmp_path / "suite.yaml"
     suite_file.write_text(
@@ -151,7 +153,7 @@ def test_the_command_writes_the_report_and_the_readme_section(tmp_path):
         "# Project\n\n## Results\n\n<!-- bench:results:start -->\nold\n<!-- bench:results:end -->\n\nEnd\n"
     )
     out = tmp_path / "out"
-    args = ["--suite", str(suite_file), "--out", str(out), "--readme", str(readme), "--jobs", "2", "--no-progress"]
+    args = ["--suite", str(suite_file), "--out", str(out), "--readme", "README.md", "--jobs", "2", "--no-progress"]
     code = main(["bench", *args])
     assert code == 0
     text = (out / "REPORT.md").read_text()

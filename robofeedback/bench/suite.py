@@ -700,7 +700,7 @@ README_START, README_END = "<!-- bench:results:start -->", "<!-- bench:results:e
 
 def update_readme(readme: Path, report_path: Path, images: Path) -> None:
     """Put the report's tables and plots between the README's results markers, the plots copied to ``images``."""
-    readme, report_path = Path(readme), Path(report_path)
+    readme, report_path, images = Path(readme).resolve(), Path(report_path), Path(images).resolve()
     text = readme.read_text()
     if README_START not in text or README_END not in text:
         raise SuiteError(f"{readme} has no {README_START} ... {README_END} markers for the results")
