@@ -550,7 +550,8 @@ def _plot_curves(rows: list[dict[str, Any]], path: Path, x: str) -> Path | None:
         if metric == "success_rate":
             ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.16), ncol=2, frameon=False)
+    fig.set_figheight(5.5)
     return save_figure(fig, path, dpi=90)
 
 
@@ -641,7 +642,7 @@ def report(rows: list[dict[str, Any]], out: Path, suite: dict[str, Any]) -> Path
         f"{len(ok)} entries finished, {len(failed)} failed; code {', '.join(commits)}; "
         f"{sum(r['wall_time_s'] for r in rows) / 60:.1f} min of entry time in {_elapsed(rows) / 60:.1f} min "
         f"({', '.join(sorted({r['executor'] for r in rows}))} executor). Each entry's seed, commit and config are "
-        "in `results.jsonl` and in the table at the end.",
+        "in `results.jsonl` and in the provenance table of `REPORT.md`.",
         "",
     ]
     if learning:
@@ -665,7 +666,10 @@ def report(rows: list[dict[str, Any]], out: Path, suite: dict[str, Any]) -> Path
         heron = [r for r in learning if r.get("levels")]
         if heron:
             lines += ["HERON's comparisons, share decided at each level of the factor ranking:", ""]
-            lines += [f"- {r['task']} seed {r['seed']}: {json.dumps(r['levels'])}" for r in heron]
+            lines += [
+                f"- {r['task']} seed {r['seed']}: " + ", ".join(f"{k} {v:.2f}" for k, v in r["levels"].items())
+                for r in heron
+            ]
             lines.append("")
     safety = [r for r in ok if r["method"] == "safe_mpc"]
     if safety:
