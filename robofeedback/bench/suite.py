@@ -22,6 +22,7 @@ import copy
 import datetime
 import json
 import math
+import os
 import re
 import shutil
 import threading
@@ -729,7 +730,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default runs/bench/<date>)")
     parser.add_argument("--only", nargs="+", metavar="METHOD", help=f"only these methods ({', '.join(METHODS)})")
     parser.add_argument("--tasks", nargs="+", help="only entries on these tasks")
-    parser.add_argument("--jobs", type=int, default=1, help="entries run at once (worker processes or Ray CPUs)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="entries run at once: worker processes, or the CPUs of a Ray instance started here (default: the "
+        "machine's CPU count)",
+    )
     add_executor_arguments(parser, "entries")
     parser.add_argument("--resume", action="store_true", help="continue a run in --out, keeping finished entries")
     parser.add_argument("--readme", default=None, help="also write the results into this README's results section")
