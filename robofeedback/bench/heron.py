@@ -126,6 +126,9 @@ def _cell(values: list, digits: int) -> str:
     return f"{np.mean(values):.{digits}f}{spread}"
 
 
+METHOD_ORDER = ["true reward", "heron", "factor-sum preferences", "heuristic"]
+
+
 def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
     from robofeedback.rl.plots import save_figure, task_panels
 
@@ -140,16 +143,19 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
         "| task | algo | steps | method | seeds | env return | success | labels | wall time |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    # the same order in every table and the same colour for a method in every panel, whatever order runs finished in
+    kinds = sorted({(r["method"], r["beta"]) for r in rows}, key=lambda k: (METHOD_ORDER.index(k[0]), k[1] or 0))
+    colours = {kind: f"C{i}" for i, kind in enumerate(kinds)}
     for ax, task in zip(axes, tasks, strict=True):
         task_rows = [r for r in rows if r["task"] == task]
-        groups: dict[tuple, list] = {}
+        groups: dict[tuple, list] = {kind: [] for kind in kinds}
         for r in task_rows:
-            groups.setdefault((r["method"], r["beta"]), []).append(r)
-        for (method, beta), group in groups.items():
+            groups[(r["method"], r["beta"])].append(r)
+        for (method, beta), group in ((k, g) for k, g in groups.items() if g):
             label = f"{method} (beta {beta:g})" if beta is not None else method
             steps = [c["steps"] for c in group[0]["curve"]]
             returns = np.mean([[c["mean_env_return"] for c in r["curve"]] for r in group], axis=0)
-            ax.plot(steps, returns, marker="o", label=label)
+            ax.plot(steps, returns, marker="o", label=label, color=colours[(method, beta)])
             lines.append(
                 f"| {task} | {group[0]['algo']} | {group[0]['steps']} | {label} | {len(group)} "
                 f"| {_cell([r['mean_env_return'] for r in group], 1)} | {_cell([r['success_rate'] for r in group], 2)} "
