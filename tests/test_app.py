@@ -271,12 +271,14 @@ def test_training_tab_shows_the_runs(store, clips, app, browser):
         eval_video=videos[0],
         labels=40,
         agreement={"human:alice": 0.85},
+        levels={"level 1 (progress)": 0.7, "tie at every level": 0.3},  # what a HERON run reports
     )
     page = open_page(browser, app.url, "hal")
     page.get_by_role("tab", name="Training").click()
     table = page.locator("#train-table")
     expect(table).to_contain_text("2000 / 6000", timeout=20_000)
     expect(table).to_contain_text("0.40")
+    expect(table).to_contain_text("level 1 (progress) 0.70, tie at every level 0.30")
     expect(page.locator("#train-video video")).to_have_count(1)
     page.screenshot(path=str(ARTIFACTS / "training.png"))
 

@@ -269,3 +269,5 @@ def test_cli_heron(tmp_path, capsys):
     assert summary["config"]["preference"]["offset"] == 0.5
     feedback = summary["config"]["feedback"]
     assert feedback["every"] == 128 and feedback["max_epochs"] == 5  # HERON retrains every rollout under PPO
+    (status,) = FeedbackStore(tmp_path / "run" / "feedback.db").run_statuses().values()
+    assert sum(status["levels"].values()) == pytest.approx(1.0, abs=0.01)  # for the app's Training tab

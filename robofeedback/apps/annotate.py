@@ -446,13 +446,25 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
                             f"{row.get('labels', 0)}" + (f" / {row['budget']}" if row.get("budget") else ""),
                             row.get("pending", 0),
                             json.dumps(row.get("agreement") or {}),
+                            ", ".join(f"{k} {v:.2f}" for k, v in (row.get("levels") or {}).items()),
                         )
                     )
                     + "</tr>"
                 )
             header = "".join(
                 f"<th>{h}</th>"
-                for h in ("run", "env", "state", "steps", "success", "env return", "labels", "pending", "reward agrees")
+                for h in (
+                    "run",
+                    "env",
+                    "state",
+                    "steps",
+                    "success",
+                    "env return",
+                    "labels",
+                    "pending",
+                    "reward agrees",
+                    "decided at (HERON)",
+                )
             )
             table = f'<div class="rf-runs"><table><tr>{header}</tr>{"".join(cells)}</table></div>'
             latest = next((r for r in rows if r.get("eval_video")), None)

@@ -326,6 +326,7 @@ class FeedbackLoop(BaseCallback):
             )
         if self.model_path is not None:
             self.reward_model.save(self.model_path)
+        levels = self.source.level_fractions() if hasattr(self.source, "level_fractions") else {}
         self.store.set_run_status(
             self.run,
             steps=int(self.num_timesteps),
@@ -333,6 +334,7 @@ class FeedbackLoop(BaseCallback):
             budget=self.budget,
             heldout_accuracy=None if np.isnan(stats["heldout_accuracy"]) else round(stats["heldout_accuracy"], 4),
             agreement=self._agreement(labels),
+            **({"levels": {k: round(v, 3) for k, v in levels.items()}} if levels else {}),  # HERON's deciding levels
         )
         return stats
 
