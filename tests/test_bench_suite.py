@@ -6,7 +6,16 @@ import json
 import pytest
 import yaml
 
-from robofeedback.bench.suite import SuiteError, entry_id, expand, read_rows, report, run_suite, update_readme
+from robofeedback.bench.suite import (
+    SuiteError,
+    entry_id,
+    expand,
+    read_rows,
+    report,
+    run_entry,
+    run_suite,
+    update_readme,
+)
 from robofeedback.parallel import LocalExecutor, make_executor
 
 PANDA = {"her": None, "env_kwargs": {"terminate_on_success": False, "render_size": 48}}
@@ -129,6 +138,14 @@ def test_a_failing_entry_is_reported_and_rerun_on_resume(tmp_path):
     rows = run_suite(suite, tmp_path, resume=True, progress=False)
     assert [r["status"] for r in rows] == ["ok", "ok"]
     assert len(read_rows(tmp_path)) == 3  # the failed run and its rerun; the finished one stayed
+
+
+def test_an_entry_that_needs_the_task_in_words_says_so(tmp_path):
+    for method in ("icpl", "bilevel", "varp"):
+        entry = {"method": method, "task": "gym:Pendulum-v1", "steps": 10, "seed": 0, "config": {}}
+        row = run_entry((entry, str(tmp_path), {"kind": "local", "jobs": 1, "address": None}))
+        assert row["status"] == "failed"
+        assert ("needs text:" if method != "varp" else "needs goal: and baseline:") in row["error"]
 
 
 def test_the_command_writes_the_report_and_the_readme_section(tmp_path, monkeypatch):

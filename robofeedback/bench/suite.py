@@ -213,6 +213,16 @@ def _prompts(entry: dict[str, Any]) -> tuple[str, str]:
     return goal, baseline
 
 
+def _task_text(entry: dict[str, Any]) -> str:
+    """The task in words for the LLM or the judge: the entry's ``text:``, by default the task's known text."""
+    from robofeedback.feedback.vlm import task_prompts
+
+    text = entry.get("text") or task_prompts(entry["task"]).get("task")
+    if not text:
+        raise SuiteError(f"{entry['method']} needs text: (the task in words); none is known for {entry['task']}")
+    return text
+
+
 def run_clip(entry, folder, executor):
     from robofeedback.rewards.clip import ClipReward
 
@@ -241,7 +251,6 @@ def run_heron(entry, folder, executor):
 def run_icpl(entry, folder, executor):
     from robofeedback.bench.icpl import replay_path
     from robofeedback.feedback.llm import Replay
-    from robofeedback.feedback.vlm import task_prompts
     from robofeedback.rewards.icpl import ICPL
 
     proposer = None
@@ -250,7 +259,7 @@ def run_icpl(entry, folder, executor):
     candidates, steps = entry.get("candidates", 2), entry["steps"]
     loop = ICPL(
         entry["task"],
-        entry.get("text") or task_prompts(entry["task"])["task"],
+        _task_text(entry),
         proposer=proposer,
         iterations=entry.get("iterations", 2),
         candidates=candidates,
@@ -291,7 +300,7 @@ def run_bilevel(entry, folder, executor):
     loop = BilevelVideoReward(
         entry["task"],
         assets_dir() / "videos" / f"{name}-expert.mp4",
-        entry.get("text") or f"to {entry['task']}",
+        _task_text(entry),
         llm=llm,
         train_steps=steps,
         config=entry["config"],
