@@ -6,11 +6,11 @@ import json
 import pytest
 import yaml
 
+from robofeedback.bench.common import read_results
 from robofeedback.bench.suite import (
     SuiteError,
     entry_id,
     expand,
-    read_rows,
     report,
     run_entry,
     run_suite,
@@ -116,7 +116,7 @@ def test_the_suite_gives_the_same_results_locally_and_on_ray_and_resumes(tmp_pat
         run_suite(TINY, tmp_path / "local", "local", progress=False)
     again = run_suite(TINY, tmp_path / "local", "local", resume=True, progress=False)
     assert _comparable(again) == _comparable(local)
-    assert len(read_rows(tmp_path / "local")) == len(TINY["entries"])  # nothing was run twice
+    assert len(read_results(tmp_path / "local")) == len(TINY["entries"])  # nothing was run twice
 
 
 def test_a_failing_entry_is_reported_and_rerun_on_resume(tmp_path):
@@ -137,7 +137,7 @@ def test_a_failing_entry_is_reported_and_rerun_on_resume(tmp_path):
     del suite["entries"][0]["env_kwargs"]
     rows = run_suite(suite, tmp_path, resume=True, progress=False)
     assert [r["status"] for r in rows] == ["ok", "ok"]
-    assert len(read_rows(tmp_path)) == 3  # the failed run and its rerun; the finished one stayed
+    assert len(read_results(tmp_path)) == 3  # the failed run and its rerun; the finished one stayed
 
 
 def test_an_entry_that_needs_the_task_in_words_says_so(tmp_path):

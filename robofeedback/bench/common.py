@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from robofeedback.config import config_dir, load_yaml, run_metadata
 from robofeedback.parallel import LocalExecutor
 
@@ -46,6 +48,15 @@ def report_footer(plot: Path, caption: str, spec: dict[str, Any]) -> list[str]:
         "",
         f"Code: `{json.dumps(run_metadata())}`",
     ]
+
+
+def mean_spread(values: list, digits: int = 2) -> str:
+    """``mean ± std`` of the values that are not None (just the value when there is one, ``-`` when none)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    spread = f" ± {np.std(values):.{digits}f}" if len(values) > 1 else ""
+    return f"{np.mean(values):.{digits}f}{spread}"
 
 
 def read_results(out: Path) -> list[dict[str, Any]]:

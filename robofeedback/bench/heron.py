@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from robofeedback.bench.common import config_arguments, load_spec, read_results, report_footer, run_entries
+from robofeedback.bench.common import (
+    config_arguments,
+    load_spec,
+    mean_spread,
+    read_results,
+    report_footer,
+    run_entries,
+)
 from robofeedback.config import run_metadata
 
 
@@ -118,15 +125,8 @@ def _describe(row: dict[str, Any]) -> str:
     )
 
 
-def _cell(values: list, digits: int) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    spread = f" ± {np.std(values):.{digits}f}" if len(values) > 1 else ""
-    return f"{np.mean(values):.{digits}f}{spread}"
-
-
 METHOD_ORDER = ["true reward", "heron", "factor-sum preferences", "heuristic"]
+CELLS = [("mean_env_return", 1), ("success_rate", 2), ("labels", 0), ("wall_time_s", 0)]  # and their digits
 
 
 def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
@@ -156,10 +156,10 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
             steps = [c["steps"] for c in group[0]["curve"]]
             returns = np.mean([[c["mean_env_return"] for c in r["curve"]] for r in group], axis=0)
             ax.plot(steps, returns, marker="o", label=label, color=colours[(method, beta)])
+            cells = [mean_spread([r[k] for r in group], d) for k, d in CELLS]
             lines.append(
                 f"| {task} | {group[0]['algo']} | {group[0]['steps']} | {label} | {len(group)} "
-                f"| {_cell([r['mean_env_return'] for r in group], 1)} | {_cell([r['success_rate'] for r in group], 2)} "
-                f"| {_cell([r['labels'] for r in group], 0)} | {_cell([r['wall_time_s'] for r in group], 0)} s |"
+                f"| {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} s |"
             )
         ax.set(title=task, xlabel="env steps", ylabel="mean env return (eval)")
         ax.grid(alpha=0.3)

@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -61,28 +62,25 @@ def _reward_modules(obs_dim: int, act_dim: int) -> dict[str, Any]:
 def wrapper_steps(n_envs: int = 4, steps: int = 200) -> dict[str, Any]:
     """Steps/s of ``n_envs`` panda reach envs with each reward module's reward, each against the bare envs measured
     just before it (rendering, which only the CLIP reward asks for, is counted in its rate)."""
+    import functools
+
     import torch
 
-    from robofeedback.rl import VecRewardWrapper
-    from robofeedback.rl.train import make_vec_env
+    from robofeedback.bench.throughput import vec_steps_per_second
+    from robofeedback.envs import make
 
     torch.set_num_threads(1)
-    kwargs = {"flatten": True, "render_size": 96}
-    bare = make_vec_env(WRAPPED_TASK, n_envs, seed=0, env_kwargs=kwargs)
-    bare.reset()
-    actions = np.stack([bare.action_space.sample() for _ in range(n_envs)])
-    obs_dim, act_dim = bare.observation_space.shape[0], bare.action_space.shape[0]
+    make_env = functools.partial(make, WRAPPED_TASK, seed=0, flatten=True, render_size=96)
+    probe = make_env()
+    obs_dim, act_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
+    probe.close()
     rows = {}
     for name, reward in _reward_modules(obs_dim, act_dim).items():
-        n = steps // 4 if reward.needs_frames else steps
-        raw = _rate(lambda: bare.step(actions), n) * n_envs
-        venv = VecRewardWrapper(make_vec_env(WRAPPED_TASK, n_envs, seed=0, env_kwargs=kwargs), reward)
-        venv.reset()
-        wrapped = _rate(lambda venv=venv: venv.step(actions), n) * n_envs
-        venv.close()
+        n = (steps // 4 if reward.needs_frames else steps) * n_envs
+        raw = vec_steps_per_second(make_env, n_envs, n)
+        wrapped = vec_steps_per_second(make_env, n_envs, n, reward)
         rows[name] = {"steps_per_s": round(wrapped, 1), "unwrapped_steps_per_s": round(raw, 1)}
         rows[name]["ratio"] = round(wrapped / raw, 3)
-    bare.close()
     return {
         "measure": "wrapper_steps",
         "what": f"env steps/s through VecRewardWrapper vs unwrapped ({WRAPPED_TASK}, {n_envs} envs)",
@@ -115,11 +113,7 @@ def _synthetic_pairs(n: int, length: int, obs_dim: int, act_dim: int, seed: int)
     returns = obs[:, :, 1:] @ weights
     values = ["a" if r[0].sum() > r[1].sum() else "b" for r in returns]
 
-    class Pair:
-        def __init__(self, o, a):
-            self.obs, self.actions = o, a
-
-    pairs = [(Pair(obs[i, 0], actions[i, 0]), Pair(obs[i, 1], actions[i, 1])) for i in range(n)]
+    pairs = [tuple(SimpleNamespace(obs=obs[i, k], actions=actions[i, k]) for k in (0, 1)) for i in range(n)]
     return PreferenceData.from_pairs(pairs, values)
 
 

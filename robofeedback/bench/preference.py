@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from robofeedback.bench.common import config_arguments, load_spec, read_results, report_footer, run_entries
+from robofeedback.bench.common import (
+    config_arguments,
+    load_spec,
+    mean_spread,
+    read_results,
+    report_footer,
+    run_entries,
+)
 from robofeedback.config import deep_merge
 
 
@@ -133,14 +140,6 @@ def _describe(row: dict[str, Any]) -> str:
     return f"{entry_key(row)}: success {row['success_rate']}, labels {row.get('labels', '-')}, {row['wall_time_s']} s"
 
 
-def _mean_spread(group: list[dict[str, Any]], key: str, digits: int = 2) -> str:
-    values = [g[key] for g in group if g.get(key) is not None]
-    if not values:
-        return "-"
-    spread = f" ± {np.std(values):.{digits}f}" if len(values) > 1 else ""
-    return f"{np.mean(values):.{digits}f}{spread}"
-
-
 LATE_EVALS = 3
 
 
@@ -199,12 +198,12 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
                 teacher or "-",
                 budget or "-",
                 len(group),
-                _mean_spread(group, "labels", 0),
-                _mean_spread(group, "success_rate"),
-                _mean_spread(group, "late_success"),
-                _mean_spread(group, "mean_env_return", 1),
-                _mean_spread(group, "reward_accuracy_fresh_pairs"),
-                _mean_spread(group, "wall_time_s", 0) + " s",
+                mean_spread([g.get("labels") for g in group], 0),
+                mean_spread([g.get("success_rate") for g in group]),
+                mean_spread([g.get("late_success") for g in group]),
+                mean_spread([g.get("mean_env_return") for g in group], 1),
+                mean_spread([g.get("reward_accuracy_fresh_pairs") for g in group]),
+                mean_spread([g.get("wall_time_s") for g in group], 0) + " s",
             ]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     plot = save_figure(fig, out / "success_vs_labels.png", dpi=100)

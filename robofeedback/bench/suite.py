@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from robofeedback.bench.common import mean_spread, read_results
 from robofeedback.config import config_dir, deep_merge, load_yaml, run_metadata
 from robofeedback.parallel import add_executor_arguments
 
@@ -403,11 +404,6 @@ def run_entry(job: tuple[dict[str, Any], str, dict[str, Any]]) -> dict[str, Any]
 # -- the suite -----------------------------------------------------------------------------------------------
 
 
-def read_rows(out: Path) -> list[dict[str, Any]]:
-    path = Path(out) / RESULTS
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
 def _describe_running(out: Path, done: set[str], entries: list[dict]) -> str:
     parts = []
     for entry in entries:
@@ -441,7 +437,7 @@ def run_suite(
 
     out = Path(out)
     entries = expand(suite, only, tasks)
-    rows = read_rows(out)
+    rows = read_results(out)
     if rows and not resume:
         raise SuiteError(f"{out / RESULTS} already holds results: pass --resume to continue it, or another --out")
     finished = {r["id"] for r in rows if r.get("status") == "ok"}
@@ -486,7 +482,7 @@ def run_suite(
     finally:
         stop.set()
         bar.close()
-    return latest(read_rows(out))
+    return latest(read_results(out))
 
 
 def latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -496,15 +492,6 @@ def latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # -- the report ----------------------------------------------------------------------------------------------
-
-
-def _mean_spread(values: list, digits: int = 2) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
 
 
 def _method_label(row: dict[str, Any]) -> str:
@@ -576,11 +563,11 @@ def _task_table(rows: list[dict[str, Any]]) -> list[str]:
             label,
             _budget(group[0]),
             ", ".join(str(r["seed"]) for r in group),
-            _mean_spread([r.get("steps") for r in group], 0),
-            _mean_spread([r.get("labels") for r in group], 0),
-            _mean_spread([r.get("success_rate") for r in group]),
-            _mean_spread([r.get("mean_env_return") for r in group], 1),
-            _mean_spread([r["wall_time_s"] for r in group], 0) + " s",
+            mean_spread([r.get("steps") for r in group], 0),
+            mean_spread([r.get("labels") for r in group], 0),
+            mean_spread([r.get("success_rate") for r in group]),
+            mean_spread([r.get("mean_env_return") for r in group], 1),
+            mean_spread([r["wall_time_s"] for r in group], 0) + " s",
         ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return lines

@@ -22,7 +22,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from robofeedback.config import run_metadata
 from robofeedback.envs import make
 from robofeedback.envs.base import quiet_native_output
-from robofeedback.rewards.base import FnReward, Transitions
+from robofeedback.rewards.base import FnReward, RewardFunction, Transitions
 from robofeedback.rl.wrappers import RewardWrapper, VecRewardWrapper
 
 FAMILIES = {"panda": "panda:PandaPush-v3", "metaworld": "metaworld:push", "bullet": "bullet:HopperBulletEnv-v0"}
@@ -45,10 +45,14 @@ def _steps_per_second(env: gym.Env, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def _vec_steps_per_second(make_env: Callable[[], gym.Env], n_envs: int, n: int, wrap: bool = True) -> float:
+def vec_steps_per_second(
+    make_env: Callable[[], gym.Env], n_envs: int, n: int, reward: RewardFunction | None = None
+) -> float:
+    """Env steps/s of ``n_envs`` envs in a ``DummyVecEnv``, through a :class:`VecRewardWrapper` with ``reward``
+    when one is given."""
     venv = DummyVecEnv([make_env] * n_envs)
-    if wrap:
-        venv = VecRewardWrapper(venv, FnReward(zero_reward, batched=True))
+    if reward is not None:
+        venv = VecRewardWrapper(venv, reward)
     with quiet_native_output():
         venv.reset()
     actions = np.stack([venv.action_space.sample() for _ in range(n_envs)])
@@ -63,16 +67,15 @@ def _vec_steps_per_second(make_env: Callable[[], gym.Env], n_envs: int, n: int, 
 def measure_steps(family: str, n: int) -> dict[str, float]:
     spec = FAMILIES[family]
     kwargs = {"flatten": True} if family == "panda" else {}
+    zero = FnReward(zero_reward, batched=True)
     row = {
         # the simulator's own env, as the robofeedback adapter builds it, without the contract wrapper
         "native": _steps_per_second(make(spec, seed=0).env, n),
         "robofeedback env": _steps_per_second(make(spec, seed=0, **kwargs), n),
-        "RewardWrapper": _steps_per_second(
-            RewardWrapper(make(spec, seed=0, **kwargs), FnReward(zero_reward, batched=True)), n
-        ),
-        "DummyVecEnv x1": _vec_steps_per_second(lambda: make(spec, seed=0, **kwargs), 1, n, wrap=False),
-        "VecRewardWrapper x1": _vec_steps_per_second(lambda: make(spec, seed=0, **kwargs), 1, n),
-        "VecRewardWrapper x4": _vec_steps_per_second(lambda: make(spec, seed=0, **kwargs), 4, n),
+        "RewardWrapper": _steps_per_second(RewardWrapper(make(spec, seed=0, **kwargs), zero), n),
+        "DummyVecEnv x1": vec_steps_per_second(lambda: make(spec, seed=0, **kwargs), 1, n),
+        "VecRewardWrapper x1": vec_steps_per_second(lambda: make(spec, seed=0, **kwargs), 1, n, zero),
+        "VecRewardWrapper x4": vec_steps_per_second(lambda: make(spec, seed=0, **kwargs), 4, n, zero),
     }
     return {k: round(v, 1) for k, v in row.items()}
 
