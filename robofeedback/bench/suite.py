@@ -524,11 +524,8 @@ def _plot_curves(rows: list[dict[str, Any]], path: Path, x: str) -> Path | None:
     fig, axes = task_panels(tasks)
     for ax, task in zip(axes, tasks, strict=True):
         task_rows = [r for r in rows if r["task"] == task]
-        metric = (
-            "success_rate"
-            if all(c.get("success_rate") is not None for r in task_rows for c in r["curve"])
-            else ("mean_env_return")
-        )
+        has_success = all(c.get("success_rate") is not None for r in task_rows for c in r["curve"])
+        metric = "success_rate" if has_success else "mean_env_return"
         for (_, label), group in _groups(task_rows).items():
             points: dict[float, list[float]] = {}
             for r in group:
