@@ -263,7 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     who = p.add_mutually_exclusive_group()
     who.add_argument("--simulated-human", action="store_true", help="the paper's simulated corrector (default)")
     who.add_argument("--human", choices=["terminal", "app"], help="a person at this terminal, or in the app")
-    p.add_argument("--episodes", type=_positive_int, default=20, help="attempts at the task (default 20)")
+    p.add_argument(
+        "--episodes", type=_positive_int, default=40, help="attempts at the task, until one needs no help (default 40)"
+    )
     p.add_argument("--misspecified", action="store_true", help="the variant whose true constraint is outside")
     p.add_argument("--noise", type=float, default=0.0, help="simulated human: direction noise (default 0)")
     p.add_argument("--epsilon", type=float, default=None, help="radius of the aligned set (V_min; default the game's)")
@@ -724,10 +726,20 @@ def cmd_safe_mpc(args: argparse.Namespace) -> int:
     (out / "trial.json").write_text(
         json.dumps({"game": args.game, "misspecified": args.misspecified, **record}, indent=2)
     )
-    outcome = "success" if trial.success else ("declared misspecified" if trial.misspecified else "no success")
+    outcome = (
+        "success (an attempt with no help)"
+        if trial.success
+        else ("declared misspecified" if trial.misspecified else "no attempt without help")
+    )
+    first = (
+        f"the goal was first reached on attempt {trial.first_success}, after {trial.first_success_corrections} "
+        "corrections"
+        if trial.first_success
+        else "the goal was never reached"
+    )
     print(
         f"{args.game}: {outcome} after {trial.attempts} attempts; {trial.corrections} corrections "
-        f"(certified bound K = {trial.bound}), {trial.violations} violations"
+        f"(certified bound K = {trial.bound}), {trial.violations} violations; {first}"
     )
     if trial.misspecified:
         print(f"why: {trial.reason}")

@@ -98,6 +98,8 @@ def test_the_pendulum_converges_within_the_bound_and_corrections_are_stored(tmp_
     assert trial.theta_error < 0.05
     labels = store.labels(kind="correction", run="pendulum")
     assert len(labels) == trial.corrections and {lb.source for lb in labels} == {"script:simulated-human"}
+    assert len(store.labels(kind="violation", run="pendulum")) == trial.violations
+    assert 0 < trial.first_success <= trial.attempts and trial.first_success_corrections <= trial.corrections
     replayed = CuttingPlaneLearner.replay(
         store,
         "pendulum",
@@ -106,6 +108,29 @@ def test_the_pendulum_converges_within_the_bound_and_corrections_are_stored(tmp_
         epsilon=env.game.model.epsilon,
     )
     assert np.allclose(replayed.theta, trial.theta, atol=1e-3)
+
+
+def test_a_violation_cuts_away_every_theta_that_calls_the_state_safe(tmp_path):
+    store = FeedbackStore(tmp_path / "f.db")
+    learner = CuttingPlaneLearner(-np.ones(2), np.ones(2), epsilon=1e-3, store=store, run="v")
+    # c(x) = -0.5 + theta^T psi with psi(x) = [1, 0]: seen unsafe, so theta_1 >= 0.5
+    status = learner.violation(np.array([1.0, 0.0]), -0.5, state=np.array([0.3, 0.2]), t=4)
+    assert not status.misspecified and 0.5 < learner.theta[0] < 1.0 and learner.corrections == 0
+    assert learner.theta[0] == pytest.approx(0.75, abs=1e-2) and learner.theta[1] == pytest.approx(0.0, abs=1e-2)
+    (label,) = store.labels(kind="violation", run="v")
+    assert label.payload["t"] == 4 and label.payload["cut"] == {"h": [-1.0, -0.0], "b": -0.5}
+    replayed = CuttingPlaneLearner.replay(store, "v", low=-np.ones(2), high=np.ones(2), epsilon=1e-3)
+    assert np.allclose(replayed.theta, learner.theta)
+    # where no theta in the box can call the state unsafe, the space is empty: misspecified, with the reason
+    status = learner.violation(np.array([0.0, 1.0]), -2.0)
+    assert status.misspecified and "violation" in status.reason
+
+
+@pytest.mark.parametrize("game", ["drone", "arm"])
+def test_the_misspecified_drone_and_arm_are_declared(game):
+    env = make(f"safety:{game}", seed=0, render_size=64, misspecified=True)
+    trial = align(env, seed=0, episodes=10)
+    assert trial.misspecified and not trial.success and trial.violations >= 1 and "no solution" in trial.reason
 
 
 def test_the_misspecified_pendulum_is_declared_not_looped():

@@ -81,7 +81,9 @@ def test_labels_of_every_kind_with_provenance(store, segments):
         signs={"progress": 1},
         margins={"alive": 0.5},
     )
+    vid = store.add_violation([0.4, 0.1], t=9, source="script:simulated-human", run="r", cut={"h": [-1.0], "b": -0.5})
     labels = {lb.id: lb for lb in store.labels()}
+    assert labels[vid].payload == {"state": [0.4, 0.1], "t": 9, "cut": {"h": [-1.0], "b": -0.5}}
     assert labels[pid].value == "a" and labels[pid].note == "closer to the goal" and labels[pid].source == "human:ada"
     assert labels[pid].created_at >= before
     assert labels[rid].payload == {"order": [c, a, b], "best": c, "worst": b}
@@ -89,7 +91,7 @@ def test_labels_of_every_kind_with_provenance(store, segments):
     assert labels[cid].segment_ids == [a]
     assert store.factor_ranking("bullet:AntBulletEnv-v0").payload["order"] == ["progress", "alive"]
     assert labels[fid].payload["margins"] == {"alive": 0.5}
-    assert [lb.kind for lb in store.labels(run="r")] == ["preference", "ranking", "correction"]
+    assert [lb.kind for lb in store.labels(run="r")] == ["preference", "ranking", "correction", "violation"]
 
 
 def test_factor_ranking_is_one_per_task_and_source(store):
@@ -117,6 +119,9 @@ def test_factor_ranking_is_one_per_task_and_source(store):
         (lambda s, a, b: s.add_correction([0, 0], ["up"], 1, "human:ada"), StoreError),
         (lambda s, a, b: s.add_correction([0, 0], [1, 0], -1, "human:ada"), StoreError),
         (lambda s, a, b: s.add_correction([0, 0], [1, 0], 1, "human:ada", segment_id="nope"), UnknownSegmentError),
+        (lambda s, a, b: s.add_violation([0, np.inf], 1, "script:simulated-human"), StoreError),
+        (lambda s, a, b: s.add_violation([0, 0], -2, "script:simulated-human"), StoreError),
+        (lambda s, a, b: s.add_query("violation", []), StoreError),  # seen, never asked for
         (lambda s, a, b: s.set_factor_ranking("x", ["p", "p"], "human:ada"), StoreError),
         (lambda s, a, b: s.set_factor_ranking("x", ["p"], "human:ada", signs={"p": 2}), StoreError),
         (lambda s, a, b: s.set_factor_ranking("x", ["p"], "human:ada", margins={"q": 1.0}), StoreError),
@@ -187,11 +192,12 @@ def test_export_import_round_trips_exactly(store, segments, tmp_path):
     store.add_preference(b, c, "b", "script:heron", run="r", note="decided at level 2 (alive)", level=2)
     store.add_ranking([a, b, c], "human:ada", best=a, worst=c, run="r")
     store.add_correction([1.5, -2.0], [0.3, 0.4], 7, "human:ada")
+    store.add_violation([0.5, 0.25], 8, "human:ada", cut={"h": [-0.5, -1.0], "b": -1.0})
     store.set_factor_ranking("metaworld:reach", ["obj_to_target"], "human:ada")
     store.set_run_status("r", steps=100, eval={"success_rate": 0.5})
     first = store.export_jsonl(tmp_path / "one.jsonl")
     other = FeedbackStore(tmp_path / "other.db")
-    assert other.import_jsonl(first) == {"segments": 6, "queries": 1, "labels": 5, "runs": 1}
+    assert other.import_jsonl(first) == {"segments": 6, "queries": 1, "labels": 6, "runs": 1}
     assert other.run_statuses()["r"]["eval"] == {"success_rate": 0.5}
     assert [lb.payload for lb in other.labels(kind="preference", source="script:heron")] == [{"level": 2}]
     second = other.export_jsonl(tmp_path / "two.jsonl")

@@ -2,9 +2,10 @@
 
 ``python -m robofeedback.bench.safety [--seeds 20] [--games pendulum drone arm] [--episodes 20]`` runs, for every
 game, ``--seeds`` trials of the well-specified game and as many of the misspecified variant (the true constraint
-outside the hypothesis box), and writes ``results.json`` and ``REPORT.md``: success rate (goal reached without a
-violation), corrections per trial (mean, spread, max) next to the certified bound K, violations, the
-maximum-volume-ellipsoid solve time per correction, and how often the misspecified variant was declared.
+outside the hypothesis box), and writes ``results.json`` and ``REPORT.md``: success rate (an attempt that reached the
+goal with no correction and no violation), corrections per trial (mean, spread, max) next to the certified bound
+K, the corrections used until the goal was first reached (with help), violations, the maximum-volume-ellipsoid
+solve time per correction, and how often the misspecified variant was declared.
 """
 
 from __future__ import annotations
@@ -60,26 +61,38 @@ def run(games: list[str], seeds: int, episodes: int) -> list[dict[str, Any]]:
     return rows
 
 
+def first_reached(row: dict[str, Any]) -> str:
+    """'share of trials, corrections until then (mean ± std)' for the trials whose robot reached the goal at all."""
+    if row.get("first_success_corrections_mean") is None:
+        return "0.00" if "first_success_rate" in row else "-"  # "-": a row from before this was measured
+    spread = f"{row['first_success_corrections_mean']:.1f} ± {row['first_success_corrections_std']:.1f}"
+    return f"{row['first_success_rate']:.2f}, {spread}"
+
+
 def report(rows: list[dict[str, Any]], out: Path) -> Path:
     lines = [
         "# Safe MPC alignment with the simulated human",
         "",
-        "Per game: trials (seeds) of up to `episodes` attempts, learning carried across attempts; a trial succeeds "
-        "when an attempt reaches the goal without entering the unsafe region. The simulated human corrects with "
-        "probability 0.3 when the plan comes within 2 of the true boundary. K is the certificate "
-        "ln(Vol Theta_0 / V_min) / -ln(1 - 1/r), V_min the ball of radius epsilon.",
+        "Per game: trials (seeds) of up to `episodes` attempts, learning carried across attempts (corrections and "
+        "violations both cut). A trial succeeds when an attempt reaches the goal with no correction and without "
+        "entering the unsafe region: the robot needed no more help. 'Goal first reached' counts the corrections "
+        "until an attempt first got there, with help. The simulated human corrects with probability 0.3 when the "
+        "plan comes within 2 of the true boundary. K is the certificate ln(Vol Theta_0 / V_min) / -ln(1 - 1/r), "
+        "V_min the ball of radius epsilon.",
         "",
-        "| game | r | variant | trials | success | corrections (mean ± std, max) | bound K | violations "
-        "| declared misspecified | MVE solve per correction (mean / max) | paper, with people |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| game | r | variant | trials | success | corrections (mean ± std, max) | bound K | goal first reached: "
+        "trials, corrections until then | violations | declared misspecified | MVE solve per cut (mean / max) "
+        "| paper, with people |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         mve = f"{r['mve_ms_mean']:.0f} / {r['mve_ms_max']:.0f} ms" if r["mve_ms_mean"] is not None else "-"
+        paper = "" if r["misspecified"] else PAPER[r["game"]]
         lines.append(
             f"| {r['game']} | {r['r']} | {'misspecified' if r['misspecified'] else 'true constraint inside'} "
             f"| {r['trials']} | {r['success_rate']:.2f} | {r['corrections_mean']:.1f} ± {r['corrections_std']:.1f}, "
-            f"{r['corrections_max']} | {r['bound']} | {r['violations']} | {r['declared_misspecified']} / "
-            f"{r['trials']} | {mve} | {'' if r['misspecified'] else PAPER[r['game']]} |"
+            f"{r['corrections_max']} | {r['bound']} | {first_reached(r)} | {r['violations']} "
+            f"| {r['declared_misspecified']} / {r['trials']} | {mve} | {paper} |"
         )
     lines += ["", f"Code: `{json.dumps(run_metadata())}`", ""]
     path = out / "REPORT.md"
@@ -91,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench/safety")
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--episodes", type=int, default=20, help="attempts per trial")
+    parser.add_argument("--episodes", type=int, default=40, help="attempts per trial")
     parser.add_argument("--games", nargs="*", default=["pendulum", "drone", "arm"])
     args = parser.parse_args(argv)
     out = Path(args.out)

@@ -40,7 +40,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from robofeedback.data.trajectory import Obs, Segment
 
-LABEL_KINDS = ("preference", "ranking", "correction", "factor_ranking")
+LABEL_KINDS = ("preference", "ranking", "correction", "factor_ranking", "violation")
+QUERY_KINDS = ("preference", "ranking", "correction", "factor_ranking")  # a violation is seen, never asked for
 PREFERENCE_VALUES = ("a", "b", "equal", "skip")
 QUERY_STATUSES = ("pending", "answered", "skipped", "expired")
 SOURCE_PATTERN = re.compile(r"^(human|vlm|llm|script):[^\s:][^\s]*$")
@@ -420,8 +421,8 @@ class FeedbackStore:
         meta: dict | None = None,
     ) -> str:
         """Ask for a label of ``kind`` on ``segment_ids``; ``assignee`` restricts who is served it."""
-        if kind not in LABEL_KINDS:
-            raise StoreError(f"query kind must be one of {LABEL_KINDS}, got {kind!r}")
+        if kind not in QUERY_KINDS:
+            raise StoreError(f"query kind must be one of {QUERY_KINDS}, got {kind!r}")
         segment_ids = list(segment_ids)
         if kind == "preference" and len(segment_ids) != 2:
             raise StoreError(f"a preference query compares 2 segments, got {len(segment_ids)}")
@@ -653,6 +654,12 @@ class FeedbackStore:
         answer = {"state": state, "direction": direction, "t": t, **extra}
         return self._add_label("correction", [segment_id] if segment_id else [], source, note, run, answer)
 
+    def add_violation(
+        self, state: Sequence[float], t: int, source: str, run: str = "default", note: str | None = None, **extra: Any
+    ) -> int:
+        """A safety violation seen at time index ``t``: the robot entered an unsafe region in ``state``."""
+        return self._add_label("violation", [], source, note, run, {"state": state, "t": t, **extra})
+
     def set_factor_ranking(
         self,
         task: str,
@@ -731,16 +738,17 @@ class FeedbackStore:
             payload = _json_extras({k: v for k, v in answer.items() if k != "value"}, "preference")
         elif kind == "ranking":
             payload = _check_ranking(segment_ids, answer.get("order"), answer.get("best"), answer.get("worst"))
-        elif kind == "correction":
+        elif kind in ("correction", "violation"):
             t = answer.get("t")
             if not isinstance(t, (int, np.integer)) or isinstance(t, bool) or t < 0:
-                raise StoreError(f"a correction's time index t must be an integer >= 0, got {t!r}")
+                raise StoreError(f"a {kind}'s time index t must be an integer >= 0, got {t!r}")
             payload = {
-                **_json_extras({k: v for k, v in answer.items() if k not in ("state", "direction", "t")}, "correction"),
+                **_json_extras({k: v for k, v in answer.items() if k not in ("state", "direction", "t")}, kind),
                 "state": _vector(answer.get("state"), "state"),
-                "direction": _vector(answer.get("direction"), "direction", nonzero=True),
                 "t": int(t),
             }
+            if kind == "correction":
+                payload["direction"] = _vector(answer.get("direction"), "direction", nonzero=True)
         elif kind == "factor_ranking":
             payload = _check_factor_ranking(answer)
         else:

@@ -287,8 +287,9 @@ class PendulumGame(SafetyGame):
         features = PolynomialFeatures(index=(0, 1), degree=1, bias=-3.0, steps=(1,))
         box = (np.array([-6.0, -6.0]), np.array([2.0, 2.0]))
         return GameModel(
-            2, 1, dt, np.array([-100.0]), np.array([100.0]), features, box, 20, 1.0, dynamics, stage, terminal, 0.003
-        )  # epsilon 0.003: at 0.01 the simulated human's cuts came within the ball in 4 of 20 well-specified trials
+            2, 1, dt, np.array([-100.0]), np.array([100.0]), features, box, 20, 1.0, dynamics, stage, terminal, 3e-4
+        )  # epsilon: the simulated human's cuts came within a ball of 0.003 in 1 of 20 well-specified trials run
+        # until the robot needed no help (and of 0.01 in 4 of 20 stopped at the first success); none within 0.001
 
     def true_theta(self) -> np.ndarray:
         return np.array([0.6, 1.0])

@@ -3,9 +3,13 @@
 :func:`align` runs one trial on a safety game: up to ``episodes`` attempts at the task, learning carried over
 between them. At every step the MPC plans under the learner's theta; the human (simulated, at the terminal, or
 in the annotation app through the feedback store) may send a direction for the first control; each
-direction becomes cuts, the learner re-centres and the MPC re-plans. An attempt ends at the goal (success),
-in an unsafe state (a violation) or at the step limit; the trial ends at the first success, when the
-hypothesis space is declared misspecified, or after the last attempt.
+direction becomes cuts, the learner re-centres and the MPC re-plans. An attempt ends at the goal, in an unsafe
+state (a violation, which the learner takes as a cut too) or at the step limit. The trial succeeds at the first
+attempt the robot does on its own: the goal reached with no correction and no violation, i.e. the person had
+nothing left to teach. It also ends when the hypothesis space is declared misspecified, or after the last
+attempt. (Stopping at the first attempt that reaches the goal with the person's help would end a misspecified
+trial as a success whenever the person steers the robot through, before anything could be declared; that
+attempt is recorded too, as ``first_success``.)
 
 The simulated human follows the paper: with probability ``p`` at each step whose plan comes within
 ``threshold`` of the true boundary (threshold < g_theta_H(xi) < 0), it sends a = -grad_{u_0} B(u; theta_H),
@@ -170,12 +174,16 @@ class StoreHuman:
 
 @dataclass
 class Trial:
-    """What one trial gave: success, the attempts, corrections, violations, the certificate, MVE solve times and
-    (when declared) why the hypothesis space is misspecified."""
+    """What one trial gave: success (an attempt without help), the attempts, corrections, violations, the
+    certificate, MVE solve times and (when declared) why the hypothesis space is misspecified.
+    ``first_success`` is the first attempt that reached the goal without a violation, with or without
+    corrections (0: none did), and ``first_success_corrections`` the corrections used up to its end."""
 
     success: bool
     attempts: int
     corrections: int
+    first_success: int
+    first_success_corrections: int | None
     violations: int
     bound: int
     misspecified: bool
@@ -190,7 +198,7 @@ class Trial:
 def align(
     env,
     human=None,
-    episodes: int = 10,
+    episodes: int = 40,
     seed: int = 0,
     store=None,
     run: str = "safe-mpc",
@@ -213,12 +221,12 @@ def align(
         low, high, epsilon=epsilon or model.epsilon, store=store, run=run, source=human.source
     )
     mve, frames, violations, success, mpc_seconds = [], [], 0, False, 0.0
-    attempt = 0
+    attempt, first_success, first_success_corrections = 0, 0, None
     for attempt in range(1, episodes + 1):
         state, _ = env.reset(seed=seed * 1000 + attempt)
         mpc.reset()
         x = np.asarray(game.state, dtype=np.float64)
-        done = False
+        done, corrections_before = False, learner.corrections
         while not done:
             plan = mpc.plan(x, learner.theta, game.goal)
             mpc_seconds += plan.seconds
@@ -238,17 +246,20 @@ def align(
             _, _, terminated, truncated, info = env.step(plan.u[0])
             x = np.asarray(game.state, dtype=np.float64)
             done = terminated or truncated
-            if info.get("violation"):
+            if info.get("violation"):  # seen unsafe: a cut too
                 violations += 1
+                status = learner.violation(model.features.psi(x), model.features.bias, x, game.steps)
+                mve.append(status.solve_seconds)
+        reached = bool(info.get("success"))  # the goal, without a violation
+        helped = learner.corrections > corrections_before
+        if reached and not first_success:
+            first_success, first_success_corrections = attempt, learner.corrections
         if progress:
-            print(
-                f"attempt {attempt}: {'success' if info.get('success') else 'failure'}, "
-                f"{learner.corrections} corrections so far",
-                file=sys.stderr,
-            )
+            outcome = ("goal reached with help" if helped else "goal reached on its own") if reached else "failure"
+            print(f"attempt {attempt}: {outcome}, {learner.corrections} corrections so far", file=sys.stderr)
         if learner.status.misspecified:
             break
-        if info.get("success"):
+        if reached and not helped:
             success = True
             break
     theta = learner.theta
@@ -257,6 +268,8 @@ def align(
         success=success,
         attempts=attempt,
         corrections=learner.corrections,
+        first_success=first_success,
+        first_success_corrections=first_success_corrections,
         violations=violations,
         bound=learner.bound,
         misspecified=learner.status.misspecified,
@@ -271,8 +284,10 @@ def align(
 
 def summarize(trials: list[Trial]) -> dict[str, Any]:
     """Success rate, corrections (mean, std), the bound, MVE solve times and how many trials declared
-    misspecification."""
+    misspecification; and how many trials reached the goal at all (with help or not), with the corrections used
+    until they first did."""
     corrections = [t.corrections for t in trials]
+    first = [t.first_success_corrections for t in trials if t.first_success]
     mve = [s for t in trials for s in t.mve_seconds]
     return {
         "trials": len(trials),
@@ -280,6 +295,9 @@ def summarize(trials: list[Trial]) -> dict[str, Any]:
         "corrections_mean": float(np.mean(corrections)),
         "corrections_std": float(np.std(corrections)),
         "corrections_max": int(np.max(corrections)),
+        "first_success_rate": len(first) / len(trials),
+        "first_success_corrections_mean": float(np.mean(first)) if first else None,
+        "first_success_corrections_std": float(np.std(first)) if first else None,
         "bound": trials[0].bound,
         "declared_misspecified": int(sum(t.misspecified for t in trials)),
         "violations": int(sum(t.violations for t in trials)),

@@ -19,7 +19,15 @@ at most
 
 corrections can come. Misspecification (the hypothesis space cannot hold the true constraint) is declared when
 the ellipsoid problem is infeasible, its volume falls below V_min, or more than K corrections have been used.
-Every correction and its cuts are stored as a ``correction`` label in the feedback store, so a run replays.
+
+A violation is evidence too (our addition; the paper ends the attempt and learns nothing from it): a robot
+seen in an unsafe state x has c_H(x) = c_0 + theta_H^T psi(x) > 0, so theta_H lies in the halfspace
+-psi(x)^T theta <= c_0. The cut keeps theta_H and every parameter that calls x unsafe, so the certificate still
+holds; it is deep (the current guess called x safe), and where no hypothesis calls x unsafe it empties the
+space at once, which declares the misspecification.
+
+Every correction and its cuts are stored as a ``correction`` label in the feedback store, and every violation
+as a ``violation`` label with its cut, so a run replays.
 """
 
 from __future__ import annotations
@@ -300,8 +308,8 @@ class CuttingPlaneLearner:
         if found is None:
             theta = self.status.theta if hasattr(self, "status") else (self.low + self.high) / 2
             reason = (
-                f"the ellipsoid problem has no solution ({outcome}): no parameters satisfy every correction, "
-                "so the hypothesis space cannot hold the true constraint"
+                f"the ellipsoid problem has no solution ({outcome}): no parameters agree with every correction and "
+                "violation, so the hypothesis space cannot hold the true constraint"
             )
             return Status(theta, -math.inf, self.corrections, True, reason, seconds)
         center, _, logdet = found
@@ -373,20 +381,45 @@ class CuttingPlaneLearner:
         self.recentre()
         if self.store is not None:
             self.store.add_correction(
-                [float(v) for v in (state if state is not None else [])] or [0.0],
+                _state_list(state),
                 [float(v) for v in np.asarray(direction).reshape(-1)],
                 int(t),
                 self.source,
                 run=self.run,
                 note=note,
-                cut={"h": h.tolist(), "b": b},
                 feasibility_cut={"h": h_feasible.tolist(), "b": b_feasible},
-                theta_before=before.tolist(),
-                theta_after=self.theta.tolist(),
-                log_volume=self.status.log_volume,
-                misspecified=self.status.misspecified,
+                **self._record(h, b, before),
             )
         return self.status
+
+    def violation(
+        self, psi: np.ndarray, bias: float, state: np.ndarray | None = None, t: int = 0, note: str | None = None
+    ) -> Status:
+        """Take a violation: the robot was seen in an unsafe state whose constraint features are ``psi`` (psi(x),
+        with the family's bias c_0). Adds the cut -psi^T theta <= c_0 (every theta that calls x unsafe), re-centres,
+        checks for misspecification and records it in the store."""
+        if self.status.misspecified:
+            return self.status
+        h, b = -np.asarray(psi, dtype=np.float64).reshape(-1), float(bias)
+        before = self.theta.copy()
+        self.add_cut(h, b)
+        self.recentre()
+        if self.store is not None:
+            self.store.add_violation(
+                _state_list(state), int(t), self.source, run=self.run, note=note, **self._record(h, b, before)
+            )
+        return self.status
+
+    def _record(self, h: np.ndarray, b: float, before: np.ndarray) -> dict[str, Any]:
+        """What a stored correction or violation carries besides its own fields: the cut, the guess before and after,
+        the log-volume and whether misspecification was declared."""
+        return {
+            "cut": {"h": h.tolist(), "b": b},
+            "theta_before": before.tolist(),
+            "theta_after": self.theta.tolist(),
+            "log_volume": self.status.log_volume,
+            "misspecified": self.status.misspecified,
+        }
 
     def _check(self, status: Status) -> Status:
         if status.misspecified:
@@ -408,14 +441,22 @@ class CuttingPlaneLearner:
 
     @classmethod
     def replay(cls, store, run: str, **kwargs: Any) -> CuttingPlaneLearner:
-        """A learner rebuilt from the correction labels of ``run`` in ``store`` (their stored cuts, in order)."""
+        """A learner rebuilt from the correction and violation labels of ``run`` in ``store`` (their stored cuts, in
+        order)."""
         learner = cls(**kwargs)
-        for label in store.labels(kind="correction", run=run):
-            for key in ("cut", "feasibility_cut"):
+        for label in store.labels(run=run):
+            if label.kind not in ("correction", "violation"):
+                continue
+            for key in ("cut", "feasibility_cut") if label.kind == "correction" else ("cut",):
                 learner.add_cut(np.asarray(label.payload[key]["h"]), label.payload[key]["b"])
-            learner.corrections += 1
+            learner.corrections += label.kind == "correction"
             learner.recentre()
         return learner
 
 
 _GRADIENTS = ("grad_J", "phi0", "phi", "dphi0", "dphi")
+
+
+def _state_list(state: np.ndarray | None) -> list[float]:
+    """A state as the store keeps it (a placeholder [0.0] when none was given)."""
+    return [float(v) for v in (state if state is not None else [])] or [0.0]
