@@ -43,6 +43,23 @@ def test_the_mve_centre_of_a_box_is_its_centre_and_central_cuts_shrink_the_volum
     assert np.mean(np.diff(volumes)) <= math.log(1 - 1 / 2) + 0.1  # on average about the (1 - 1/r) rate, r = 2
 
 
+def test_cuts_that_can_no_longer_cut_the_polytope_are_dropped_and_the_centre_stays():
+    from robofeedback.safety.cutting_plane import max_volume_ellipsoid
+
+    r = 5
+    learner = CuttingPlaneLearner(-np.ones(r), np.ones(r), epsilon=1e-4)
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        h = rng.normal(size=r)
+        learner.add_cut(h, float(h @ learner.theta))
+        learner.recentre()
+        A, b = learner._halfspaces()
+        scale = np.linalg.norm(A, axis=1)
+        d, E, _ = max_volume_ellipsoid(A / scale[:, None], b / scale)  # every row
+        assert np.linalg.norm(np.linalg.solve(E, learner.theta - d)) < 1e-2  # the same centre, in its own units
+    assert learner.status.rows < len(A)  # the box's faces, at least, are far away by now
+
+
 def test_the_newton_mve_solver_agrees_with_cvxpy_and_finds_empty_polytopes():
     from robofeedback.safety.cutting_plane import max_volume_ellipsoid
 
