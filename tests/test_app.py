@@ -245,8 +245,10 @@ def test_two_annotators_never_get_the_same_query(store, clips, app, browser):
     queries = preference_queries(store, clips, 6)
     pages = {name: open_page(browser, app.url, name) for name in ("fay", "gus")}
     for _ in range(3):
+        # each answer leases the annotator's next query just after the label is written: wait for both leases
+        wait_until(lambda: all(shown_query(store, f"human:{name}") for name in pages))
         held = {name: shown_query(store, f"human:{name}") for name in pages}
-        assert None not in held.values() and held["fay"] != held["gus"]
+        assert held["fay"] != held["gus"]
         for name, page in pages.items():
             showing(page, held[name])
         n = len(store.labels())
@@ -278,6 +280,7 @@ def test_training_tab_shows_the_runs(store, clips, app, browser):
     table = page.locator("#train-table")
     expect(table).to_contain_text("2000 / 6000", timeout=20_000)
     expect(table).to_contain_text("0.40")
+    expect(table).to_contain_text("human:alice 85%")
     expect(table).to_contain_text("level 1 (progress) 0.70, tie at every level 0.30")
     expect(page.locator("#train-video video")).to_have_count(1)
     page.screenshot(path=str(ARTIFACTS / "training.png"))
@@ -357,8 +360,10 @@ def test_restarting_the_app_loses_nothing(store, clips):
 
 
 @pytest.mark.slow
-def test_live_training_learns_from_answers_given_over_http(tmp_path, tiny_train_config):
-    """The trainer starts first and waits; the app and a scripted teacher come later; the loop runs."""
+@pytest.mark.parametrize("first", ["trainer", "app"])
+def test_live_training_learns_from_answers_given_over_http(tmp_path, tiny_train_config, first):
+    """The trainer and the app start in either order (the trainer waits for answers, the app for queries); a
+    scripted teacher answers over HTTP; the loop runs."""
     from robofeedback.feedback.sources import HumanQueue
     from robofeedback.rl.train import train
 
@@ -384,10 +389,14 @@ def test_live_training_learns_from_answers_given_over_http(tmp_path, tiny_train_
             )
         )
     )
-    trainer.start()
-    store = FeedbackStore(store_path)
-    wait_until(lambda: store.counts().get("queries.pending", 0) == 4, timeout=180)
+    if first == "trainer":
+        trainer.start()
+        store = FeedbackStore(store_path)
+        wait_until(lambda: store.counts().get("queries.pending", 0) == 4, timeout=180)
     with AppServer(store_path, port=0) as server:
+        if first == "app":
+            store = FeedbackStore(store_path)
+            trainer.start()
         auto = AutoAnnotator(server.url, store_path, "oracle", poll_seconds=0.2).start()
         trainer.join(timeout=300)
         auto.stop()

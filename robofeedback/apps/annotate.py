@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import html
-import json
 import os
 import threading
 import time
@@ -445,7 +444,7 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
                             "" if not evaluation else f"{evaluation.get('mean_env_return', 0):.1f}",
                             f"{row.get('labels', 0)}" + (f" / {row['budget']}" if row.get("budget") else ""),
                             row.get("pending", 0),
-                            json.dumps(row.get("agreement") or {}),
+                            ", ".join(f"{k} {v:.0%}" for k, v in (row.get("agreement") or {}).items()),
                             ", ".join(f"{k} {v:.2f}" for k, v in (row.get("levels") or {}).items()),
                         )
                     )
