@@ -414,7 +414,11 @@ class CuttingPlaneLearner:
         h, b = -np.asarray(psi, dtype=np.float64).reshape(-1), float(bias)
         before = self.theta.copy()
         self.add_cut(h, b)
-        self.recentre()
+        if self.recentre().log_volume == -math.inf:
+            self.status.reason = (
+                "the robot was seen in an unsafe state that no parameters left (those that agree with every "
+                "correction and violation so far) call unsafe, so the hypothesis space cannot hold the true constraint"
+            )
         if self.store is not None:
             self.store.add_violation(
                 _state_list(state), int(t), self.source, run=self.run, note=note, **self._record(h, b, before)
