@@ -75,7 +75,7 @@ HEAD = """
 CSS = """
 .rf-videos {display: grid; gap: 12px; align-items: start;}
 .rf-videos figure {margin: 0; text-align: center;}
-.rf-videos video {width: 100%; max-height: 300px; background: #111; border-radius: 6px;}
+.rf-videos video {width: 100%; max-height: 260px; background: #111; border-radius: 6px;}
 .rf-videos figcaption {font-weight: 600; margin-top: 4px;}
 .rf-runs table {width: 100%;}
 """

@@ -1,6 +1,6 @@
 """Safe MPC alignment on the three safety games, with the simulated human, next to the paper's figures with people.
 
-``python -m robofeedback.bench.safety [--seeds 20] [--games pendulum drone arm] [--episodes 20]`` runs, for every
+``python -m robofeedback.bench.safety [--seeds 20] [--games pendulum drone arm] [--episodes 40]`` runs, for every
 game, ``--seeds`` trials of the well-specified game and as many of the misspecified variant (the true constraint
 outside the hypothesis box), and writes ``results.json`` and ``REPORT.md``: success rate (an attempt that reached the
 goal with no correction and no violation), corrections per trial (mean, spread, max) next to the certified bound
