@@ -75,12 +75,12 @@ def correction_cut(
 
 class _SymmetricBasis:
     """Index tables for Newton's method over symmetric r x r matrices, parametrised by their upper triangle: each
-    parameter p = (i, j), i <= j, moves the basis matrix B_p = e_i e_j^T + [i < j] e_j e_i^T (``off`` = [i < j]).
+    parameter p = (i, j), i <= j, moves the basis matrix B_p = e_i e_j^T + o_p e_j e_i^T (``off`` o_p = [i < j]).
 
-    For p = (i, j) and q = (k, l): tr(X B_p X B_q) = (1 + off_p off_q) X_jk X_il + (off_p + off_q) X_ik X_jl, both
-    products gathered from X at flat positions kept as P x P tables; the |E a|^2 terms add M_b1b2 over the
-    entries (a1, b1) of B_p and (a2, b2) of B_q with a1 = a2, a sparse sum kept as (Hessian position, M position,
-    weight) lists.
+    For p = (i, j) and q = (k, l) the Hessian of log det needs tr(X B_p X B_q) = (1 + o_p o_q) X_il X_jk +
+    (o_p + o_q) X_ik X_jl, whose factors are gathered from X at flat positions kept as P x P tables (X_il at (p, q)
+    is X_jk at (q, p)); the |E a|^2 terms need tr(M B_p B_q) = [j = k] M_il + o_q [j = l] M_ik + o_p [i = k] M_jl +
+    o_p o_q [i = l] M_jk, a sparse sum kept as (Hessian position, M position, weight) lists.
     """
 
     def __init__(self, r: int):
@@ -91,33 +91,54 @@ class _SymmetricBasis:
         self.off = (self.iu != self.ju).astype(np.float64)
         op, oq = self.off[:, None], self.off[None, :]
         self.c_cross, self.c_straight = 1.0 + op * oq, op + oq
-        # flat positions in X of X_jk, X_il, X_ik and X_jl for every (p, q)
-        self.jk, self.il, self.ik, self.jl = (a * r + c for a, c in ((j, k), (i, l_), (i, k), (j, l_)))
+        self.il, self.ik, self.jl = (np.ravel(a * r + c) for a, c in ((i, l_), (i, k), (j, l_)))
         positions, sources, weights = [], [], []
         for match, a, c, w in (
-            (i == k, j, l_, np.ones_like(op * oq)),
-            (i == l_, j, k, np.broadcast_to(oq, (self.P, self.P))),
-            (j == k, i, l_, np.broadcast_to(op, (self.P, self.P))),
-            (j == l_, i, k, op * oq),
+            (j == k, i, l_, 1.0),
+            (j == l_, i, k, oq),
+            (i == k, j, l_, op),
+            (i == l_, j, k, op * oq),
         ):
-            rows, cols = np.nonzero(match & (w != 0))
+            w = np.broadcast_to(w, (self.P, self.P)) * match
+            rows, cols = np.nonzero(w)
             positions.append(rows * self.P + cols)
-            sources.append((np.broadcast_to(a, match.shape) * r + np.broadcast_to(c, match.shape))[rows, cols])
+            sources.append(np.broadcast_to(a * r + c, w.shape)[rows, cols])
             weights.append(w[rows, cols])
         self.m_positions, self.m_sources, self.m_weights = (np.concatenate(x) for x in (positions, sources, weights))
 
-    def hessian(self, X: np.ndarray, M: np.ndarray, t: float) -> np.ndarray:
-        """t tr(X B_p X B_q) plus the |E a|^2 terms' sum over matched entries of M, for every p, q."""
+    def log_det_hessian(self, X: np.ndarray) -> np.ndarray:
+        """tr(X B_p X B_q) for every p, q (a new P x P array; products in place, into few temporaries)."""
         x = X.ravel()
-        H = t * (self.c_cross * (x[self.jk] * x[self.il]) + self.c_straight * (x[self.ik] * x[self.jl]))
-        matched = self.m_weights * M.ravel()[self.m_sources]
-        return H + np.bincount(self.m_positions, matched, minlength=self.P * self.P).reshape(self.P, self.P)
+        il, out, jl = np.empty((3, self.P, self.P))
+        np.take(x, self.il, out=il.ravel())  # X_il at (p, q); X_jk is its transpose
+        np.multiply(il, il.T, out=out)
+        out *= self.c_cross
+        np.take(x, self.ik, out=il.ravel())
+        np.take(x, self.jl, out=jl.ravel())
+        il *= jl
+        il *= self.c_straight
+        out += il
+        return out
+
+    def trace_hessian(self, M: np.ndarray) -> np.ndarray:
+        """tr(M B_p B_q) for every p, q, flattened."""
+        return np.bincount(self.m_positions, self.m_weights * M.ravel()[self.m_sources], minlength=self.P * self.P)
 
 
 @functools.lru_cache(maxsize=8)
 def _symmetric_basis(r: int) -> _SymmetricBasis:
     """The index tables for r x r matrices, built once per dimension (every solve of a learner uses the same)."""
     return _SymmetricBasis(r)
+
+
+@functools.cache
+def _threadpools():
+    """The BLAS thread pools the solver uses (numpy's and scipy's own OpenBLAS), found once per process: looking
+    them up takes longer than a solve."""
+    import scipy.linalg.lapack  # noqa: F401  (scipy's LAPACK is a library of its own: load it before looking)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def chebyshev_center(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray | None, float]:
@@ -151,9 +172,7 @@ def max_volume_ellipsoid(
     units, in 26 Newton steps per solve (41 for a gap of 1e-5 and a last decrement of 1e-6).
     (The same problem as cvxpy's log_det formulation, ``solver="cvxpy"``, solved without a generic conic solver.)
     """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):  # small dense matrices: threads only add overhead (and contend with training)
+    with _threadpools().limit(limits=1):  # small dense matrices: threads only add overhead (and contend with training)
         return _newton_mve(A, b, gap, mu)
 
 
@@ -166,34 +185,47 @@ def _newton_mve(A: np.ndarray, b: np.ndarray, gap: float, mu: float) -> tuple[np
         return None
     basis = _symmetric_basis(r)
     iu, ju, P = basis.iu, basis.ju, basis.P
-    E = 0.5 * rho * np.eye(r)
 
-    def barrier(E, d, t):
+    def at(E, d):
+        """(log det E, sum_i log q_i, A E, the slacks s, q) at a point, or None outside the barrier's domain."""
         try:
             L = np.linalg.cholesky(E)
         except np.linalg.LinAlgError:
-            return np.inf
+            return None
         V, s = A @ E, b - A @ d
         q = s * s - (V * V).sum(1)
         if np.any(s <= 0) or np.any(q <= 0):
-            return np.inf
-        return -2.0 * t * np.log(np.diag(L)).sum() - np.log(q).sum()
+            return None
+        return 2.0 * np.log(np.diag(L)).sum(), np.log(q).sum(), V, s, q
 
+    def newton_parts(E, V, s, q):
+        """The Newton system's pieces at a point that do not depend on t (a new t at the same point reuses them):
+        the Hessian and gradient of log det E, the rest of the Hessian, and the gradient of sum_i log q_i."""
+        X = np.linalg.inv(E)
+        M = (A * (2.0 / q)[:, None]).T @ A
+        G = np.empty((m, P + r))  # grad log q_i: over the upper triangle of E, then over d
+        np.multiply(V[:, iu], A[:, ju], out=G[:, :P])
+        G[:, :P] += basis.off * V[:, ju] * A[:, iu]
+        G[:, :P] *= -2.0
+        np.multiply(-2.0 * s[:, None], A, out=G[:, P:])
+        G /= q[:, None]
+        rest = G.T @ G
+        rest[:P, :P] += basis.trace_hessian(M).reshape(P, P)  # the |E a|^2 parts
+        rest[P:, P:] -= M
+        return basis.log_det_hessian(X), (1.0 + basis.off) * X[iu, ju], rest, G.sum(0)
+
+    E = 0.5 * rho * np.eye(r)
+    point = at(E, d)
+    parts = newton_parts(E, *point[2:])
     t = m / 10.0
     while True:
         last = 2 * m / t < gap
         for _ in range(100):  # Newton's method at this t
-            X = np.linalg.inv(E)
-            V, s = A @ E, b - A @ d
-            q = s * s - (V * V).sum(1)
-            M = (A * (2.0 / q)[:, None]).T @ A
-            grad_E = -t * (1.0 + basis.off) * X[iu, ju]
-            dq_E = -2.0 * (V[:, iu] * A[:, ju] + basis.off * V[:, ju] * A[:, iu])
-            G = np.c_[dq_E, -2.0 * s[:, None] * A] / q[:, None]  # grad log q_i
-            grad = np.r_[grad_E, np.zeros(r)] - G.sum(0)
-            H = G.T @ G
-            H[:P, :P] += basis.hessian(X, M, t)  # -t log det E and the |E a|^2 parts, in the basis
-            H[P:, P:] -= M
+            log_det_hessian, log_det_grad, rest, q_grad = parts
+            grad = -q_grad
+            grad[:P] -= t * log_det_grad
+            H = rest.copy()
+            H[:P, :P] += t * log_det_hessian
             _, step, info = dposv(H, -grad)  # the barrier is strictly convex, so H is positive definite: Cholesky
             if info != 0:  # numerically singular (a flat polytope): the least-squares step
                 step = -np.linalg.lstsq(H, grad, rcond=None)[0]
@@ -204,14 +236,22 @@ def _newton_mve(A: np.ndarray, b: np.ndarray, gap: float, mu: float) -> tuple[np
             dE = np.zeros((r, r))
             dE[iu, ju] = step[:P]
             dE[ju, iu] = step[:P]
-            f0, alpha = barrier(E, d, t), 1.0
-            while barrier(E + alpha * dE, d + alpha * step[P:], t) > f0 - 0.25 * alpha * decrement and alpha > 1e-12:
+            f0, alpha = -t * point[0] - point[1], 1.0
+            while True:  # backtracking (Armijo) line search
+                trial = at(E + alpha * dE, d + alpha * step[P:])
+                if trial is not None and -t * trial[0] - trial[1] <= f0 - 0.25 * alpha * decrement:
+                    break
                 alpha *= 0.5
-            E, d = E + alpha * dE, d + alpha * step[P:]
+                if alpha < 1e-12:
+                    break
+            if trial is None or alpha < 1e-12:  # no descent left at machine precision: as centred as it gets
+                break
+            E, d, point = E + alpha * dE, d + alpha * step[P:], trial
+            parts = newton_parts(E, *point[2:])
         if last:
             break
         t *= mu
-    return d, E, float(np.linalg.slogdet(E)[1])
+    return d, E, float(point[0])
 
 
 @dataclass
