@@ -3,6 +3,7 @@
 Screenshots of each tab go to test-artifacts/app/.
 """
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -357,6 +358,24 @@ def test_restarting_the_app_loses_nothing(store, clips):
         shown, _, _ = client.predict("nia", api_name="/next_preference")
         assert shown["id"] == queries[1]  # still held for nia
         assert shown["progress"]["labels"] == 1
+
+
+def test_stopping_with_a_client_connected_reports_no_error(store):
+    """A connected client holds a heartbeat stream open; stopping the app cancels it without an error report."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    server = AppServer(store, port=0).start()  # uvicorn sets up its loggers as it starts: listen after that
+    logging.getLogger("uvicorn.error").addHandler(handler)
+    client = Client(server.url, verbose=False)
+    try:
+        client.predict("nia", api_name="/next_preference")
+        wait_until(lambda: client.heartbeat.is_alive(), timeout=10)
+        server.stop()
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(handler)
+        client.close()
+    assert [r.getMessage() for r in records] == []
 
 
 @pytest.mark.slow

@@ -13,8 +13,10 @@ Start it with ``robofeedback app --store runs/feedback.db --port 7860``, or from
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import html
+import logging
 import os
 import threading
 import time
@@ -512,6 +514,22 @@ def build_app(service: AnnotationService) -> FastAPI:
     return gr.mount_gradio_app(app, build_blocks(service), path="/", head=HEAD, css=CSS, footer_links=["api"])
 
 
+class _ShutdownCancellations(logging.Filter):
+    """While the server stops: drops uvicorn's report of the requests it cancels, with their tracebacks. Open
+    browser tabs and API clients hold heartbeat streams that never end by themselves, so stopping cancels them;
+    that is the expected end of a stream, not an error."""
+
+    def __init__(self, server: uvicorn.Server):
+        super().__init__()
+        self.server = server
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.server.should_exit:
+            return True
+        cancelled = record.exc_info is not None and isinstance(record.exc_info[1], asyncio.CancelledError)
+        return not (cancelled or "timeout graceful shutdown exceeded" in record.getMessage())
+
+
 class AppServer:
     """The app on ``host:port`` (port 0: a free one) in a background thread; a context manager."""
 
@@ -541,6 +559,8 @@ class AppServer:
             timeout_graceful_shutdown=2,
         )
         self._server = uvicorn.Server(config)
+        self._quiet_shutdown = _ShutdownCancellations(self._server)
+        logging.getLogger("uvicorn.error").addFilter(self._quiet_shutdown)
         self._thread = threading.Thread(target=self._server.run, daemon=True, name="robofeedback-app")
         self._thread.start()
         deadline = time.monotonic() + timeout
@@ -557,6 +577,8 @@ class AppServer:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self._server is not None:
+            logging.getLogger("uvicorn.error").removeFilter(self._quiet_shutdown)
 
     def wait(self) -> None:
         """Block until the server stops (Ctrl-C)."""

@@ -61,6 +61,8 @@ class AutoAnnotator:
         return self
 
     def stop(self) -> None:
+        """Stop answering and close the client's connections (an open stream would hold the app's shutdown)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self.client.close()
