@@ -323,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds each feedback round waits for its answers (default 60 with --auto, 300 for a person)",
     )
     p.add_argument("--keep-serving", action="store_true", help="keep the app up after training, until Ctrl-C")
+    p.add_argument(
+        "--config", default=None, help="training settings, YAML (default: configs/demo.yaml, which says what they mean)"
+    )
 
     from robofeedback.bench import suite
 
@@ -571,8 +574,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         fb = result.feedback
         accuracy = fb.get("heldout_accuracy", float("nan"))
         print(
-            f"feedback: {fb['labels']} labels from {fb['source']} in {fb['rounds']} rounds; "
-            f"reward model accuracy on labels it had not seen: {accuracy:.2f}"
+            f"feedback: {fb['labels']} labels from {fb['source']} in {fb['rounds']} rounds; reward model accuracy "
+            f"on the last round's labels before it learned them: {accuracy:.2f} (pairs picked by '{fb['selection']}')"
         )
         if fb.get("levels"):
             print("decided at: " + ", ".join(f"{name} {share:.0%}" for name, share in fb["levels"].items()))
@@ -801,7 +804,8 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from robofeedback.apps.auto import AutoAnnotator
-    from robofeedback.config import config_dir
+    from robofeedback.bench.preference import heldout_accuracy
+    from robofeedback.config import config_dir, load_yaml
     from robofeedback.feedback.sources import HumanQueue
     from robofeedback.rl.train import train
 
@@ -814,15 +818,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         print("open the URL, enter your name and compare the clips; training waits for each round's answers")
     wait = args.wait if args.wait is not None else (60.0 if args.auto else 300.0)
+    task, config = "panda:PandaReachDense-v3", load_yaml(args.config or config_dir() / "demo.yaml")
     try:
         result = train(
-            "panda:PandaReachDense-v3",
+            task,
             reward="preference",
             algo="sac",
             total_steps=args.steps,
             seed=args.seed,
             out_dir=args.out,
-            config=config_dir() / "demo.yaml",
+            config=config,
             feedback=HumanQueue(wait_seconds=wait),
             store=args.store,
             task="to move the gripper's tip onto the green target",
@@ -830,11 +835,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         if auto is not None:
             auto.stop()
-    final = result.final_eval
+    final, fb = result.final_eval, result.feedback
     print(
-        f"trained SAC for {result.steps} steps on {result.feedback['labels']} labels from the app: success rate "
-        f"{final.get('success_rate', float('nan')):.2f}, env return {final['mean_env_return']:.2f}; "
-        f"held-out label accuracy {result.feedback.get('heldout_accuracy', float('nan')):.2f}"
+        f"trained SAC for {result.steps} steps on {fb['labels']} labels from the app: success rate "
+        f"{final.get('success_rate', float('nan')):.2f}, env return {final['mean_env_return']:.2f}"
+    )
+    fresh = heldout_accuracy(result.out_dir, task, config, result.model, args.seed)
+    print(
+        f"learned reward: agrees with the env's reward on {fresh:.2f} of 500 fresh segment pairs (final policy and "
+        f"random actions); on the last round's {fb['selection']}-picked queries, before learning them: "
+        f"{fb.get('heldout_accuracy', float('nan')):.2f}"
     )
     print(f"video: {result.video}\nlearning curve: {result.learning_curve}")
     if args.keep_serving:

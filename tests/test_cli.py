@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -200,3 +201,31 @@ def test_train_varp_with_the_clip_judge_on_plain_frames(tmp_path, capsys, tiny_t
     assert summary["reward"] == "varp" and summary["config"]["preference"]["agent_reg"] == 0.2
     labels = FeedbackStore(out / "feedback.db").labels(kind="preference")
     assert len(labels) == 8 and {lb.source for lb in labels} == {"vlm:clip-mini"}
+
+
+@pytest.mark.slow
+def test_demo_auto_runs_the_loop_through_the_app(tmp_path, capsys, tiny_train_config):
+    """`robofeedback demo --auto` (make demo): the scripted Oracle answers over HTTP, training learns from those
+    labels, and the learned reward's fresh-pair accuracy is reported."""
+    import yaml
+
+    from robofeedback.data.store import FeedbackStore
+
+    config = tmp_path / "demo.yaml"
+    settings = {
+        **tiny_train_config,
+        "her": None,
+        "env_kwargs": {"terminate_on_success": False, "render_size": [64, 48]},
+        "feedback": {"every": 150, "first_round": 150, "segment_length": 10, "labels_per_round": 4, "budget": 8},
+        "preference": {"hidden": 32, "layers": 1, "max_epochs": 10, "use_actions": False},
+    }
+    config.write_text(yaml.safe_dump(settings))
+    store = tmp_path / "feedback.db"
+    args = ["demo", "--auto", "--steps", "320", "--port", "0", "--store", str(store), "--out", str(tmp_path / "run")]
+    assert main([*args, "--config", str(config), "--wait", "120"]) == 0
+    out = capsys.readouterr().out
+    assert "on 8 labels from the app" in out
+    fresh = float(re.search(r"agrees with the env's reward on ([0-9.]+) of 500 fresh segment pairs", out).group(1))
+    assert 0.0 <= fresh <= 1.0
+    labels = FeedbackStore(store).labels(kind="preference")
+    assert len(labels) == 8 and {lb.source for lb in labels} == {"script:oracle"}

@@ -60,29 +60,16 @@ def entry_key(entry: dict[str, Any]) -> str:
 def heldout_accuracy(out_dir: Path, task: str, config: dict, model, seed: int, n_pairs: int = 500) -> float:
     """Oracle-label accuracy of the run's final reward model on fresh pairs from the final policy and random
     actions (segments as long as the run's)."""
-    from robofeedback.data.rollout import collect
     from robofeedback.envs import make
-    from robofeedback.feedback.teachers import oracle
-    from robofeedback.rewards.preference import PreferenceData, PreferenceReward
+    from robofeedback.rewards.preference import PreferenceReward, fresh_pair_accuracy
     from robofeedback.rl.train import family_of, load_train_config
 
     cfg = load_train_config(family_of(task), "sac", 1, config)
     env_kwargs = {**cfg.env_kwargs, **({"flatten": True} if family_of(task) == "panda" else {})}
     env = make(task, seed=seed + 50_000, **env_kwargs)
     reward_model = PreferenceReward.load(out_dir / "checkpoints" / "reward_model.pt")
-    trajectories = collect(env, model, n_episodes=20, deterministic=False, seed=seed + 50_000)
-    trajectories += collect(env, None, n_episodes=20)
     length = cfg.feedback.get("segment_length", 50)
-    rng = np.random.default_rng(seed)
-
-    def segment():
-        t = trajectories[rng.integers(len(trajectories))]
-        start = rng.integers(max(1, len(t) - length + 1))
-        return t.segment(start, min(start + length, len(t)))
-
-    pairs = [(segment(), segment()) for _ in range(n_pairs)]
-    data = PreferenceData.from_pairs(pairs, oracle().label_many(pairs))
-    return reward_model.accuracy(data)
+    return fresh_pair_accuracy(reward_model, env, model, length, n_pairs, seed=seed + 50_000)
 
 
 def run_entry(entry: dict[str, Any], out_root: str) -> dict[str, Any]:

@@ -394,6 +394,36 @@ class PreferenceReward(RewardFunction):
         self.optimizer = torch.optim.Adam(self.members.parameters(), lr=self.config["lr"])
 
 
+def fresh_pair_accuracy(
+    reward_model: PreferenceReward,
+    env: Any,
+    policy: Any,
+    segment_length: int,
+    n_pairs: int = 500,
+    episodes: int = 20,
+    seed: int = 0,
+) -> float:
+    """The reward model's agreement with the Oracle (segment sums of the env's reward) on ``n_pairs`` fresh pairs
+    of segments drawn from ``episodes`` episodes of ``policy`` and as many of random actions, in ``env``.
+
+    Held out and unbiased, unlike the accuracy on a round's new labels before training on them, whose pairs are
+    chosen where the ensemble disagrees most (the hardest pairs: about 0.5 even for a good model)."""
+    from robofeedback.data.rollout import collect
+    from robofeedback.feedback.teachers import oracle
+
+    trajectories = collect(env, policy, n_episodes=episodes, deterministic=False, seed=seed)
+    trajectories += collect(env, None, n_episodes=episodes)
+    rng = np.random.default_rng(seed)
+
+    def segment():
+        t = trajectories[rng.integers(len(trajectories))]
+        start = rng.integers(max(1, len(t) - segment_length + 1))
+        return t.segment(start, min(start + segment_length, len(t)))
+
+    pairs = [(segment(), segment()) for _ in range(n_pairs)]
+    return reward_model.accuracy(PreferenceData.from_pairs(pairs, oracle().label_many(pairs)))
+
+
 class StateEntropyReward(RewardFunction):
     """PEBBLE's unsupervised pre-training reward: a particle estimate of state entropy, the distance from each new
     state to its k-th nearest neighbour among the states seen so far, divided by a running std of that distance."""

@@ -236,6 +236,7 @@ class FeedbackLoop(BaseCallback):
             "labels": self.labels_used,
             "skipped": counts.get("queries.skipped", 0),
             "source": self.source.source or type(self.source).__name__,
+            "selection": self.selection,
             **{k: self.last_stats[k] for k in ("heldout_accuracy", "train_accuracy") if k in self.last_stats},
         }
 
