@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _app_arguments(p, "runs/demo/feedback.db")
     p.add_argument("--auto", action="store_true", help="a scripted Oracle answers the queries (no person needed)")
-    p.add_argument("--steps", type=_positive_int, default=6000, help="env steps to train (default 6000)")
+    p.add_argument("--steps", type=_positive_int, default=12_000, help="env steps to train (default 12000)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--out", default="runs/demo", help="training output folder (default runs/demo)")
     p.add_argument(

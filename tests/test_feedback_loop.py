@@ -135,6 +135,39 @@ def test_the_loop_waits_for_people_answering_through_the_store(tmp_path):
     assert all(store.get_segment(lb.segment_ids[0]).video_path for lb in store.labels())
 
 
+def test_frames_are_rendered_only_in_the_episodes_whose_clips_are_kept(tmp_path, monkeypatch):
+    """With frame_episodes 3, the 22 episodes of 1100 steps render frames in the 1st, 4th, ... only (8 of
+    them), and every queried segment has its video."""
+    from robofeedback.envs.panda import PandaEnv
+
+    rendered = []
+    render = PandaEnv.render
+    monkeypatch.setattr(PandaEnv, "render", lambda self: rendered.append(1) or render(self))
+    store = FeedbackStore(tmp_path / "fb.db")
+    stop, answered = threading.Event(), []
+    person = threading.Thread(target=answer_like_a_person, args=(FeedbackStore(tmp_path / "fb.db"), stop, answered))
+    person.start()
+    try:
+        result = train_reach(
+            tmp_path / "run",
+            1100,
+            config=loop_config(budget=16, frame_episodes=3),
+            feedback=HumanQueue(wait_seconds=60),
+            store=store,
+        )
+    finally:
+        stop.set()
+        person.join()
+    assert result.feedback["labels"] == 16
+    # 8 episodes of 51 frames (and the reset after each, rendered before the switch), the app's evaluation video
+    # at step 1000 (51 frames); rendering every episode would be 22 x 51 + 51
+    assert 8 * 51 + 51 <= len(rendered) <= 8 * 52 + 51 + 3
+    segments = [store.get_segment(i) for lb in store.labels() for i in lb.segment_ids]
+    assert all(s.video_path for s in segments)
+    episodes = {int(s.id.split(":")[0].rsplit("-ep", 1)[1]) for s in segments}
+    assert episodes and all((e - 1) % 3 == 0 for e in episodes)
+
+
 def test_without_waiting_training_goes_on_and_late_answers_are_used(tmp_path):
     store = FeedbackStore(tmp_path / "fb.db")
     config = loop_config(budget=16)

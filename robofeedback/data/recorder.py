@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -56,15 +57,25 @@ class RolloutRecorder:
     Fed by :class:`~robofeedback.rl.wrappers.VecRewardWrapper` after every step;
     :meth:`sample_segments` cuts segments of a given length from finished and
     running episodes (an episode that ended sooner is one shorter segment).
-    With ``keep_frames`` the rendered frames of each step are kept too. Trajectory
+    With ``keep_frames`` the rendered frames of each step are kept too, in every
+    ``frames_every``-th episode of each sub-env (the 1st, (k+1)th, ...). Trajectory
     ids start with a random ``name`` so that segment ids stay unique across runs
     that share a feedback store.
     """
 
-    def __init__(self, env_spec: str, capacity: int = 20_000, keep_frames: bool = False, name: str | None = None):
-        if capacity <= 0:
-            raise ValueError(f"capacity must be positive, got {capacity}")
+    def __init__(
+        self,
+        env_spec: str,
+        capacity: int = 20_000,
+        keep_frames: bool = False,
+        name: str | None = None,
+        frames_every: int = 1,
+    ):
+        if capacity <= 0 or frames_every <= 0:
+            raise ValueError(f"capacity and frames_every must be positive, got {capacity} and {frames_every}")
         self.env_spec, self.capacity, self.keep_frames = env_spec, capacity, keep_frames
+        self.frames_every = frames_every
+        self._started: list[int] = []  # episodes begun per sub-env
         self.name = name or uuid.uuid4().hex[:10]
         self.finished: deque[Trajectory] = deque()
         self._steps_finished = 0
@@ -74,11 +85,30 @@ class RolloutRecorder:
     def start(self, obs: Any, reset_infos: list[dict]) -> None:
         """Begin recording every sub-env from its current observation."""
         n = len(reset_infos)
-        self._running = [self._new_episode(_row(obs, i), reset_infos[i]) for i in range(n)]
+        self._started = [0] * n
+        self._running = [self._new_episode(i, _row(obs, i), reset_infos[i]) for i in range(n)]
 
-    def _new_episode(self, obs: Any, info: dict) -> _Episode:
-        frame = info.get("frame") if self.keep_frames else None
+    def _new_episode(self, i: int, obs: Any, info: dict) -> _Episode:
+        self._started[i] += 1
+        frame = info.get("frame") if self.wants_frames(i) else None
         return _Episode(obs, info.get("agent_pos"), frame)
+
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` has been called (the sub-envs' episodes are being recorded)."""
+        return bool(self._running)
+
+    def wants_frames(self, i: int) -> bool:
+        """Whether sub-env ``i``'s running episode is one whose frames are kept."""
+        return self.keep_frames and (self._started[i] - 1) % self.frames_every == 0
+
+    def set_first_frame(self, i: int, frame: np.ndarray) -> None:
+        """The first frame of sub-env ``i``'s episode, when it was not rendered at its reset (the episode must
+        not have taken a step yet, and must be one whose frames are kept)."""
+        episode = self._running[i]
+        if episode.actions or not self.wants_frames(i):
+            raise ValueError(f"sub-env {i}'s episode has begun or keeps no frames: no first frame to set")
+        episode.frames = [frame]
 
     def add(
         self,
@@ -88,17 +118,19 @@ class RolloutRecorder:
         dones,
         infos: list[dict],
         reset_infos: list[dict],
-        frames: np.ndarray | None,
+        frames: Sequence[np.ndarray | None] | None,
     ) -> None:
         """One vectorized step: ``next_obs`` holds terminal observations where ``dones``; ``obs_after_reset``
-        is what the VecEnv returned (the first observation of the next episode where ``dones``)."""
+        is what the VecEnv returned (the first observation of the next episode where ``dones``); ``frames``:
+        per sub-env, its rendered frame or None."""
         for i, episode in enumerate(self._running):
             frame = frames[i] if frames is not None and self.keep_frames else None
             episode.add(actions[i], _row(next_obs, i), infos[i], frame)
             if dones[i]:
                 truncated = bool(infos[i].get("TimeLimit.truncated", False))
                 self._finish(episode, terminated=not truncated, truncated=truncated)
-                self._running[i] = self._new_episode(_row(obs_after_reset, i), reset_infos[i] if reset_infos else {})
+                info = reset_infos[i] if reset_infos else {}
+                self._running[i] = self._new_episode(i, _row(obs_after_reset, i), info)
 
     def _finish(self, episode: _Episode, terminated: bool, truncated: bool) -> None:
         self._episode_count += 1
@@ -136,11 +168,16 @@ class RolloutRecorder:
             return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
         return np.concatenate(obs), np.concatenate(actions)
 
-    def sample_segments(self, n: int, length: int, rng: np.random.Generator) -> list[Segment]:
-        """``n`` segments of ``length`` steps, drawn uniformly over all places they fit; episodes that ended
-        in fewer steps count as one whole-episode segment. Empty if nothing fits yet."""
+    def sample_segments(
+        self, n: int, length: int, rng: np.random.Generator, with_frames: bool = False
+    ) -> list[Segment]:
+        """``n`` segments of ``length`` steps, drawn uniformly over all places they fit (``with_frames``: in the
+        episodes recorded with their frames); episodes that ended in fewer steps count as one whole-episode
+        segment. Empty if nothing fits yet."""
         windows: list[tuple[Trajectory, int]] = []
         for trajectory in self.trajectories():
+            if with_frames and trajectory.frames is None:
+                continue
             ended = trajectory.terminated or trajectory.truncated
             if len(trajectory) >= length:
                 windows.extend((trajectory, start) for start in range(len(trajectory) - length + 1))

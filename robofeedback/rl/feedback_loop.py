@@ -65,7 +65,10 @@ class FeedbackLoop(BaseCallback):
     rounds and the reward retrained when new labels are in. After each retraining the
     run's status in the store gets the label count and the model's agreement with each
     source. A source that compares single transitions (``source.segment_length``, e.g.
-    HERON's) sets the segment length.
+    HERON's) sets the segment length. For a source that watches videos, frames are
+    rendered in every ``frame_episodes``-th episode of each sub-env only, and segments are
+    cut from those: rendering can cost more than the policy's updates (panda reach: about
+    40 ms a frame against 30 ms an SAC step here).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class FeedbackLoop(BaseCallback):
         log_path: str | Path | None = None,
         seed: int = 0,
         poll_every: int = 500,
+        frame_episodes: int = 1,
     ):
         super().__init__()
         if selection not in SELECTIONS:
@@ -100,6 +104,7 @@ class FeedbackLoop(BaseCallback):
             labels_per_round=labels_per_round,
             candidates_per_label=candidates_per_label,
             poll_every=poll_every,
+            frame_episodes=frame_episodes,
         )
         segment_length = getattr(source, "segment_length", None) or segment_length
         first_round = min(1000, every) if first_round is None else first_round  # B-Pref: 1000 seed steps first
@@ -126,6 +131,7 @@ class FeedbackLoop(BaseCallback):
         self._next_round = self.first_round
         self.poll_every = poll_every
         self._next_poll = 0
+        self.frame_episodes = frame_episodes
         self._wrapper: VecRewardWrapper | None = None
         self._pretraining = False
         self._due = False
@@ -139,7 +145,9 @@ class FeedbackLoop(BaseCallback):
             spec = self.training_env.get_attr("spec_name")[0]
         except AttributeError:
             spec = ""
-        self.recorder = RolloutRecorder(spec, self.recorder_capacity, keep_frames=self.source.needs_frames)
+        self.recorder = RolloutRecorder(
+            spec, self.recorder_capacity, keep_frames=self.source.needs_frames, frames_every=self.frame_episodes
+        )
         self._wrapper.attach_recorder(self.recorder)
         if self.store.labels(kind="preference", run=self.run):  # a resumed run: learn what the store holds
             self._learn()
@@ -242,9 +250,9 @@ class FeedbackLoop(BaseCallback):
 
     def _ask(self, n_queries: int) -> int:
         n_candidates = n_queries * (1 if self.rounds == 0 or self.selection == "uniform" else self.candidates_per_label)
-        segments = self.recorder.sample_segments(2 * n_candidates, self.segment_length, self.rng)
-        if self.source.needs_frames:
-            segments = [s for s in segments if s.frames is not None]
+        segments = self.recorder.sample_segments(
+            2 * n_candidates, self.segment_length, self.rng, with_frames=self.source.needs_frames
+        )
         if len(segments) < 2:
             return 0
         pairs = [(segments[2 * i], segments[2 * i + 1]) for i in range(len(segments) // 2)]

@@ -77,7 +77,8 @@ class VecRewardWrapper(VecEnvWrapper):
     episode's end with ``reward_at_episode_end``). At episode ends the transition uses
     ``info["terminal_observation"]``. Each finished episode's return under
     ``reward_fn`` is put in ``info["episode_model_return"]``. An attached
-    :class:`~robofeedback.data.recorder.RolloutRecorder` is fed every step.
+    :class:`~robofeedback.data.recorder.RolloutRecorder` is fed every step; one that keeps the frames of only
+    every k-th episode gets them rendered in those episodes only (per sub-env, when ``reward_fn`` needs none).
     """
 
     def __init__(self, venv: VecEnv, reward_fn: RewardFunction | Any):
@@ -108,7 +109,6 @@ class VecRewardWrapper(VecEnvWrapper):
     def attach_recorder(self, recorder: RolloutRecorder) -> None:
         """Record every step from now on (from the current observations, if the env was already reset)."""
         self.recorder = recorder
-        self._set_frame_capture(self._frames_wanted)
         if self._last_obs is not None:
             infos = self._reset_infos()
             if recorder.keep_frames:  # the sub-envs are past their reset: render where they are now
@@ -116,6 +116,7 @@ class VecRewardWrapper(VecEnvWrapper):
                     {**info, "frame": frame} for info, frame in zip(infos, self.venv.env_method("render"), strict=True)
                 ]
             recorder.start(self._last_obs, infos)
+        self._set_frame_capture(self._frames_wanted)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions)
@@ -148,8 +149,10 @@ class VecRewardWrapper(VecEnvWrapper):
         if self.reward_fn.reward_at_episode_end:
             self._held[:] = 0.0
         if self.recorder is not None:
-            frames = np.stack(frame_list) if self.recorder.keep_frames else None
-            self.recorder.add(self._actions, next_obs, obs, dones, infos, self._reset_infos(), frames)
+            reset_infos = self._reset_infos()
+            self.recorder.add(self._actions, next_obs, obs, dones, infos, reset_infos, frame_list)
+            if self._per_episode_capture:
+                self._capture_new_episodes(np.flatnonzero(dones), reset_infos)
         self._returns += rewards
         for i in np.flatnonzero(dones):
             infos[i]["episode_model_return"] = float(self._returns[i])
@@ -168,7 +171,32 @@ class VecRewardWrapper(VecEnvWrapper):
     def _frames_wanted(self) -> bool:
         return self.reward_fn.needs_frames or (self.recorder is not None and self.recorder.keep_frames)
 
+    @property
+    def _per_episode_capture(self) -> bool:
+        """Whether frames are rendered per sub-env, in the episodes whose frames the recorder keeps."""
+        recorder = self.recorder
+        return (
+            recorder is not None
+            and recorder.keep_frames
+            and recorder.frames_every > 1
+            and not self.reward_fn.needs_frames
+        )
+
+    def _capture_new_episodes(self, rows: np.ndarray, reset_infos: list[dict]) -> None:
+        """Switch rendering on or off for the episodes that just began in sub-envs ``rows``; one that keeps its
+        frames but began with rendering off gets its first frame now (the sub-env is where it was reset)."""
+        for i in (int(i) for i in rows):
+            wanted = self.recorder.wants_frames(i)
+            self.venv.env_method("set_frame_capture", wanted, indices=[i])
+            if wanted and "frame" not in reset_infos[i]:
+                self.recorder.set_first_frame(i, self.venv.env_method("render", indices=[i])[0])
+
     def _set_frame_capture(self, enabled: bool) -> None:
+        if enabled and self._per_episode_capture:
+            started = self.recorder.started  # before the first reset, every sub-env's first episode keeps frames
+            for i in range(self.num_envs):
+                self.venv.env_method("set_frame_capture", not started or self.recorder.wants_frames(i), indices=[i])
+            return
         every, at_end = 1, False
         if not (self.recorder is not None and self.recorder.keep_frames):
             every, at_end = self.reward_fn.reward_every, self.reward_fn.reward_at_episode_end
