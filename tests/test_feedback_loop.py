@@ -1,3 +1,4 @@
+import contextlib
 import json
 import threading
 
@@ -107,12 +108,23 @@ def answer_like_a_person(store, stop, answered):
         answered.append(query.id)
 
 
-def test_the_loop_waits_for_people_answering_through_the_store(tmp_path):
-    store = FeedbackStore(tmp_path / "shared.db")
+@contextlib.contextmanager
+def a_person_answering(store_path):
+    """A person (a thread on its own connection to the store) answers every preference query until the block
+    ends; yields the ids of the queries answered."""
     stop, answered = threading.Event(), []
-    person = threading.Thread(target=answer_like_a_person, args=(FeedbackStore(tmp_path / "shared.db"), stop, answered))
+    person = threading.Thread(target=answer_like_a_person, args=(FeedbackStore(store_path), stop, answered))
     person.start()
     try:
+        yield answered
+    finally:
+        stop.set()
+        person.join()
+
+
+def test_the_loop_waits_for_people_answering_through_the_store(tmp_path):
+    store = FeedbackStore(tmp_path / "shared.db")
+    with a_person_answering(tmp_path / "shared.db") as answered:
         result = train(
             "metaworld:reach",
             reward="preference",
@@ -123,9 +135,6 @@ def test_the_loop_waits_for_people_answering_through_the_store(tmp_path):
             config={**loop_config(budget=16), "env_kwargs": {"max_episode_steps": 50, "render_size": 64}},
             progress=False,
         )
-    finally:
-        stop.set()
-        person.join()
     log = rounds(tmp_path / "run")
     assert [r["new_labels"] for r in log] == [8, 8]  # each round waited for its 8 answers
     assert len(answered) == 16 and result.feedback["labels"] == 16
@@ -144,10 +153,7 @@ def test_frames_are_rendered_only_in_the_episodes_whose_clips_are_kept(tmp_path,
     render = PandaEnv.render
     monkeypatch.setattr(PandaEnv, "render", lambda self: rendered.append(1) or render(self))
     store = FeedbackStore(tmp_path / "fb.db")
-    stop, answered = threading.Event(), []
-    person = threading.Thread(target=answer_like_a_person, args=(FeedbackStore(tmp_path / "fb.db"), stop, answered))
-    person.start()
-    try:
+    with a_person_answering(tmp_path / "fb.db"):
         result = train_reach(
             tmp_path / "run",
             1100,
@@ -155,9 +161,6 @@ def test_frames_are_rendered_only_in_the_episodes_whose_clips_are_kept(tmp_path,
             feedback=HumanQueue(wait_seconds=60),
             store=store,
         )
-    finally:
-        stop.set()
-        person.join()
     assert result.feedback["labels"] == 16
     # 8 episodes of 51 frames (and the reset after each, rendered before the switch), the app's evaluation video
     # at step 1000 (51 frames); rendering every episode would be 22 x 51 + 51
