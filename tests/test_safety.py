@@ -60,21 +60,24 @@ def test_cuts_that_can_no_longer_cut_the_polytope_are_dropped_and_the_centre_sta
     assert learner.status.rows < len(A)  # the box's faces, at least, are far away by now
 
 
-def test_the_newton_mve_solver_agrees_with_cvxpy_and_finds_empty_polytopes():
+def test_the_primal_dual_mve_solver_agrees_with_cvxpy_and_finds_empty_polytopes():
     from robofeedback.safety.cutting_plane import max_volume_ellipsoid
 
     rng = np.random.default_rng(1)
     r = 4
     A = np.vstack([np.eye(r), -np.eye(r), rng.normal(size=(8, r))])
     b = np.r_[np.ones(2 * r), rng.uniform(0.1, 0.6, 8)]
-    newton = CuttingPlaneLearner(-np.ones(r), np.ones(r), epsilon=1e-3)
+    primal_dual = CuttingPlaneLearner(-np.ones(r), np.ones(r), epsilon=1e-3)
     reference = CuttingPlaneLearner(-np.ones(r), np.ones(r), epsilon=1e-3, solver="cvxpy")
-    for learner in (newton, reference):
+    for learner in (primal_dual, reference):
         for h, c in zip(A[2 * r :], b[2 * r :], strict=True):
             learner.add_cut(h, c)
         learner.recentre()
-    assert np.allclose(newton.theta, reference.theta, atol=1e-3)
-    assert newton.status.log_volume == pytest.approx(reference.status.log_volume, abs=1e-3)
+    assert np.allclose(primal_dual.theta, reference.theta, atol=1e-3)
+    assert primal_dual.status.log_volume == pytest.approx(reference.status.log_volume, abs=1e-3)
+    scale = np.linalg.norm(A, axis=1)
+    d, E, _ = max_volume_ellipsoid(A / scale[:, None], b / scale)
+    assert np.all(np.linalg.norm(A @ E, axis=1) + A @ d <= b)  # the ellipsoid lies inside the polytope
     assert max_volume_ellipsoid(np.array([[1.0, 0.0], [-1.0, 0.0]]), np.array([-1.0, -1.0])) is None  # x<=-1, x>=1
 
 
