@@ -5,8 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Headless rendering: EGL with Mesa's software rasterizer for MuJoCo (MetaWorld); GLib for OpenCV;
-# a PostgreSQL server, which the tests start to check the feedback store on it.
-DEB_PACKAGES := libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libglib2.0-0 postgresql
+# a PostgreSQL server, which the tests start to check the feedback store on it; libseccomp, the system-call
+# filter of the jail that LLM-written reward code runs in.
+DEB_PACKAGES := libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri libglib2.0-0 postgresql libseccomp2
 # The app's browser tests drive Debian's headless Chromium with Playwright.
 TEST_DEB_PACKAGES := chromium chromium-driver fonts-dejavu-core
 

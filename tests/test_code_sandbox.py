@@ -1,5 +1,6 @@
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -54,7 +55,9 @@ def test_code_is_taken_from_the_llm_answer():
         check_code("def compute_reward(state):\n    return 0.0, {}\n")
 
 
-HOSTILE = {
+# What the first layer tells the LLM, and where. Whether each attack is contained, and by which layer, with the first
+# layer and without it, is tests/test_code_jail.py's corpus; these check the messages.
+REFUSED = {
     "escape through the class hierarchy": ("return ().__class__.__mro__, {}", "check", "__mro__"),
     "import os": ("import os\n    return 0.0, {}", "check", "import of ['os']"),
     "__import__": ("return __import__('os'), {}", "check", "__import__"),
@@ -62,31 +65,68 @@ HOSTILE = {
     "exec": ("exec('x = 1')\n    return 0.0, {}", "check", "exec()"),
     "getattr": ("return getattr(obs, 'shape'), {}", "check", "getattr()"),
     "numpy file access": ("np.save('/tmp/stolen.npy', obs)\n    return 0.0, {}", "check", ".save"),
+    "from numpy import save": ("from numpy import save\n    return 0.0, {}", "check", "from numpy import save"),
     "while True": ("while True:\n        pass", "check", "never ends"),
-    "generator frames": ("g = (x for x in [1])\n    return g.gi_frame, {}", "compile", "gi_frame"),
-    "format-string attribute walk": ("s = '{0.real}'.format(1)\n    return 0.0, {}", "run", "format"),
-    "endless loop": ("x = 0\n    for i in range(10 ** 12):\n        x += i\n    return 0.0, {}", "run", "no answer"),
-    "huge allocation": ("a = np.ones(10 ** 10)\n    return float(a.sum()), {}", "run", "memory limit"),
-    "huge list": ("a = [1] * (10 ** 10)\n    return 0.0, {}", "run", "memory limit"),
-    "recursion bomb": ("return f(0), {}", "run", "recursion"),
-    "NaN reward": ("return float('nan'), {}", "run", "non-finite"),
-    "not a pair": ("return 1.0", "run", "must return (reward, dict"),
+    "generator frames": ("g = (x for x in [1])\n    return g.gi_frame, {}", "check", "gi_frame"),
+    "format-string attribute walk": ("s = '{0.real}'.format(1)\n    return 0.0, {}", "check", "use an f-string"),
+    "a private name": ("_x = 1\n    return 0.0, {}", "compile", "starts with"),
+    "a numpy submodule": ("return np.ma.zeros(1), {}", "run", "numpy.ma is not allowed"),
+}
+FAILED = {  # what the message says, and what stopped it (None: the code's own mistake)
+    "endless loop": (
+        "x = 0\n    for i in range(10 ** 12):\n        x += i\n    return 0.0, {}",
+        "no answer",
+        "wall clock",
+    ),
+    "huge allocation": ("a = np.ones(10 ** 10)\n    return float(a.sum()), {}", "memory limit", "rlimit"),
+    "recursion bomb": ("return f(0), {}", "recursion", "recursion limit"),
+    "NaN reward": ("return float('nan'), {}", "non-finite", None),
+    "not a pair": ("return 1.0", "must return (reward, dict", "protocol"),
+    "too few rewards in batched code": ("return obs[:1, 0], {}", "1 rewards for 4 transitions", None),
 }
 
 
-@pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_hostile_code_is_refused_or_contained(name):
-    body, stage, message = HOSTILE[name]
+def _source(body):
     helpers = "import numpy as np\n\ndef f(n):\n    return f(n + 1)\n\n"
-    source = f"{helpers}def compute_reward(obs, action, info):\n    {body}\n"
+    return f"{helpers}def compute_reward(obs, action, info):\n    {body}\n"
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_refused_code_gets_a_clear_message_at_the_right_stage(name):
+    body, stage, message = REFUSED[name]
     with pytest.raises(RewardCodeError) as caught:
-        reward = CodeReward(source, timeout=1.0, memory_mb=256)
+        reward = CodeReward(_source(body), timeout=1.0, memory_mb=256)
         reward(transitions())
     assert caught.value.stage == stage
+    assert caught.value.layer in ("ast check", "RestrictedPython")
     assert message in str(caught.value)
+    if stage == "check":  # the check needs no worker: check_code says the same in this process
+        with pytest.raises(RewardCodeError, match=re.escape(message)):
+            check_code(_source(body))
     assert not os.path.exists("/tmp/stolen.npy")
-    # the parent is unharmed: a good candidate still runs afterwards
-    assert CodeReward(GOOD)(transitions()).shape == (4,)
+
+
+@pytest.mark.parametrize("name", sorted(FAILED))
+def test_code_that_fails_when_run_says_why(name):
+    body, message, layer = FAILED[name]
+    with pytest.raises(RewardCodeError) as caught:
+        reward = CodeReward(_source(body), batched="batched" in name, timeout=1.0, memory_mb=256)
+        reward(transitions())
+    assert (caught.value.stage, caught.value.layer) == ("run", layer)
+    assert message in str(caught.value)
+
+
+def test_info_keys_never_include_what_reward_code_must_not_see():
+    for key in ("env_reward", "success", "is_success", "episode", "frames"):
+        with pytest.raises(ValueError, match=key):
+            CodeReward(GOOD, info_keys=("factors", key))
+    source = "def compute_reward(obs, action, info):\n    return float(info['gripper'] + len(info)), {}\n"
+    reward = CodeReward(source, info_keys=("gripper",))
+    batch = transitions()
+    for i, info in enumerate(batch.info):
+        info.update(gripper=float(i), success=True, env_reward=5.0, factors={"distance": 1.0})
+    np.testing.assert_allclose(reward(batch), np.arange(4) + 1.0)  # only the key it asked for
+    reward.close()
 
 
 def test_a_failed_candidate_keeps_its_error():
@@ -95,3 +135,20 @@ def test_a_failed_candidate_keeps_its_error():
         reward(transitions())
     with pytest.raises(RewardCodeError, match="IndexError"):  # the same error again, no new worker
         reward(transitions())
+
+
+def _run_in_this_process(reward):
+    return reward(transitions()).tolist(), reward.applied
+
+
+def test_a_copy_in_another_process_runs_in_a_jail_of_its_own():
+    """As in SubprocVecEnv and Ray workers: the pickled reward starts its own jailed worker there."""
+    import multiprocessing
+
+    reward = CodeReward(GOOD)
+    expected = reward(transitions()).tolist()
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        values, applied = pool.apply(_run_in_this_process, (reward,))
+    reward.close()
+    np.testing.assert_allclose(values, expected)
+    assert applied == reward.applied and {"landlock", "seccomp", "rlimits"} <= set(applied)
