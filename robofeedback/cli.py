@@ -356,6 +356,22 @@ def _llm_arguments(p: argparse.ArgumentParser, temperature: float) -> None:
     p.add_argument(
         "--temperature", type=float, default=temperature, help=f"sampling temperature (default {temperature:g})"
     )
+    p.add_argument(
+        "--info-key",
+        dest="info_keys",
+        action="append",
+        default=None,
+        metavar="KEY",
+        help="a key of the env's info the reward code may read, besides factors and agent_pos (repeatable; never "
+        "env_reward, success and the like)",
+    )
+
+
+def _info_keys(args: argparse.Namespace) -> tuple[str, ...]:
+    """The info keys the reward code reads: the defaults and those --info-key adds."""
+    from robofeedback.rewards.code import INFO_KEYS
+
+    return tuple(dict.fromkeys(INFO_KEYS + tuple(args.info_keys or ())))
 
 
 def _chat_client(args: argparse.Namespace):
@@ -625,6 +641,7 @@ def cmd_icpl(args: argparse.Namespace) -> int:
         out_dir=out,
         seed=args.seed,
         temperature=args.temperature,
+        info_keys=_info_keys(args),
     )
     with executor:
         summary = loop.run()
@@ -676,6 +693,7 @@ def cmd_video_reward(args: argparse.Namespace) -> int:
         end=args.end,
         frames_fps=args.frames_fps,
         temperature=args.temperature,
+        info_keys=_info_keys(args),
     )
     summary = loop.run(args.iterations)
     for row in summary["iterations"]:

@@ -1,4 +1,5 @@
-"""Write the recorded LLM answers that `python -m robofeedback.bench.bilevel` replays (assets/bilevel/*.jsonl).
+"""Write the hand-written replays that `python -m robofeedback.bench.bilevel` serves in place of an LLM
+(assets/bilevel/*.jsonl).
 
 They are written by hand to read like a code model's answers to the bi-level loop's prompts on MetaWorld
 drawer-close, where each update answers the judge's feedback on the previous policy's video. They were not

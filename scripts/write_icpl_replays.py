@@ -1,6 +1,7 @@
-"""Write the recorded LLM answers that `python -m robofeedback.bench.icpl` replays (assets/icpl/*.jsonl).
+"""Write the hand-written replays that `python -m robofeedback.bench.icpl` serves in place of an LLM
+(assets/icpl/*.jsonl). They are not a model's answers and do not depend on the prompt.
 
-They are written by hand to read like a code model's answers to ICPL's prompts: a short analysis, then a
+They are written to read like a code model's answers to ICPL's prompts: a short analysis, then a
 reward function; one of the first round's answers has the kind of bug such models make (PandaReach: object
 slots its observation does not have; drawer-close: an info key that does not exist), so the loop
 regenerates it. One line per LLM call, in
@@ -152,9 +153,9 @@ DRAWER_CLOSE = [
     ],
     [
         answer(
-            "The handle-to-goal distance, scaled, with a success bonus when info reports success.",
+            "The handle-to-goal distance, scaled, with a bonus once the handle is within 5 cm of the goal.",
             HANDLE + "    to_goal = float(np.linalg.norm(handle - goal))\n"
-            '    bonus = 1.0 if info.get("success") else 0.0\n'
+            "    bonus = 1.0 if to_goal < 0.05 else 0.0\n"
             '    return -5.0 * to_goal + bonus, {"to_goal": -5.0 * to_goal, "bonus": bonus}\n',
         ),
     ],

@@ -99,11 +99,19 @@ def test_llm_loop_from_a_replay_regenerates_failures_and_prompts_with_the_prefer
     assert len(summary["iterations"]) == 2
     prompt = json.loads((run / "iter1" / "cand0" / "prompt.json").read_text())
     assert "obs[6:9]: gripper (end effector) position" in prompt[1]["content"]
+    assert "info keys: factors (" in prompt[1]["content"] and "success (bool" not in prompt[1]["content"]
     feedback = prompt[2]["content"]
     assert "The preferred reward function" in feedback and "The rejected reward function" in feedback
     assert "distance: [" in feedback  # the reward trace
     assert "B scales the distance" in loop.proposer.feedback  # the difference call went into the history
     assert loop.proposer.client.position == len(answers)
+
+
+def test_reward_code_never_gets_the_env_reward_or_success(tmp_path, capsys):
+    with pytest.raises(ValueError, match="refused: \\['success'\\]"):
+        ICPL("panda:PandaReach-v3", "reach", info_keys=("factors", "success"), out_dir=tmp_path)
+    assert main(["icpl", "--env", "panda:PandaReach-v3", "--task", "reach", "--info-key", "env_reward"]) == 2
+    assert "refused: ['env_reward']" in capsys.readouterr().err
 
 
 def test_rankers():

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from robofeedback.data.video import VideoError, read_video, resample, side_by_side, write_video
-from robofeedback.rewards.code import RewardCodeError, extract_code
+from robofeedback.rewards.code import INFO_KEYS, RewardCodeError, check_info_keys, extract_code
 from robofeedback.rewards.icpl import (
     FEEDBACK_TIPS,
     SYSTEM_PROMPT,
@@ -161,9 +162,9 @@ class LLMRewardUpdater:
     """The lower level with a chat model (``client.complete``): it gets the env's description, the current reward
     code with its component traces, and the upper level's feedback, and writes the updated reward code."""
 
-    def __init__(self, client, task: str, env, temperature: float = 0.7):
+    def __init__(self, client, task: str, env, temperature: float = 0.7, info_keys: Sequence[str] = INFO_KEYS):
         self.client, self.task, self.temperature = client, task, temperature
-        self.environment = describe_env(env)
+        self.environment = describe_env(env, info_keys)
         self.similarities: list[float] = []
         self.name = f"llm:{getattr(client, 'model', 'llm')}"
 
@@ -216,7 +217,8 @@ class BilevelVideoReward:
     ``judge`` defaults to the offline :class:`~robofeedback.feedback.vlm.ClipVideoJudge`; a
     :class:`~robofeedback.feedback.vlm.ChatVLMJudge` works too (its free text needs an ``llm``).
     ``config`` is the training config (as for ``train``). Code that the sandbox refuses or that fails on a few
-    real transitions is asked for again, at most ``max_rounds`` times per iteration.
+    real transitions is asked for again, at most ``max_rounds`` times per iteration. ``info_keys`` are the keys of
+    the env's info the reward code reads (the named reward factors and the agent's position by default).
     """
 
     def __init__(
@@ -236,6 +238,7 @@ class BilevelVideoReward:
         frames_fps: float | None = None,
         max_rounds: int = 3,
         temperature: float = 0.7,
+        info_keys: Sequence[str] = INFO_KEYS,
     ):
         from robofeedback.envs import make
 
@@ -246,6 +249,7 @@ class BilevelVideoReward:
         self.expert_path = str(expert)
         self.expert = load_expert_video(expert, fps, start, end, frames_fps)
         self.spec, self.task, self.seed, self.fps = env, task.strip(), seed, float(fps)
+        self.info_keys = check_info_keys(info_keys)
         self.config = {"video_episodes": 1, **dict(config or {})}
         env_kwargs = dict(self.config.get("env_kwargs", {}))
         if env.startswith("panda:"):
@@ -257,7 +261,7 @@ class BilevelVideoReward:
         self.judge = judge if judge is not None else ClipVideoJudge()
         if llm is not None:
             self.updater: LLMRewardUpdater | FeedbackWeightUpdater = LLMRewardUpdater(
-                llm, self.task, self.env, temperature
+                llm, self.task, self.env, temperature, self.info_keys
             )
         elif isinstance(self.judge, ClipVideoJudge):
             self.updater = FeedbackWeightUpdater(self.env)
@@ -310,7 +314,7 @@ class BilevelVideoReward:
                 code, response, prompt = self.updater.propose(previous, seed)
             if prompt is not None:
                 (folder / "prompt.json").write_text(json.dumps(prompt, indent=2))
-            error = smoke_test(code, self._probe)
+            error = smoke_test(code, self._probe, self.info_keys)
             attempts.append({"response": response, "error": error})
             (folder / "attempts.json").write_text(json.dumps(attempts, indent=2))
             if error is None:
@@ -326,7 +330,15 @@ class BilevelVideoReward:
         from robofeedback.data.trajectory import Trajectory
 
         result = train_candidate(
-            self.spec, code, self.train_steps, self.seed, str(folder / "train"), self.config, resume=True, frames=True
+            self.spec,
+            code,
+            self.train_steps,
+            self.seed,
+            str(folder / "train"),
+            self.config,
+            resume=True,
+            frames=True,
+            info_keys=self.info_keys,
         )
         if "error" in result:
             raise RewardCodeError("training", f"iteration {i}: {result['error']}")

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from robofeedback.parallel import LocalExecutor
-from robofeedback.rewards.code import FUNCTION, CodeReward, RewardCodeError, extract_code
+from robofeedback.rewards.code import FUNCTION, INFO_KEYS, CodeReward, RewardCodeError, check_info_keys, extract_code
 
 SYSTEM_PROMPT = """You are a reward engineer. You write reward functions in Python for reinforcement learning \
 agents so that they learn the task described to you as quickly and reliably as possible.
@@ -42,9 +42,11 @@ Write one function, with exactly this signature:
         return reward, components
 
 - obs is the observation after the action, a 1-D numpy array (the layout is described below); action is
-  a 1-D numpy array; info is a dict whose keys are described below.
-- reward is a float; components is a dict from short names to the float terms the reward is made of.
-- You may import only math and numpy (as np). No file, network or system access, no classes.
+  a 1-D numpy array; info is a dict with only the keys described below.
+- reward is a float; components is a dict from short names (letters, digits, _) to the float terms the
+  reward is made of.
+- You may import only math and numpy (as np). No file, network or system access; plain helper functions
+  and classes are fine.
 - Answer with the function in one ```python code block."""
 
 FEEDBACK_TIPS = """Analyse the traces first: a component whose values barely change teaches the agent nothing \
@@ -76,9 +78,15 @@ class Candidate:
         return f"iter{self.iteration}-cand{self.index}"
 
 
-def describe_env(env) -> str:
-    """What the proposer is told about ``env``: observation layout, action space, the ``info`` keys and the
-    env's named reward factors (``info["factors"]``)."""
+INFO_DESCRIPTIONS = {
+    "agent_pos": "3-D position of the end effector or body, a numpy array",
+    "factors": "a dict of the env's named reward factors, below",
+}
+
+
+def describe_env(env, info_keys: Sequence[str] = INFO_KEYS) -> str:
+    """What the proposer is told about ``env``: observation layout, action space, the ``info`` keys the reward
+    code can read (``info_keys``, the same the sandbox passes) and the env's named reward factors."""
     lines = [f"Environment: {env.spec_name}."]
     layout = env.observation_layout() if hasattr(env, "observation_layout") else None
     lines.append(f"obs: {env.observation_space.shape[0]} numbers.")
@@ -87,13 +95,14 @@ def describe_env(env) -> str:
         f"action: {env.action_space.shape[0]} numbers in [{env.action_space.low.min():g}, "
         f"{env.action_space.high.max():g}]."
     )
+    keys = [f"{key} ({INFO_DESCRIPTIONS.get(key, 'provided by the env')})" for key in info_keys]
     lines.append(
-        "info keys: agent_pos (3-D position of the end effector or body, a numpy array), "
-        "success (bool, whether the task counts as done), factors (a dict, below)."
+        f"info keys: {', '.join(keys)}. Nothing else: not the env's own reward, not whether the task succeeded."
     )
-    for name, factor in env.factor_info.items():
-        kind = "a reward term" if factor.sign > 0 else "a cost term"
-        lines.append(f'  info["factors"]["{name}"]: {factor.description} ({kind})')
+    if "factors" in info_keys:
+        for name, factor in env.factor_info.items():
+            kind = "a reward term" if factor.sign > 0 else "a cost term"
+            lines.append(f'  info["factors"]["{name}"]: {factor.description} ({kind})')
     return "\n".join(lines)
 
 
@@ -111,10 +120,10 @@ def trace_text(candidate: Candidate) -> str:
 class LLMProposer:
     """Reward code from a chat model (``client.complete``), ICPL's prompts."""
 
-    def __init__(self, client, task: str, env, temperature: float = 1.0):
+    def __init__(self, client, task: str, env, temperature: float = 1.0, info_keys: Sequence[str] = INFO_KEYS):
         self.client, self.task, self.temperature = client, task, temperature
         self.system = SYSTEM_PROMPT
-        self.first = f"The task: {task}\n\n{describe_env(env)}\n\nWrite the reward function."
+        self.first = f"The task: {task}\n\n{describe_env(env, info_keys)}\n\nWrite the reward function."
         self.history: list[str] = []
         self.feedback: str | None = None
         self.name = f"llm:{getattr(client, 'model', 'llm')}"
@@ -315,12 +324,20 @@ def component_trace(infos_by_episode: list[dict[str, float]], points: int = 10) 
 
 
 def train_candidate(
-    spec: str, code: str, steps: int, seed: int, out_dir: str, config: dict, resume: bool = False, frames: bool = False
+    spec: str,
+    code: str,
+    steps: int,
+    seed: int,
+    out_dir: str,
+    config: dict,
+    resume: bool = False,
+    frames: bool = False,
+    info_keys: Sequence[str] = INFO_KEYS,
 ) -> dict[str, Any]:
-    """Train a policy on ``code``'s reward and report the final evaluation, the component trace and the video;
-    a reward-code failure during training is returned as the candidate's error. One episode of the final policy
-    is saved as ``final_episode.npz`` (with its rendered frames when ``frames``); ``resume`` continues a
-    checkpoint in ``out_dir``."""
+    """Train a policy on ``code``'s reward (reading ``info_keys`` of the env's info) and report the final
+    evaluation, the component trace and the video; a reward-code failure during training is returned as the
+    candidate's error. One episode of the final policy is saved as ``final_episode.npz`` (with its rendered frames
+    when ``frames``); ``resume`` continues a checkpoint in ``out_dir``."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     from robofeedback.data.rollout import collect
@@ -344,7 +361,7 @@ def train_candidate(
                     self.episodes.append(self.running.pop(i))
             return True
 
-    reward = CodeReward(code)
+    reward = CodeReward(code, info_keys=info_keys)
     tracer = Trace()
     try:
         result = train(
@@ -381,13 +398,13 @@ def probe_transitions(env, seed: int):
     return collect(env, None, n_steps=5, seed=seed)[0]
 
 
-def smoke_test(code: str, probe) -> str | None:
+def smoke_test(code: str, probe, info_keys: Sequence[str] = INFO_KEYS) -> str | None:
     """Why ``code`` cannot be trained on (refused by the sandbox, or failing on the ``probe`` transitions), or None
     when it runs."""
     if not code:
         return "the answer held no reward function"
     try:
-        reward = CodeReward(code)
+        reward = CodeReward(code, info_keys=info_keys)
         try:
             reward.compute(probe.obs[1:], probe.actions, probe.infos)
         finally:
@@ -409,7 +426,9 @@ class ICPL:
     ``None`` for the offline :class:`FactorProposer`; ``ranker`` defaults to :class:`ScriptedRanker`.
     ``config`` is the training config (as for ``train``); ``n_jobs`` trains candidates in parallel processes,
     or ``executor`` (a :class:`robofeedback.parallel.Executor`, e.g. on a Ray cluster) trains them where it runs jobs.
-    Failed candidates are regenerated, at most ``max_rounds`` requests per iteration.
+    Failed candidates are regenerated, at most ``max_rounds`` requests per iteration. ``info_keys`` are the keys
+    of the env's info the reward code reads (the named reward factors and the agent's position by default; never
+    the env's reward or success), and what the LLM is told it has.
     """
 
     def __init__(
@@ -428,6 +447,7 @@ class ICPL:
         seed: int = 0,
         max_rounds: int = 5,
         temperature: float = 1.0,
+        info_keys: Sequence[str] = INFO_KEYS,
     ):
         from robofeedback.envs import make
 
@@ -436,6 +456,7 @@ class ICPL:
         if min(iterations, train_steps, n_jobs, max_rounds) < 1:
             raise ValueError("iterations, train_steps, n_jobs and max_rounds must be >= 1")
         self.spec, self.task, self.seed = env, task, seed
+        self.info_keys = check_info_keys(info_keys)
         self.config = dict(config or {})
         env_kwargs = dict(self.config.get("env_kwargs", {}))
         if env.startswith("panda:"):
@@ -444,7 +465,7 @@ class ICPL:
         if proposer is None:
             self.proposer = FactorProposer(self.env, seed=seed)
         elif hasattr(proposer, "complete"):
-            self.proposer = LLMProposer(proposer, task, self.env, temperature=temperature)
+            self.proposer = LLMProposer(proposer, task, self.env, temperature=temperature, info_keys=self.info_keys)
         else:
             self.proposer = proposer
         self.ranker = ranker or ScriptedRanker()
@@ -544,11 +565,14 @@ class ICPL:
     def _smoke_test(self, code: str) -> str | None:
         if self._probe is None:  # a few real transitions, the same for every candidate
             self._probe = probe_transitions(self.env, self.seed)
-        return smoke_test(code, self._probe)
+        return smoke_test(code, self._probe, self.info_keys)
 
     def _train(self, candidates: list[Candidate]) -> list[dict[str, Any]]:
         config = {"video_episodes": 1, **self.config}
-        jobs = [(self.spec, c.code, self.train_steps, self.seed, c.out_dir, config) for c in candidates]
+        jobs = [
+            (self.spec, c.code, self.train_steps, self.seed, c.out_dir, config, False, False, self.info_keys)
+            for c in candidates
+        ]
         if self.executor is not None:
             return self.executor.map(_train_job, jobs)
         with LocalExecutor(min(self.n_jobs, len(jobs))) as executor:
