@@ -5,9 +5,9 @@ MetaWorld drawer-close with the shipped expert video (``assets/videos``, made by
 ``scripts/make_expert_video.py``):
 
 - the offline path: the CLIP + time-warping judge and the factor-weight lower level (no model anywhere);
-- the LLM path: the same judge, and the lower level's answers replayed from ``assets/bilevel`` (written by
-  ``scripts/write_bilevel_replays.py`` to read like a code model's; a live model runs the same loop with
-  ``robofeedback video-reward --llm ...``);
+- the LLM path: the same judge, and the lower level's answers served from ``assets/bilevel`` (a hand-written
+  replay, not a model: written by ``scripts/write_bilevel_replays.py`` to read like a code model's and served
+  whatever the feedback says; a live model runs the same loop with ``robofeedback video-reward --llm ...``);
 - ICPL with the offline factor-weight proposer and the scripted ranker, the same number of iterations with two
   candidates each (so twice the env steps), which sees the task's success instead of a video. Its best
   candidate per iteration is rendered on the same episode and scored by the same judge, for comparison.
@@ -191,7 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     runs = {
         "offline": lambda: bilevel_row("bi-level, offline", None, out, args.iterations, args.steps, args.seed),
         "llm": lambda: bilevel_row(
-            "bi-level, replayed LLM", Replay(assets("bilevel")), out, args.iterations, args.steps, args.seed
+            "bi-level, hand-written replay (not a model)",
+            Replay(assets("bilevel")),
+            out,
+            args.iterations,
+            args.steps,
+            args.seed,
         ),
         "icpl": lambda: icpl_row(out, args.iterations, args.steps, args.seed),
     }

@@ -1,10 +1,11 @@
 """ICPL on this machine: the best candidate's success per iteration, for the offline factor-weight proposer
-and for the whole LLM loop replayed from recorded answers, with the scripted ranker.
+and for the whole LLM loop served hand-written answers (a replay, not a model), with the scripted ranker.
 
 ``python -m robofeedback.bench.icpl [--tasks ...] [--out runs/bench/icpl]`` writes ``results.json``,
-``REPORT.md`` and ``icpl_iterations.png``. The replays (``assets/icpl/<task>.jsonl``) are answers written
-to read like a code LLM's, for a reproducible run of the loop without a server; a live model runs the same
-loop with ``robofeedback icpl --llm ...``. Each ranking of K candidates counts as K - 1 pairwise
+``REPORT.md`` and ``icpl_iterations.png``. The replays (``assets/icpl/<task>.jsonl``) are answers written by
+hand to read like a code LLM's and served whatever the prompt says, for a reproducible run of the loop's
+machinery without a server; they measure no model. A live model runs the same loop with
+``robofeedback icpl --llm ...``. Each ranking of K candidates counts as K - 1 pairwise
 preferences, the unit the preference core's label budget is counted in.
 """
 
@@ -55,7 +56,7 @@ def run(out: Path, tasks: dict[str, dict], seed: int = 0, n_jobs: int = 1) -> li
 
     rows = []
     for spec, settings in tasks.items():
-        for proposer_name in ("offline", "replayed LLM"):
+        for proposer_name in ("offline", "hand-written replay"):
             proposer = None if proposer_name == "offline" else Replay(replay_path(spec), model="replay")
             start, commit = time.time(), run_metadata()["git_commit"]
             loop = ICPL(

@@ -8,7 +8,9 @@
 - ``cutting_plane``: the maximum-volume-ellipsoid re-centring time per correction at r = 20, against the 50 ms
   goal;
 - ``app_roundtrip``: a preference query served and answered over HTTP through the app's endpoints, against
-  the same lease and answer made on the store directly.
+  the same lease and answer made on the store directly;
+- ``reward_code``: calls/s of batched reward code on 1000 transitions in its jailed worker, against the same
+  function compiled in this process, and the worker's start-up time (interpreter, numpy, the jail, compiling).
 
 ``python -m robofeedback.bench.perf [measure ...]`` prints them; ``robofeedback bench`` runs them as entries.
 """
@@ -214,12 +216,54 @@ def app_roundtrip(queries: int = 20) -> dict[str, Any]:
     }
 
 
+BATCHED_CODE = """
+import numpy as np
+
+def compute_reward(obs, action, info):
+    distance = np.linalg.norm(obs[:, 6:9] - obs[:, 3:6], axis=1)
+    effort = 0.01 * np.square(action).sum(axis=1)
+    return -distance - effort, {"distance": -distance, "effort": -effort}
+"""
+
+
+def reward_code(batch: int = 1000, calls: int = 50, starts: int = 10) -> dict[str, Any]:
+    """Batched reward code on ``batch`` transitions of a panda-reach-sized observation (18 numbers), through the
+    jailed worker and called in this process; start-up is the median of ``starts`` fresh workers."""
+    from robofeedback.rewards.code import CodeReward, call_reward, compile_reward
+
+    rng = np.random.default_rng(0)
+    obs, action = rng.normal(size=(batch, 18)).astype(np.float32), rng.normal(size=(batch, 4)).astype(np.float32)
+    info = [{"factors": {"ee_to_target": 0.1}} for _ in range(batch)]
+    startup = []
+    for _ in range(starts):
+        start = time.perf_counter()
+        CodeReward(BATCHED_CODE, batched=True).close()
+        startup.append(time.perf_counter() - start)
+    reward = CodeReward(BATCHED_CODE, batched=True)
+    jailed = _rate(lambda: reward.compute(obs, action, info), calls)
+    reward.close()
+    fn = compile_reward(BATCHED_CODE)
+    local = _rate(lambda: call_reward(fn, obs, action, info, True, batch), calls)
+    return {
+        "measure": "reward_code",
+        "what": f"batched reward-code calls/s on {batch} transitions in the jailed worker vs in this process; "
+        f"worker start-up median {1000 * float(np.median(startup)):.0f} ms of {starts}",
+        "value": round(jailed, 1),
+        "unit": "calls/s (jailed worker)",
+        "reference": round(local, 1),
+        "reference_unit": "calls/s (in process)",
+        "ratio": round(jailed / local, 3),
+        "startup_ms": round(1000 * float(np.median(startup)), 1),
+    }
+
+
 MEASURES: dict[str, Callable[..., dict[str, Any]]] = {
     "wrapper_steps": wrapper_steps,
     "clip_speed": clip_speed,
     "reward_training": reward_training,
     "cutting_plane": cutting_plane,
     "app_roundtrip": app_roundtrip,
+    "reward_code": reward_code,
 }
 
 

@@ -256,7 +256,7 @@ def run_icpl(entry, folder, executor):
     from robofeedback.rewards.icpl import ICPL
 
     proposer = None
-    if entry.get("proposer", "offline") == "replay":  # recorded answers, of the entry's task or of ``replay:``'s
+    if entry.get("proposer", "offline") == "replay":  # hand-written answers, of the entry's task or ``replay:``'s
         proposer = Replay(replay_path(entry.get("replay", entry["task"])))
     candidates, steps = entry.get("candidates", 2), entry["steps"]
     loop = ICPL(
@@ -495,8 +495,13 @@ def latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # -- the report ----------------------------------------------------------------------------------------------
 
 
+REPLAY_LABEL = "hand-written replay, not a model"
+
+
 def _method_label(row: dict[str, Any]) -> str:
-    name = variant(row["config"])
+    """A row's method as the report shows it; a proposer or lower level served from ``assets/`` says what it is."""
+    parts = variant(row["config"]).split(", ")
+    name = ", ".join(REPLAY_LABEL if part == "replay" else part for part in parts if part)
     return LABELS.get(row["method"], row["method"]) + (f" ({name})" if name else "")
 
 
