@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from robofeedback.bench.common import FACTOR_NOTE
 from robofeedback.config import run_metadata
 
 TASK = "metaworld:drawer-close"
@@ -154,7 +155,7 @@ def report(rows: list[dict[str, Any]], out: Path) -> Path:
         f"{TASK}, expert video `{assets('videos').name}` (a scripted expert, another camera, other colours), "
         f"compared at {SETTINGS['fps']:g} fps. Success and return are the task's own, on 20 evaluation episodes "
         "after each policy's training; the similarity is the offline judge's on one rendered episode (seed + "
-        "30000, the same every iteration).",
+        "30000, the same every iteration). " + FACTOR_NOTE,
         "",
         "| method | judge | lower level | policies x steps | similarity per iteration | success per iteration "
         "| wall time s |",

@@ -13,6 +13,13 @@ import numpy as np
 from robofeedback.config import config_dir, load_yaml, run_metadata
 from robofeedback.parallel import LocalExecutor
 
+# beside every result of reward code that weights the env's factors, or that a hand-written replay served
+FACTOR_NOTE = (
+    "The offline proposer and lower level write weighted sums of the env's named reward factors, which on panda and "
+    "MetaWorld are components of the env's own reward (on PyBullet locomotion they sum to it exactly): they start "
+    "near the true reward. A hand-written replay is not a model: its answers are served whatever the prompt says."
+)
+
 
 def config_arguments(description: str, name: str) -> argparse.ArgumentParser:
     """A parser with ``--config`` (default ``configs/bench/<name>.yaml``), ``--out``, ``--jobs`` and ``--tasks``."""

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from robofeedback.bench.common import FACTOR_NOTE
 from robofeedback.config import run_metadata
 
 TASKS = {
@@ -110,7 +111,8 @@ def report(rows: list[dict[str, Any]], out: Path) -> Path:
     lines = [
         "# ICPL on this machine",
         "",
-        "Scripted ranker (success, then env return, of each candidate's final policy on 20 eval episodes).",
+        "Scripted ranker (success, then env return, of each candidate's final policy on 20 eval episodes). "
+        + FACTOR_NOTE,
         "",
         "| task | proposer | K | steps per candidate | best success per iteration | pairwise preferences "
         "| wall time s |",

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from robofeedback.bench.common import mean_spread, read_results
+from robofeedback.bench.common import FACTOR_NOTE, mean_spread, read_results
 from robofeedback.bench.safety import first_reached
 from robofeedback.config import config_dir, deep_merge, load_yaml, run_metadata
 from robofeedback.parallel import add_executor_arguments
@@ -651,7 +651,8 @@ def report(rows: list[dict[str, Any]], out: Path, suite: dict[str, Any]) -> Path
             "",
             "Success rate and env return on the final evaluation (deterministic policy, the env's own reward and "
             "success), mean ± std over seeds. ICPL's and the bi-level loop's env steps count every policy they "
-            "trained; ICPL's labels are its rankings counted as pairwise preferences.",
+            "trained; ICPL's labels are its rankings counted as pairwise preferences."
+            + (" " + FACTOR_NOTE if any(r["method"] in ("icpl", "bilevel") for r in learning) else ""),
             "",
             *_task_table(learning),
             "",
