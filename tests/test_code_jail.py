@@ -976,8 +976,8 @@ _add(
     "resources",
     "a growing list",
     reward("s = [0.0 for i in range(10 ** 9)]\nreturn float(len(s)), {}"),
-    layered=MEMORY,
-    jail_only=MEMORY,
+    layered=MEMORY | CLOCK,  # the memory limit, or on a loaded machine the clock first
+    jail_only=MEMORY | CLOCK,
 )
 _add(
     "resources",

@@ -756,47 +756,44 @@ class CodeReward(RewardFunction):
 
     def _start(self) -> None:
         started = time.monotonic()
-        left = self.budget - self.used
         self._worker = jail.Worker("from robofeedback.rewards.code import serve; serve({fd})")
         setup = {
             "source": self.source,
             "memory_mb": self.memory_mb,
-            "cpu_seconds": max(1, math.ceil(left)),
+            "cpu_seconds": max(1, math.ceil(self.budget - self.used)),
             "skip": self.skip,
             "first_layer": self.first_layer,
         }
-        startup = min(max(self.timeout, 30.0), left)  # starting Python and numpy takes a moment on a loaded machine
-        try:
-            self._exchange(b"SETP", json.dumps(setup).encode(), {b"JAIL": _JAIL_LIMIT, b"ERR ": _ERROR_LIMIT}, startup)
-            applied = self._last_body.decode("ascii", "replace").split(",")
+        try:  # starting Python and numpy takes a moment on a loaded machine
+            body = self._exchange(b"SETP", json.dumps(setup).encode(), {b"JAIL": _JAIL_LIMIT}, max(self.timeout, 30.0))
+            applied = body.decode("ascii", "replace").split(",")
             self._worker.forget_directory()  # its root or working directory lives on, unlinked, until it ends
             expected = [m for m in ("identity", "rlimits", "landlock", "seccomp") if m not in self.skip]
             if applied != expected:
                 self._fail("jail", f"the worker reports the jail {applied}, expected {expected}", "protocol")
             self.applied = applied
-            self._expect({b"REDY": 0, b"ERR ": _ERROR_LIMIT}, startup - (time.monotonic() - started))
-        except RewardCodeError as e:
-            if e.layer == "wall clock" and startup < max(self.timeout, 30.0):
-                self._fail(
-                    "run", f"used up its budget of {self.budget:g} s of reward-code time while starting", "budget"
-                )
-            raise
+            self._expect({b"REDY": 0}, max(self.timeout, 30.0) - (time.monotonic() - started))
         finally:
             self.used += time.monotonic() - started
 
-    def _exchange(self, kind: bytes, body: bytes, limits: dict[bytes, int], timeout: float) -> None:
+    def _exchange(self, kind: bytes, body: bytes, limits: dict[bytes, int], timeout: float) -> bytes:
+        """Send a request and read its answer (see :meth:`_expect`)."""
         try:
-            self._worker.send(kind, body, timeout)
+            self._worker.send(kind, body, min(timeout, self.budget - self.used))
         except (TimeoutError, EOFError) as e:
             self._fail("run", str(e), "wall clock" if isinstance(e, TimeoutError) else "crash")
-        self._expect(limits, timeout)
+        return self._expect(limits, timeout)
 
-    def _expect(self, limits: dict[bytes, int], timeout: float) -> None:
-        """Read one answer of an allowed kind into ``_last_body``; an error answer, a breach or a death fails."""
-        worker = self._worker
+    def _expect(self, limits: dict[bytes, int], timeout: float) -> bytes:
+        """The body of the worker's next answer, of a kind in ``limits`` (or an error answer), within ``timeout``
+        seconds and what is left of the budget; an error answer, a breach, a death or the time running out fails
+        the candidate."""
+        worker, left = self._worker, self.budget - self.used
         try:
-            kind, body = worker.read(limits, timeout)
+            kind, body = worker.read({**limits, b"ERR ": _ERROR_LIMIT}, min(timeout, left))
         except TimeoutError:
+            if left < timeout:
+                self._fail("run", f"used up its budget of {self.budget:g} s of reward-code time", "budget")
             self._fail(
                 "run", f"no answer within {timeout:g} s (an endless loop?); the worker was stopped", "wall clock"
             )
@@ -810,7 +807,7 @@ class CodeReward(RewardFunction):
             except jail.ProtocolError as e:
                 self._fail("run", f"the worker sent {e}; it was stopped", "protocol")
             self._fail(error.stage, error.message, error.layer)
-        self._last_body = body
+        return body
 
     def _fail(self, stage: str, message: str, layer: str | None = None):
         self.close()
@@ -821,31 +818,20 @@ class CodeReward(RewardFunction):
         """Rewards ``(N,)`` and components ``{name: (N,)}`` for N transitions."""
         if self.error is not None:
             raise self.error
+        if self.used >= self.budget:
+            self._fail("run", f"used up its budget of {self.budget:g} s of reward-code time", "budget")
         if self._worker is None:
             self._start()
         n = len(action)
         seen = [{k: i[k] for k in self.info_keys if k in i} for i in info]
         request = pickle.dumps((obs, np.asarray(action), seen, self.batched, n), protocol=5)
-        left = self.budget - self.used
-        if left <= 0:
-            self._fail("run", f"used up its budget of {self.budget:g} s of reward-code time", "budget")
         started = time.monotonic()
-        limit = min(self.timeout, left)
         try:
-            self._exchange(b"CALL", request, {b"RSLT": result_size_limit(n), b"ERR ": _ERROR_LIMIT}, limit)
-        except RewardCodeError as e:
-            if e.layer == "wall clock" and limit < self.timeout:
-                self.error = RewardCodeError(
-                    "run",
-                    f"used up its budget of {self.budget:g} s of reward-code time; the worker was stopped",
-                    "budget",
-                )
-                raise self.error from None
-            raise
+            body = self._exchange(b"CALL", request, {b"RSLT": result_size_limit(n)}, self.timeout)
         finally:
             self.used += time.monotonic() - started
         try:
-            return decode_result(self._last_body, n)
+            return decode_result(body, n)
         except jail.ProtocolError as e:
             self._fail("run", f"the worker sent {e}; it was stopped", "protocol")
 
@@ -867,7 +853,6 @@ class CodeReward(RewardFunction):
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_worker"] = None  # each copy starts its own worker on first use
-        state.pop("_last_body", None)
         return state
 
     def __del__(self) -> None:

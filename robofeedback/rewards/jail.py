@@ -378,11 +378,6 @@ class Worker:
         finally:
             child.close()
         self.socket = parent
-        self.started = time.monotonic()
-
-    @property
-    def fd(self) -> int:
-        return self.socket.fileno()
 
     def send(self, kind: bytes, body: bytes, timeout: float) -> None:
         """Send one frame; a worker that does not take it within ``timeout`` s is killed (:class:`TimeoutError`)."""
@@ -469,12 +464,12 @@ class Worker:
         text = data.decode("utf-8", "replace").strip()
         return text[-limit:]
 
-    def stop(self, kind: bytes = b"STOP") -> None:
+    def stop(self) -> None:
         """Ask the worker to end, and kill it if it has not within half a second."""
         if self.process.poll() is None:
             try:
                 self.socket.settimeout(0.5)
-                self.socket.sendall(FRAME.pack(kind, 0))
+                self.socket.sendall(FRAME.pack(b"STOP", 0))
                 self.process.wait(0.5)
             except (OSError, subprocess.TimeoutExpired):
                 pass
