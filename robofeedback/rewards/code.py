@@ -284,9 +284,7 @@ def _checked(value: Any) -> Any:
         raise Refused(f"{type(value).__name__} objects are not allowed in reward code")
     if type(value) is dict and ("__builtins__" in value or "__loader__" in value):
         raise Refused("a module's globals are not allowed in reward code")
-    if type(value).__module__ in ("_frozen_importlib", "_frozen_importlib_external") or (
-        type(value).__module__ or ""
-    ).startswith("importlib"):
+    if (type(value).__module__ or "").startswith(("importlib", "_frozen_importlib")):
         raise Refused("the import system is not allowed in reward code")
     return value
 
@@ -467,12 +465,15 @@ def call_reward(fn, obs: Any, action: np.ndarray, info: Any, batched: bool, n: i
     return reward, parts
 
 
+_NUMBERS = (bool, int, float, np.number, np.bool_)
+
+
 def _floats(value: Any, what: str) -> np.ndarray:
-    if isinstance(value, (bool, int, float, np.number, np.bool_)):
+    if isinstance(value, _NUMBERS):
         return np.asarray([value], dtype=np.float32)
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
         return value.astype(np.float32).reshape(-1)
-    if isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, np.number, np.bool_)) for v in value):
+    if isinstance(value, (list, tuple)) and all(isinstance(v, _NUMBERS) for v in value):
         return np.asarray(value, dtype=np.float32).reshape(-1)
     raise RewardCodeError(
         "run", f"{what} must be a number or an array of numbers, got {type(value).__name__}", "protocol"
@@ -605,7 +606,6 @@ def _warm_up() -> None:
     np.random.default_rng()  # seeds from the OS (getrandom), loading what that needs
     fn = compile_reward(WARM_UP)
     obs = np.linspace(-1, 1, 12, dtype=np.float32).reshape(2, 6)
-    call_reward(fn, obs, np.zeros((2, 2), np.float32), [{}, {}], False, 2)
     encode_result(*call_reward(fn, obs, np.zeros((2, 2), np.float32), [{}, {}], False, 2))
     for bad in ("def compute_reward(obs, action, info):\n    return obs.__class__, {}\n", "x = ("):
         try:
@@ -798,16 +798,19 @@ class CodeReward(RewardFunction):
                 "run", f"no answer within {timeout:g} s (an endless loop?); the worker was stopped", "wall clock"
             )
         except jail.ProtocolError as e:
-            self._fail("run", f"the worker sent {e}; it was stopped", "protocol")
+            self._breach(e)
         except EOFError:
             self._fail("run", f"the worker process died: {worker.died_how()}", _death_layer(worker))
         if kind == b"ERR ":
             try:
                 error = decode_error(body)
             except jail.ProtocolError as e:
-                self._fail("run", f"the worker sent {e}; it was stopped", "protocol")
+                self._breach(e)
             self._fail(error.stage, error.message, error.layer)
         return body
+
+    def _breach(self, e: jail.ProtocolError):
+        self._fail("run", f"the worker sent {e}; it was stopped", "protocol")
 
     def _fail(self, stage: str, message: str, layer: str | None = None):
         self.close()
@@ -833,7 +836,7 @@ class CodeReward(RewardFunction):
         try:
             return decode_result(body, n)
         except jail.ProtocolError as e:
-            self._fail("run", f"the worker sent {e}; it was stopped", "protocol")
+            self._breach(e)
 
     def reward(self, batch: Transitions) -> np.ndarray:
         rewards, components = self.compute(batch.next_obs, batch.action, batch.info)
