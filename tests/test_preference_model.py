@@ -3,12 +3,19 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from stable_baselines3 import SAC
 
 from robofeedback.envs import make
 from robofeedback.feedback.teachers import oracle
 from robofeedback.rewards.base import Transitions
-from robofeedback.rewards.preference import PreferenceData, PreferenceReward, StateEntropyReward, flat_obs
+from robofeedback.rewards.preference import (
+    PreferenceData,
+    PreferenceReward,
+    StateEntropyReward,
+    flat_obs,
+    temporal_crop,
+)
 from robofeedback.rl.feedback_loop import relabel_replay_buffer
 
 W = np.array([1.0, -2.0, 0.5, 0.0, 1.5])
@@ -149,3 +156,107 @@ def test_relabelling_overwrites_every_stored_reward():
     expected = 3.0 * model.member_rewards(buffer.observations[:120, 0], buffer.actions[:120, 0]).mean(axis=0)
     np.testing.assert_allclose(buffer.rewards[:120, 0], expected, rtol=1e-6)
     assert (buffer.rewards[120:] == 0).all()
+
+
+def test_pseudo_labels_are_kept_only_above_the_threshold():
+    rng = np.random.default_rng(5)
+    model = small_model(output=None, pseudo_threshold=0.9, pseudo_ratio=2)
+    model.fit(labelled(200, rng))
+    unlabelled = PreferenceData.from_pairs(list(zip(linear_segments(300, rng), linear_segments(300, rng), strict=True)))
+    member = model.members[0]
+    _, confident = model._pseudo_label_loss(member, unlabelled, 100)
+    p = model.predict_proba(unlabelled)[0]
+    share = np.mean(np.maximum(p, 1 - p) > 0.9)
+    assert 0 < confident < 200 and abs(confident / 200 - share) < 0.15  # 200 drawn at random from the pool
+    strict = small_model(output=None, pseudo_threshold=0.9999999, pseudo_ratio=2)
+    assert strict._pseudo_label_loss(strict.members[0], unlabelled, 100)[1] == 0  # an untrained net is never sure
+    fit = model.fit(labelled(50, rng), max_epochs=2, unlabelled=unlabelled)
+    assert 0 < fit["pseudo_labelled"] <= 1
+    assert "pseudo_labelled" not in small_model().fit(labelled(50, rng), max_epochs=1, unlabelled=unlabelled)
+
+
+def test_temporal_crop_keeps_one_window_per_segment_of_a_common_length():
+    rng = np.random.default_rng(7)
+    mask_a = np.zeros((200, 12), np.float32)
+    mask_b = np.zeros((200, 12), np.float32)
+    mask_a[:, :10] = 1
+    mask_b[:100, :10] = 1
+    mask_b[100:, :7] = 1  # a segment cut short by the episode's end
+    a, b = temporal_crop(mask_a, mask_b, 3, rng)
+    lengths = a.sum(axis=1)
+    np.testing.assert_array_equal(lengths, b.sum(axis=1))
+    assert set(lengths[:100]) == {7, 8, 9, 10} and set(lengths[100:]) == {4, 5, 6, 7}
+    for crop, full in ((a, mask_a), (b, mask_b)):
+        assert np.all(crop <= full)  # windows lie inside the segment's steps
+        assert np.all(np.diff(crop, axis=1).clip(max=0).sum(axis=1) >= -1)  # one contiguous window
+    starts_a = a.argmax(axis=1)
+    assert len(set(starts_a[:100])) > 1 and np.any(starts_a != b.argmax(axis=1))
+
+
+def test_cropped_segments_keep_their_label():
+    rng = np.random.default_rng(8)
+    data = labelled(64, rng)
+    model = small_model(crop=3)
+    *_, y, _ = model._tensors(data, np.arange(64), crop=True)
+    np.testing.assert_array_equal(y.numpy(), data.y)
+    _, _, mask_a, _, _, mask_b, _, _ = model._tensors(data, np.arange(64), crop=True)
+    assert mask_a.sum(axis=1).min() >= 5 and mask_a.sum(axis=1).max() <= 8
+    assert not np.array_equal(mask_a.numpy(), data.mask_a)
+
+
+def test_exploration_bonus_decays_as_scheduled():
+    rng = np.random.default_rng(9)
+    model = small_model(explore_bonus=0.05, explore_decay=1e-3)
+    model.fit(labelled(40, rng), max_epochs=2)
+    obs, act = rng.normal(size=(30, 5)).astype(np.float32), rng.normal(size=(30, 2))
+    members = model.member_rewards(obs, act)
+    for steps in (0, 1000, 5000):
+        model.steps = steps
+        beta = 0.05 * (1 - 1e-3) ** steps
+        assert model.explore_weight == pytest.approx(beta)
+        np.testing.assert_allclose(
+            model.rewards_of(obs, act), members.mean(axis=0) + beta * members.std(axis=0), rtol=1e-5, atol=1e-6
+        )
+    model.steps = 0
+    assert np.all(model.rewards_of(obs, act) > members.mean(axis=0))  # the bonus is never negative
+    np.testing.assert_allclose(small_model().rewards_of(obs, act), small_model().member_rewards(obs, act).mean(0))
+
+
+def test_bounded_retraining_and_input_normalisation(tmp_path):
+    rng = np.random.default_rng(10)
+    data = labelled(600, rng)
+    model = small_model(output=None, max_updates=7, stop_accuracy=1.01, batch_size=64)
+    assert model.fit(data)["updates"] == 7  # 600 labels would be 10 minibatches an epoch, for 200 epochs
+    big = PreferenceData(
+        data.obs_a * 100.0, data.act_a, data.mask_a, data.obs_b * 100.0, data.act_b, data.mask_b, data.y
+    )
+    normed = small_model(output=None, input_norm=True)
+    normed.fit(big, max_epochs=30)
+    mean, std = normed.input_stats
+    assert np.all(std[:5].numpy() > 50) and np.all(np.abs(mean.numpy()) < 20)
+    assert normed.accuracy(big) > 0.9
+    copy = PreferenceReward.load(normed.save(tmp_path / "m.pt"))
+    obs = rng.normal(size=(20, 5)).astype(np.float32) * 100
+    np.testing.assert_allclose(copy.rewards_of(obs, np.zeros((20, 2))), normed.rewards_of(obs, np.zeros((20, 2))))
+
+
+def test_goal_features_come_from_the_env_and_see_achieved_minus_desired(tmp_path):
+    env = make("panda:PandaReachDense-v3", seed=0, flatten=True)
+    obs, _ = env.reset(seed=0)
+    model = PreferenceReward.for_env(env, goal_features=True, hidden=16, layers=1, use_actions=False)
+    achieved, desired = model.config["goal_difference"][:2], model.config["goal_difference"][2:]
+    np.testing.assert_array_equal(obs[achieved[0] : achieved[1]], obs[6:9])  # panda: achieved goal = tip position
+    x = torch.from_numpy(obs[None])
+    features = model._features(x)[0].numpy()
+    np.testing.assert_allclose(features[-3:], obs[slice(*achieved)] - obs[slice(*desired)])
+    only = PreferenceReward.for_env(env, goal_features=True, goal_only=True, hidden=16, layers=1, use_actions=False)
+    assert only._features(x).shape[-1] == 9 and only.members[0][0].in_features == 9
+    assert only.rewards_of(obs[None], np.zeros((1, 3))).shape == (1,)
+    copy = PreferenceReward.load(only.save(tmp_path / "m.pt"))
+    np.testing.assert_allclose(
+        copy.rewards_of(obs[None], np.zeros((1, 3))), only.rewards_of(obs[None], np.zeros((1, 3)))
+    )
+    with pytest.raises(ValueError, match="achieved_goal"):
+        PreferenceReward.for_env(make("metaworld:reach", seed=0), goal_features=True)
+    with pytest.raises(ValueError, match="goal_only needs"):
+        PreferenceReward(12, 3, goal_only=True)

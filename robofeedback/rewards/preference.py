@@ -26,6 +26,39 @@ until 97% of the labels are predicted right.
 Query selection (which unlabelled pairs to ask about): ``uniform``,
 ``disagreement`` (largest std of P_m across members) and ``entropy`` (largest
 entropy of the mean P).
+
+Feedback-efficiency options, each off by default (PEBBLE as it was):
+
+- ``max_updates``: bounded, warm-started retraining. The members keep their weights from one fit to the next,
+  and a fit stops after ``max_updates`` minibatch steps however many labels there are, so that a round's cost
+  does not grow with the labels gathered.
+- ``goal_difference`` (goal-conditioned envs, Gymnasium's ``GoalEnv`` contract: the reward is a function of the
+  achieved and the desired goal): the difference achieved_goal - desired_goal is one more input, next to the
+  observation. ``for_env(env, goal_features=True)`` finds both in the env's dict observation space. With
+  ``goal_only`` the reward sees the two goals and their difference only (and the action with ``use_actions``),
+  as the ``GoalEnv`` contract's compute_reward(achieved_goal, desired_goal) does.
+- ``input_norm``: each input feature x_j enters the networks as (x_j - m_j) / s_j, with m_j and s_j the mean
+  and std of that feature over the labelled (and unlabelled) steps at the latest fit.
+- SURF (Park et al. 2022), semi-supervised pseudo-labels: with ``pseudo_threshold`` = tau, every minibatch of
+  B labelled pairs comes with mu B unlabelled pairs (mu = ``pseudo_ratio``), each member m labels them itself,
+  y_hat = 1[P_m(a > b) > 0.5], and keeps a pair only where it is confident, max(P_m, 1 - P_m) > tau:
+
+      loss_m = CE(labelled) + lambda (1 / (mu B)) sum_u 1[max(P_m, 1 - P_m) > tau] CE(P_m(u), y_hat_u)
+
+  (lambda = ``pseudo_weight``; the pseudo-label is not differentiated through). The authors' MetaWorld runs use
+  tau = 0.99 and mu = 4, and lambda = 1.
+- SURF's temporal cropping, ``crop`` = c > 0: each labelled pair is cut, for each minibatch, to a common length
+  H' drawn uniformly from [H - c, H] (H the shorter segment's length), each segment at its own random start,
+  and keeps its label. Our reading of the paper's augmentation (the authors' setting is c = 5 for 50-step
+  segments); unverified in its details: whether both segments share H', and whether the unlabelled pairs are
+  cropped too (here they are not).
+- RUNE (Liang et al. 2022), exploration from the ensemble's disagreement, ``explore_bonus`` = beta_0 > 0: the
+  agent's reward becomes
+
+      r_total(s, a) = r_hat(s, a) + beta_t std_m(r_m(s, a)) / sigma * scale,   beta_t = beta_0 (1 - rho)^t
+
+  with t the env steps so far (:attr:`steps`, set by the feedback loop) and rho = ``explore_decay``. Our
+  reading of the paper: beta_0 = 0.05 and rho in {1e-3, 1e-4} on MetaWorld; unverified.
 """
 
 from __future__ import annotations
@@ -161,6 +194,16 @@ class PreferenceReward(RewardFunction):
         batch_size: int = 128,
         max_epochs: int = 200,
         stop_accuracy: float = 0.97,
+        max_updates: int | None = None,
+        goal_difference: list[int] | None = None,
+        goal_only: bool = False,
+        input_norm: bool = False,
+        pseudo_threshold: float | None = None,
+        pseudo_ratio: int = 4,
+        pseudo_weight: float = 1.0,
+        crop: int = 0,
+        explore_bonus: float = 0.0,
+        explore_decay: float = 1e-3,
         seed: int = 0,
     ):
         if activation not in ACTIVATIONS:
@@ -171,7 +214,30 @@ class PreferenceReward(RewardFunction):
             raise ValueError(f"scale must be > 0, got {scale}")
         if level_scale is not None and not level_scale >= 1:
             raise ValueError(f"level_scale must be >= 1 (or None for no level scaling), got {level_scale}")
+        if pseudo_threshold is not None and not 0.5 <= pseudo_threshold < 1:
+            raise ValueError(
+                f"pseudo_threshold must be in [0.5, 1) (or None: no pseudo-labels), got {pseudo_threshold}"
+            )
+        if not pseudo_weight >= 0 or not explore_bonus >= 0 or not 0 <= explore_decay < 1:
+            raise ValueError(
+                f"need pseudo_weight >= 0, explore_bonus >= 0 and 0 <= explore_decay < 1, got {pseudo_weight}, "
+                f"{explore_bonus} and {explore_decay}"
+            )
+        if crop < 0:
+            raise ValueError(f"crop must be >= 0 (0: no temporal cropping), got {crop}")
+        if max_updates is not None:
+            require_positive_ints(max_updates=max_updates)
+        if goal_only and goal_difference is None:
+            raise ValueError("goal_only needs goal_difference (the achieved and desired goals' places)")
+        if goal_difference is not None:
+            a0, a1, d0, d1 = (int(i) for i in goal_difference)
+            if not (0 <= a0 < a1 <= obs_dim and 0 <= d0 < d1 <= obs_dim and a1 - a0 == d1 - d0):
+                raise ValueError(
+                    f"goal_difference is [achieved start, end, desired start, end] of two equal slices of the "
+                    f"{obs_dim} observation features, got {goal_difference}"
+                )
         require_positive_ints(
+            pseudo_ratio=pseudo_ratio,
             obs_dim=obs_dim,
             hidden=hidden,
             layers=layers,
@@ -196,23 +262,43 @@ class PreferenceReward(RewardFunction):
             "batch_size": batch_size,
             "max_epochs": max_epochs,
             "stop_accuracy": stop_accuracy,
+            "max_updates": max_updates,
+            "goal_difference": None if goal_difference is None else [int(i) for i in goal_difference],
+            "goal_only": bool(goal_only),
+            "input_norm": bool(input_norm),
+            "pseudo_threshold": None if pseudo_threshold is None else float(pseudo_threshold),
+            "pseudo_ratio": pseudo_ratio,
+            "pseudo_weight": float(pseudo_weight),
+            "crop": int(crop),
+            "explore_bonus": float(explore_bonus),
+            "explore_decay": float(explore_decay),
             "seed": seed,
         }
         torch.manual_seed(seed)
         in_dim = obs_dim + (act_dim if use_actions else 0)
+        if goal_difference is not None:
+            goal_dim = goal_difference[1] - goal_difference[0]
+            in_dim = (3 * goal_dim if goal_only else in_dim + goal_dim) + (act_dim if use_actions and goal_only else 0)
         self.members = nn.ModuleList([_mlp(in_dim, hidden, layers, activation, output) for _ in range(ensemble)])
         self.optimizer = torch.optim.Adam(self.members.parameters(), lr=lr)
         self.rng = np.random.default_rng(seed)
         self.history: list[dict[str, float]] = []
         self.norm = (0.0, 1.0)  # (mu, sigma) of the ensemble mean on the labelled states, for ``normalize``
+        # per-feature (mean, std) of the inputs at the latest fit, for ``input_norm``
+        self.input_stats = (torch.zeros(in_dim), torch.ones(in_dim))
+        self.steps = 0  # env steps so far, for RUNE's decaying bonus (the feedback loop keeps it up to date)
 
     @classmethod
-    def for_env(cls, env, **kwargs: Any) -> PreferenceReward:
-        """Sized for ``env``'s observation and action spaces (dict observations flattened)."""
+    def for_env(cls, env, goal_features: bool = False, **kwargs: Any) -> PreferenceReward:
+        """Sized for ``env``'s observation and action spaces (dict observations flattened). With
+        ``goal_features`` (an env with ``achieved_goal`` and ``desired_goal`` observations, flattened or not),
+        their difference is an input too (``goal_difference``)."""
         from gymnasium import spaces
 
         obs_dim = int(spaces.flatdim(env.observation_space))
         act_dim = int(spaces.flatdim(env.action_space))
+        if goal_features:
+            kwargs["goal_difference"] = goal_slices(env)
         return cls(obs_dim, act_dim, **kwargs)
 
     # -- scoring ------------------------------------------------------------------------------
@@ -229,17 +315,45 @@ class PreferenceReward(RewardFunction):
             )
         return torch.from_numpy(np.ascontiguousarray(x))
 
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """The networks' input features from observations (and actions) ``x`` (..., D): with ``goal_difference``,
+        achieved minus desired goal appended."""
+        goal = self.config.get("goal_difference")
+        if goal is None:
+            return x
+        achieved, desired = x[..., goal[0] : goal[1]], x[..., goal[2] : goal[3]]
+        if self.config.get("goal_only"):
+            return torch.cat([achieved, desired, achieved - desired, x[..., self.config["obs_dim"] :]], dim=-1)
+        return torch.cat([x, achieved - desired], dim=-1)
+
+    def _forward(self, member: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``member``'s reward for inputs ``x`` (..., D), standardised per feature first with ``input_norm``."""
+        x = self._features(x)
+        if self.config.get("input_norm"):
+            mean, std = self.input_stats
+            x = (x - mean) / std
+        return member(x).squeeze(-1)
+
     def member_rewards(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Each member's reward, shape ``(M, *batch)``."""
         x = self._inputs(obs, actions)
         with torch.no_grad():
-            return torch.stack([m(x).squeeze(-1) for m in self.members]).numpy()
+            return torch.stack([self._forward(m, x) for m in self.members]).numpy()
+
+    @property
+    def explore_weight(self) -> float:
+        """RUNE's beta_t = beta_0 (1 - rho)^t at the current :attr:`steps` (0 without ``explore_bonus``)."""
+        return self.config.get("explore_bonus", 0.0) * (1.0 - self.config.get("explore_decay", 0.0)) ** self.steps
 
     def rewards_of(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """The reward the agent gets: the ensemble mean (standardised with ``normalize``) times ``scale``, plus
-        ``offset``."""
+        RUNE's bonus beta_t times the members' std on the same scale (with ``explore_bonus``), plus ``offset``."""
         mu, sigma = self.norm
-        scaled = (self.member_rewards(obs, actions).mean(axis=0) - mu) / sigma * self.config["scale"]
+        members = self.member_rewards(obs, actions)
+        scaled = (members.mean(axis=0) - mu) / sigma * self.config["scale"]
+        beta = self.explore_weight
+        if beta > 0:
+            scaled = scaled + beta * members.std(axis=0) / sigma * self.config["scale"]
         return scaled + self.config.get("offset", 0.0)
 
     def reward(self, batch: Transitions) -> np.ndarray:
@@ -249,51 +363,71 @@ class PreferenceReward(RewardFunction):
 
     def _returns(self, member: nn.Module, obs, act, mask) -> torch.Tensor:
         x = torch.cat([obs, act], dim=-1) if self.config["use_actions"] else obs
-        return (member(x).squeeze(-1) * mask).sum(dim=-1)
+        return (self._forward(member, x) * mask).sum(dim=-1)
 
-    def _tensors(self, data: PreferenceData, index: np.ndarray):
+    def _tensors(self, data: PreferenceData, index: np.ndarray, crop: bool = False):
         """The minibatch ``index`` of ``data`` as tensors, the last one each pair's logit multiplier
-        alpha^(level - 1) (1 without level scaling, or for pairs no level decided)."""
-        tensors = [
-            torch.from_numpy(getattr(data, f)[index])
-            for f in ("obs_a", "act_a", "mask_a", "obs_b", "act_b", "mask_b", "y")
-        ]
+        alpha^(level - 1) (1 without level scaling, or for pairs no level decided); with ``crop``, the masks
+        temporally cropped (:func:`temporal_crop`)."""
+        fields = {f: getattr(data, f)[index] for f in ("obs_a", "act_a", "mask_a", "obs_b", "act_b", "mask_b", "y")}
+        if crop and self.config.get("crop", 0) > 0:
+            fields["mask_a"], fields["mask_b"] = temporal_crop(
+                fields["mask_a"], fields["mask_b"], self.config["crop"], self.rng
+            )
+        tensors = [torch.from_numpy(np.ascontiguousarray(v)) for v in fields.values()]
         alpha = self.config.get("level_scale")
         levels = data.level[index]
         multiplier = np.ones(len(index), np.float32) if alpha is None else alpha ** np.maximum(levels - 1, 0)
         return [*tensors, torch.from_numpy(multiplier.astype(np.float32))]
 
-    def fit(self, data: PreferenceData, max_epochs: int | None = None) -> dict[str, float]:
+    def fit(
+        self, data: PreferenceData, max_epochs: int | None = None, unlabelled: PreferenceData | None = None
+    ) -> dict[str, float]:
         """Train every member on ``data`` until they label ``stop_accuracy`` of it right during an epoch (as
-        B-Pref measures it), or ``max_epochs`` pass; returns the final loss, that accuracy and the epochs run."""
+        B-Pref measures it), ``max_epochs`` pass, or ``max_updates`` minibatch steps have run (warm-started: the
+        members go on from their weights). With ``pseudo_threshold``, ``unlabelled`` pairs add SURF's pseudo-label
+        loss. Returns the final loss, that accuracy, the epochs and updates run, and the fraction of unlabelled
+        pairs confident enough to be pseudo-labelled."""
         if len(data) == 0 or np.isnan(data.y).any():
             raise ValueError("fit needs labelled pairs (no NaN targets)")
         max_epochs = max_epochs or self.config["max_epochs"]
+        max_updates = self.config.get("max_updates") or float("inf")
         batch = self.config["batch_size"]
+        semi = self.config.get("pseudo_threshold") is not None and unlabelled is not None and len(unlabelled) > 0
+        if self.config.get("input_norm"):
+            self._fit_input_stats(data if unlabelled is None else PreferenceData.concat([data, unlabelled]))
         n = len(data)
-        strict_total = int(np.sum((data.y == 0.0) | (data.y == 1.0))) * len(self.members)
-        loss_value, accuracy, epochs = float("nan"), float("nan"), 0
-        while epochs < max_epochs:
+        loss_value, accuracy, epochs, updates = float("nan"), float("nan"), 0, 0
+        kept, offered = 0, 0
+        while epochs < max_epochs and updates < max_updates:
             epochs += 1
             orders = [self.rng.permutation(n) for _ in self.members]  # each member sees its own shuffle
-            losses, correct = [], 0
+            losses, correct, strict_seen = [], 0, 0
             for start in range(0, n, batch):
+                if updates >= max_updates:
+                    break
+                updates += 1
                 self.optimizer.zero_grad()
                 total = 0.0
                 for member, order in zip(self.members, orders, strict=True):
-                    oa, aa, ma, ob, ab, mb, y, k = self._tensors(data, order[start : start + batch])
+                    oa, aa, ma, ob, ab, mb, y, k = self._tensors(data, order[start : start + batch], crop=True)
                     logit = k * (self._returns(member, oa, aa, ma) - self._returns(member, ob, ab, mb))
                     total = total + nn.functional.binary_cross_entropy_with_logits(logit, y)
+                    if semi:
+                        loss_u, confident = self._pseudo_label_loss(member, unlabelled, len(y))
+                        total = total + self.config["pseudo_weight"] * loss_u
+                        kept, offered = kept + confident, offered + len(y) * self.config["pseudo_ratio"]
                     extra = self.regularizer(member)
                     if extra is not None:
                         total = total + extra
                     strict = (y == 0.0) | (y == 1.0)
                     correct += int(((logit > 0) == (y == 1.0))[strict].sum())
+                    strict_seen += int(strict.sum())
                 total.backward()
                 self.optimizer.step()
                 losses.append(float(total.detach()) / len(self.members))
             loss_value = float(np.mean(losses))
-            accuracy = correct / strict_total if strict_total else float("nan")
+            accuracy = correct / strict_seen if strict_seen else float("nan")
             if accuracy >= self.config["stop_accuracy"]:
                 break
         if self.config.get("normalize"):
@@ -301,9 +435,39 @@ class PreferenceReward(RewardFunction):
             actions = np.concatenate([data.act_a[data.mask_a > 0], data.act_b[data.mask_b > 0]])
             mean = self.member_rewards(states, actions).mean(axis=0)
             self.norm = (float(mean.mean()), float(max(mean.std(), 1e-6)))
-        result = {"loss": loss_value, "train_accuracy": accuracy, "epochs": epochs, "pairs": n}
+        result = {"loss": loss_value, "train_accuracy": accuracy, "epochs": epochs, "updates": updates, "pairs": n}
+        if semi:
+            result["pseudo_labelled"] = kept / offered if offered else float("nan")
         self.history.append(result)
         return result
+
+    def _pseudo_label_loss(self, member: nn.Module, unlabelled: PreferenceData, n_labelled: int):
+        """SURF's term for one member: the cross-entropy on ``pseudo_ratio`` x ``n_labelled`` unlabelled pairs drawn
+        at random, against the member's own confident labels (masked elsewhere, averaged over all drawn pairs);
+        returns it and how many pairs were confident."""
+        index = self.rng.integers(len(unlabelled), size=n_labelled * self.config["pseudo_ratio"])
+        oa, aa, ma, ob, ab, mb, _, k = self._tensors(unlabelled, index)
+        logit = k * (self._returns(member, oa, aa, ma) - self._returns(member, ob, ab, mb))
+        with torch.no_grad():
+            p = torch.sigmoid(logit)
+            confident = (torch.maximum(p, 1 - p) > self.config["pseudo_threshold"]).float()
+            y_hat = (p > 0.5).float()
+        loss = nn.functional.binary_cross_entropy_with_logits(logit, y_hat, reduction="none")
+        return (loss * confident).mean(), int(confident.sum())
+
+    def _fit_input_stats(self, data: PreferenceData) -> None:
+        """Per-feature mean and std of every step of ``data``'s segments, for ``input_norm``."""
+        parts = [data.obs_a[data.mask_a > 0], data.obs_b[data.mask_b > 0]]
+        if self.config["use_actions"]:
+            parts = [
+                np.concatenate([parts[0], data.act_a[data.mask_a > 0]], axis=-1),
+                np.concatenate([parts[1], data.act_b[data.mask_b > 0]], axis=-1),
+            ]
+        x = self._features(torch.from_numpy(np.concatenate(parts))).numpy()
+        self.input_stats = (
+            torch.from_numpy(x.mean(axis=0).astype(np.float32)),
+            torch.from_numpy(np.maximum(x.std(axis=0), 1e-3).astype(np.float32)),
+        )
 
     def regularizer(self, member: nn.Module) -> torch.Tensor | None:
         """A term added to ``member``'s loss on every minibatch (none here; subclasses such as VARP's add one)."""
@@ -367,6 +531,8 @@ class PreferenceReward(RewardFunction):
                 "config": json.dumps(self.config),
                 "history": json.dumps(self.history),
                 "norm": json.dumps(self.norm),
+                "input_stats": torch.stack(self.input_stats),
+                "steps": self.steps,
                 "members": self.members.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
             },
@@ -382,6 +548,9 @@ class PreferenceReward(RewardFunction):
         model.optimizer.load_state_dict(state["optimizer"])
         model.history = json.loads(state["history"])
         model.norm = tuple(json.loads(state.get("norm", "[0.0, 1.0]")))
+        if "input_stats" in state:
+            model.input_stats = (state["input_stats"][0], state["input_stats"][1])
+        model.steps = int(state.get("steps", 0))
         return model
 
     def __getstate__(self) -> dict:
@@ -392,6 +561,43 @@ class PreferenceReward(RewardFunction):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.optimizer = torch.optim.Adam(self.members.parameters(), lr=self.config["lr"])
+
+
+def goal_slices(env: Any) -> list[int]:
+    """[start, end) of ``achieved_goal`` and of ``desired_goal`` in ``env``'s flattened observation (Gymnasium's
+    flattening order of its dict space), for ``goal_difference``."""
+    from gymnasium import spaces
+
+    space = getattr(env, "_dict_space", None) or env.observation_space
+    if not isinstance(space, spaces.Dict) or not {"achieved_goal", "desired_goal"} <= set(space.spaces):
+        raise ValueError(
+            "goal_features needs an env whose observations have 'achieved_goal' and 'desired_goal' (a goal-"
+            f"conditioned env such as panda-gym's), not {space}"
+        )
+    offsets, start = {}, 0
+    for key, sub in space.spaces.items():
+        offsets[key] = (start, start + int(spaces.flatdim(sub)))
+        start = offsets[key][1]
+    return [*offsets["achieved_goal"], *offsets["desired_goal"]]
+
+
+def temporal_crop(
+    mask_a: np.ndarray, mask_b: np.ndarray, crop: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """SURF's temporal cropping on a minibatch's step masks (N, H): each pair is cut to a common length H' drawn
+    uniformly from [max(1, L - crop), L], L the shorter segment's length, each segment at its own random start
+    within its steps; the label stays the pair's."""
+    length_a, length_b = mask_a.sum(axis=1).astype(np.int64), mask_b.sum(axis=1).astype(np.int64)
+    shorter = np.minimum(length_a, length_b)
+    kept = rng.integers(np.maximum(shorter - crop, 1), shorter + 1)
+    start_a = rng.integers(0, length_a - kept + 1)
+    start_b = rng.integers(0, length_b - kept + 1)
+    steps = np.arange(mask_a.shape[1])[None, :]
+
+    def window(start: np.ndarray) -> np.ndarray:
+        return ((steps >= start[:, None]) & (steps < (start + kept)[:, None])).astype(mask_a.dtype)
+
+    return window(start_a), window(start_b)
 
 
 def fresh_pair_accuracy(

@@ -56,7 +56,7 @@ class AgentRegularizedReward(PreferenceReward):
         if not self.agent_reg or self._policy_inputs is None:
             return None
         rows = self.rng.integers(len(self._policy_inputs), size=self.config["batch_size"])
-        return -self.agent_reg * member(self._policy_inputs[rows]).mean()  # lambda * L_agent
+        return -self.agent_reg * self._forward(member, self._policy_inputs[rows]).mean()  # lambda * L_agent
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
