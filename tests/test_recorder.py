@@ -53,6 +53,20 @@ def test_segments_fit_inside_episodes_and_short_episodes_count_whole():
     assert other.name != recorder.name  # segment ids stay unique across recorders sharing a store
 
 
+def test_pairs_from_one_episode_share_its_goal_and_never_repeat_a_segment():
+    recorder, _, _ = recording("metaworld:reach", 1, 200, max_episode_steps=50)
+    rng = np.random.default_rng(1)
+    same = recorder.sample_pairs(300, 10, rng, same_episode=1.0)
+    assert len(same) == 300
+    assert all(a.trajectory is b.trajectory and a.start != b.start for a, b in same)
+    mixed = recorder.sample_pairs(400, 10, rng, same_episode=0.5)
+    within = np.mean([a.trajectory is b.trajectory for a, b in mixed])
+    assert 0.5 < within < 0.75  # half by design, plus the random pairs that happen to share an episode (1 in 4)
+    anywhere = recorder.sample_pairs(400, 10, rng)
+    assert all(a.trajectory is not b.trajectory or a.start != b.start for a, b in anywhere)
+    assert 0.15 < np.mean([a.trajectory is b.trajectory for a, b in anywhere]) < 0.35
+
+
 def test_frames_are_kept_for_every_observation_when_asked():
     recorder, _, _ = recording("metaworld:reach", 1, 15, keep_frames=True, max_episode_steps=10, render_size=32)
     episode = recorder.finished[0]

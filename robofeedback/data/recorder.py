@@ -168,25 +168,63 @@ class RolloutRecorder:
             return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
         return np.concatenate(obs), np.concatenate(actions)
 
+    def _windows(self, length: int, with_frames: bool) -> list[tuple[Trajectory, list[int]]]:
+        """Per trajectory (``with_frames``: recorded with its frames), the starts of its ``length``-step windows;
+        an episode that ended in fewer steps has one, its whole length."""
+        out = []
+        for trajectory in self.trajectories():
+            if with_frames and trajectory.frames is None:
+                continue
+            ended = trajectory.terminated or trajectory.truncated
+            if len(trajectory) >= length:
+                out.append((trajectory, list(range(len(trajectory) - length + 1))))
+            elif ended:
+                out.append((trajectory, [0]))
+        return out
+
     def sample_segments(
         self, n: int, length: int, rng: np.random.Generator, with_frames: bool = False
     ) -> list[Segment]:
         """``n`` segments of ``length`` steps, drawn uniformly over all places they fit (``with_frames``: in the
         episodes recorded with their frames); episodes that ended in fewer steps count as one whole-episode
         segment. Empty if nothing fits yet."""
-        windows: list[tuple[Trajectory, int]] = []
-        for trajectory in self.trajectories():
-            if with_frames and trajectory.frames is None:
-                continue
-            ended = trajectory.terminated or trajectory.truncated
-            if len(trajectory) >= length:
-                windows.extend((trajectory, start) for start in range(len(trajectory) - length + 1))
-            elif ended:
-                windows.append((trajectory, 0))
+        windows = [(t, start) for t, starts in self._windows(length, with_frames) for start in starts]
         if not windows:
             return []
         picks = rng.integers(len(windows), size=n)
         return [self._window(*windows[i], length) for i in picks]
+
+    def sample_pairs(
+        self,
+        n: int,
+        length: int,
+        rng: np.random.Generator,
+        with_frames: bool = False,
+        same_episode: float = 0.0,
+    ) -> list[tuple[Segment, Segment]]:
+        """``n`` pairs of distinct ``length``-step segments, the first drawn as :meth:`sample_segments` draws, the
+        second, for a share ``same_episode`` of the pairs, from another place in the same episode (where the
+        episode has one), else anywhere. Within one episode the goal, the object and the start are the same,
+        so a label says which of two behaviours was better, not which episode was luckier."""
+        if not 0.0 <= same_episode <= 1.0:
+            raise ValueError(f"same_episode is a share of the pairs, in [0, 1], got {same_episode}")
+        groups = self._windows(length, with_frames)
+        windows = [(g, start) for g, (_, starts) in enumerate(groups) for start in starts]
+        pairs: list[tuple[Segment, Segment]] = []
+        if len(windows) < 2:
+            return pairs
+        for _ in range(n):
+            first, start = windows[rng.integers(len(windows))]
+            trajectory, starts = groups[first]
+            if len(starts) > 1 and rng.random() < same_episode:
+                other = starts[rng.integers(len(starts) - 1)]
+                second, other = first, other if other < start else other + 1  # any start but the first's
+            else:
+                second, other = windows[rng.integers(len(windows))]
+                if (second, other) == (first, start):
+                    continue
+            pairs.append((self._window(trajectory, start, length), self._window(groups[second][0], other, length)))
+        return pairs
 
     @staticmethod
     def _window(trajectory: Trajectory, start: int, length: int) -> Segment:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import warnings
 from pathlib import Path
 
@@ -35,6 +36,8 @@ from robofeedback.data.video import write_video
 from robofeedback.feedback.sources import FeedbackSource
 from robofeedback.rewards.preference import SELECTIONS, PreferenceData, PreferenceReward, StateEntropyReward
 from robofeedback.rl.wrappers import VecRewardWrapper
+
+CURVE_POINTS = 400  # the most points a run's curves in its status keep (the latest)
 
 
 def find_reward_wrapper(venv) -> VecRewardWrapper:
@@ -68,7 +71,10 @@ class FeedbackLoop(BaseCallback):
     HERON's) sets the segment length. For a source that watches videos, frames are
     rendered in every ``frame_episodes``-th episode of each sub-env only, and segments are
     cut from those: rendering can cost more than the policy's updates (panda reach: about
-    40 ms a frame against 30 ms an SAC step here).
+    40 ms a frame against 30 ms an SAC step here). When the reward model learns from pseudo-labels (SURF's
+    ``pseudo_threshold``), each round also cuts ``unlabelled_ratio`` x as many unlabelled pairs as it asks about
+    (at least ``labels_per_round`` x that), which replace the previous round's. The reward model is told the env
+    steps so far at every step (its :attr:`~PreferenceReward.steps`, for RUNE's decaying bonus).
     """
 
     def __init__(
@@ -94,6 +100,8 @@ class FeedbackLoop(BaseCallback):
         seed: int = 0,
         poll_every: int = 500,
         frame_episodes: int = 1,
+        unlabelled_ratio: int = 10,
+        same_episode: float = 0.0,
     ):
         super().__init__()
         if selection not in SELECTIONS:
@@ -105,7 +113,10 @@ class FeedbackLoop(BaseCallback):
             candidates_per_label=candidates_per_label,
             poll_every=poll_every,
             frame_episodes=frame_episodes,
+            unlabelled_ratio=unlabelled_ratio,
         )
+        if not 0.0 <= same_episode <= 1.0:
+            raise ValueError(f"same_episode is the share of pairs cut from one episode, in [0, 1], got {same_episode}")
         segment_length = getattr(source, "segment_length", None) or segment_length
         first_round = min(1000, every) if first_round is None else first_round  # B-Pref: 1000 seed steps first
         if budget < 0 or pretrain_steps < 0 or first_round < 0:
@@ -124,6 +135,7 @@ class FeedbackLoop(BaseCallback):
         self.log_path = Path(log_path) if log_path is not None else None
         self.rng = np.random.default_rng(seed)
         self.rounds = 0
+        self._started = time.time()
         self.last_stats: dict[str, float] = {}
         self.data: PreferenceData | None = None
         self._segments: dict[str, Segment | StoredSegment] = {}
@@ -132,6 +144,10 @@ class FeedbackLoop(BaseCallback):
         self.poll_every = poll_every
         self._next_poll = 0
         self.frame_episodes = frame_episodes
+        self.unlabelled_ratio = unlabelled_ratio
+        self.same_episode = same_episode
+        self.agreement_curve: list[dict] = []  # after each retraining: labels so far and agreement per source
+        self.unlabelled: PreferenceData | None = None
         self._wrapper: VecRewardWrapper | None = None
         self._pretraining = False
         self._due = False
@@ -140,6 +156,7 @@ class FeedbackLoop(BaseCallback):
     # -- SB3 hooks ------------------------------------------------------------------------------
 
     def _init_callback(self) -> None:
+        self._started = time.time()
         self._wrapper = find_reward_wrapper(self.training_env)
         try:
             spec = self.training_env.get_attr("spec_name")[0]
@@ -149,6 +166,7 @@ class FeedbackLoop(BaseCallback):
             spec, self.recorder_capacity, keep_frames=self.source.needs_frames, frames_every=self.frame_episodes
         )
         self._wrapper.attach_recorder(self.recorder)
+        self.agreement_curve = list(self.store.run_statuses().get(self.run, {}).get("agreement_curve") or [])
         if self.store.labels(kind="preference", run=self.run):  # a resumed run: learn what the store holds
             self._learn()
             self.rounds = 1
@@ -163,6 +181,7 @@ class FeedbackLoop(BaseCallback):
         return self.first_round + ((steps - self.first_round) // self.every + 1) * self.every
 
     def _on_step(self) -> bool:
+        self.reward_model.steps = self.num_timesteps
         if self.num_timesteps >= self._next_round:
             self._next_round = self._round_after(self.num_timesteps)
             self._due = True
@@ -198,6 +217,8 @@ class FeedbackLoop(BaseCallback):
         n_queries = min(self.labels_per_round, self.budget - self.labels_requested)
         if n_queries > 0:
             asked = self._ask(n_queries)
+        if self.reward_model.config.get("pseudo_threshold") is not None:
+            self.unlabelled = self._unlabelled_pairs(max(asked, self.labels_per_round) * self.unlabelled_ratio)
         stats = self._learn()
         stats.update(
             {
@@ -205,6 +226,7 @@ class FeedbackLoop(BaseCallback):
                 "queries": asked,
                 "labels_requested": self.labels_requested,
                 "steps": int(self.num_timesteps),
+                "wall_time_s": round(time.time() - self._started, 2),
             }
         )
         self.rounds += 1
@@ -250,13 +272,9 @@ class FeedbackLoop(BaseCallback):
 
     def _ask(self, n_queries: int) -> int:
         n_candidates = n_queries * (1 if self.rounds == 0 or self.selection == "uniform" else self.candidates_per_label)
-        segments = self.recorder.sample_segments(
-            2 * n_candidates, self.segment_length, self.rng, with_frames=self.source.needs_frames
+        pairs = self.recorder.sample_pairs(
+            n_candidates, self.segment_length, self.rng, self.source.needs_frames, self.same_episode
         )
-        if len(segments) < 2:
-            return 0
-        pairs = [(segments[2 * i], segments[2 * i + 1]) for i in range(len(segments) // 2)]
-        pairs = [(a, b) for a, b in pairs if a.id != b.id]
         if not pairs:
             return 0
         strategy = "uniform" if self.rounds == 0 else self.selection
@@ -271,6 +289,11 @@ class FeedbackLoop(BaseCallback):
         self.source.answer(self.store, queries, unique)
         self.source.wait(self.store, query_ids)
         return len(query_ids)
+
+    def _unlabelled_pairs(self, n: int) -> PreferenceData | None:
+        """``n`` random pairs of recent segments, without labels (SURF's pool for pseudo-labels)."""
+        pairs = self.recorder.sample_pairs(n, self.segment_length, self.rng, same_episode=self.same_episode)
+        return PreferenceData.from_pairs(pairs) if pairs else None
 
     def _write_video(self, segment: Segment) -> str | None:
         if segment.frames is None:
@@ -318,15 +341,8 @@ class FeedbackLoop(BaseCallback):
         on_policy = self.relabel and isinstance(self.model, OnPolicyAlgorithm) and self.model.rollout_buffer.full
         space = self.model.action_space
         before = rollout_rewards(self.model.rollout_buffer, self.reward_model, space) if on_policy else None
-        fit = self.reward_model.fit(self.data, self.max_epochs)
-        stats.update(
-            {
-                "labels": len(self.data),
-                "train_accuracy": fit["train_accuracy"],
-                "epochs": fit["epochs"],
-                "loss": fit["loss"],
-            }
-        )
+        fit = self.reward_model.fit(self.data, self.max_epochs, unlabelled=self.unlabelled)
+        stats.update({"labels": len(self.data), **{k: v for k, v in fit.items() if k != "pairs"}})
         if self.relabel and isinstance(self.model, OffPolicyAlgorithm):
             stats["relabelled"] = relabel_replay_buffer(self.model.replay_buffer, self.reward_model)
         elif before is not None:
@@ -336,19 +352,22 @@ class FeedbackLoop(BaseCallback):
         if self.model_path is not None:
             self.reward_model.save(self.model_path)
         levels = self.source.level_fractions() if hasattr(self.source, "level_fractions") else {}
+        agreement = self._agreement(labels)
+        self.agreement_curve = (self.agreement_curve + [{"labels": len(self.data), **agreement}])[-CURVE_POINTS:]
         self.store.set_run_status(
             self.run,
             steps=int(self.num_timesteps),
             labels=len(self.data),
             budget=self.budget,
             heldout_accuracy=None if np.isnan(stats["heldout_accuracy"]) else round(stats["heldout_accuracy"], 4),
-            agreement=self._agreement(labels),
+            agreement=agreement,
+            agreement_curve=self.agreement_curve,
             **({"levels": {k: round(v, 3) for k, v in levels.items()}} if levels else {}),  # HERON's deciding levels
         )
         return stats
 
 
-def relabel_replay_buffer(buffer: ReplayBuffer, reward_model: PreferenceReward, chunk: int = 4096) -> int:
+def relabel_replay_buffer(buffer: ReplayBuffer, reward_model: PreferenceReward, chunk: int = 65_536) -> int:
     """Overwrite the rewards of every stored transition with ``reward_model``'s (PEBBLE); returns how many."""
     if isinstance(buffer.observations, dict):
         raise TypeError("relabelling needs a flat-observation replay buffer (learned rewards train without HER)")
