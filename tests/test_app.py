@@ -275,6 +275,8 @@ def test_training_tab_shows_the_runs(store, clips, app, browser):
         labels=40,
         agreement={"human:alice": 0.85},
         levels={"level 1 (progress)": 0.7, "tie at every level": 0.3},  # what a HERON run reports
+        curve=[[1000, 0.1, -9.5, 10], [2000, 0.4, -3.2, 40]],
+        agreement_curve=[{"labels": 10, "human:alice": 0.6}, {"labels": 40, "human:alice": 0.85, "human:bo": 0.7}],
     )
     page = open_page(browser, app.url, "hal")
     page.get_by_role("tab", name="Training").click()
@@ -284,6 +286,12 @@ def test_training_tab_shows_the_runs(store, clips, app, browser):
     expect(table).to_contain_text("human:alice 85%")
     expect(table).to_contain_text("level 1 (progress) 0.70, tie at every level 0.30")
     expect(page.locator("#train-video video")).to_have_count(1)
+    charts = page.locator("#train-charts svg")
+    expect(charts).to_have_count(3)
+    expect(charts.nth(0)).to_contain_text("success rate")
+    expect(charts.nth(2)).to_contain_text("human:bo")
+    assert charts.nth(0).locator("polyline").get_attribute("points").count(",") == 2  # one point per evaluation
+    assert charts.nth(2).locator("polyline").count() == 2  # one line per annotator
     page.screenshot(path=str(ARTIFACTS / "training.png"))
 
 

@@ -32,6 +32,7 @@ import uvicorn
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 
+from robofeedback.apps.charts import line_chart
 from robofeedback.apps.service import (
     BUTTONS,
     PREFERENCE_CHOICES,
@@ -131,6 +132,29 @@ def task_text(query: dict[str, Any], question: str) -> str:
     return f"### Task: {html.escape(str(query['task']))}\n{question}"
 
 
+def run_charts(status: dict[str, Any]) -> str:
+    """A run's curves as charts: success rate and env return against env steps, and the learned reward's agreement
+    with each annotator against the labels it has learned from (HTML with inline SVG; empty without curves)."""
+    curve, agreement = status.get("curve") or [], status.get("agreement_curve") or []
+    if not curve and not agreement:
+        return ""
+    charts = []
+    if any(point[1] is not None for point in curve):
+        charts.append(line_chart({"success": [(p[0], p[1]) for p in curve]}, "success rate", "env steps", (0, 1)))
+    if curve:
+        charts.append(
+            line_chart({"env return": [(p[0], p[2]) for p in curve]}, "return (the env's reward)", "env steps")
+        )
+    if agreement:
+        sources = sorted({k for point in agreement for k in point if k != "labels"})
+        series = {s: [(p["labels"], p[s]) for p in agreement if s in p] for s in sources}
+        charts.append(line_chart(series, "learned reward agrees with", "labels", (0, 1)))
+    return (
+        f"<p>Run <code>{html.escape(status['run'])}</code></p><div class='rf-charts' "
+        f"style='display:flex;flex-wrap:wrap;gap:8px'>{''.join(charts)}</div>"
+    )
+
+
 def build_blocks(service: AnnotationService) -> gr.Blocks:
     """The Gradio UI over ``service``."""
     with gr.Blocks(title="robofeedback annotation") as blocks:
@@ -219,6 +243,7 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
 
             with gr.Tab("Training", id="training") as train_tab:
                 train_table = gr.HTML(elem_id="train-table")
+                train_charts = gr.HTML(elem_id="train-charts")
                 train_video = gr.HTML(elem_id="train-video")
                 train_timer = gr.Timer(3.0)
 
@@ -428,7 +453,7 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
         def training():
             rows = service.training()
             if not rows:
-                return "<p>No training runs in this store yet.</p>", ""
+                return "<p>No training runs in this store yet.</p>", "", ""
             cells = []
             for row in rows:
                 evaluation = row.get("eval") or {}
@@ -477,11 +502,12 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
                     f"{latest.get('eval_steps')}:</p><div class='rf-videos' style='grid-template-columns: 1fr 1fr'>"
                     f"<figure><video src='{url}' autoplay loop muted playsinline></video></figure></div>"
                 )
-            return table, video
+            return table, run_charts(rows[0]), video
 
-        train_timer.tick(training, None, [train_table, train_video], api_name="training", show_progress="hidden")
-        train_tab.select(training, None, [train_table, train_video], api_visibility="private")
-        blocks.load(training, None, [train_table, train_video], api_visibility="private")
+        outputs = [train_table, train_charts, train_video]
+        train_timer.tick(training, None, outputs, api_name="training", show_progress="hidden")
+        train_tab.select(training, None, outputs, api_visibility="private")
+        blocks.load(training, None, outputs, api_visibility="private")
     return blocks
 
 

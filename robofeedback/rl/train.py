@@ -45,7 +45,7 @@ from robofeedback.rewards import heron
 from robofeedback.rewards.base import EnvReward, RewardFunction, make_reward
 from robofeedback.rewards.preference import PreferenceReward
 from robofeedback.rewards.varp import AgentRegularizedReward
-from robofeedback.rl.feedback_loop import preference_loop
+from robofeedback.rl.feedback_loop import CURVE_POINTS, preference_loop
 from robofeedback.rl.plots import plot_learning_curve
 from robofeedback.rl.wrappers import VecRewardWrapper
 
@@ -206,10 +206,22 @@ class PeriodicCallback(BaseCallback):
         raise NotImplementedError
 
 
+def progress_line(row: dict[str, Any], total_steps: int) -> str:
+    """One evaluation as a line a person reads: steps, labels, success, env return and time so far."""
+    parts = [f"steps {row['steps']}/{total_steps}"]
+    if "labels" in row:
+        parts.append(f"labels {row['labels']}")
+    if row.get("success_rate") is not None:
+        parts.append(f"success {row['success_rate']:.2f}")
+    parts += [f"env return {row['mean_env_return']:.2f}", f"{row['wall_time_s']:.0f} s"]
+    return " | ".join(parts)
+
+
 class EvalCallback(PeriodicCallback):
     """Evaluates the policy every ``every`` env steps on the env's own reward and success; logs to TensorBoard
-    (``eval/*``) and appends a JSON line per evaluation to ``log_path``, with the labels used so far when
-    ``labels`` (a count) is given."""
+    (``eval/*``), appends a JSON line per evaluation to ``log_path``, with the labels used so far when
+    ``labels`` (a count) is given, and a line a person reads (:func:`progress_line`) to ``progress.log`` beside
+    it, also printed with ``echo``."""
 
     def __init__(
         self,
@@ -221,6 +233,8 @@ class EvalCallback(PeriodicCallback):
         start_time: float,
         status: RunStatus | None = None,
         labels: Callable[[], int] | None = None,
+        total_steps: int = 0,
+        echo: bool = False,
     ):
         super().__init__(every)
         self.env, self.n_episodes, self.seed = env, n_episodes, seed
@@ -228,15 +242,21 @@ class EvalCallback(PeriodicCallback):
         self.start_time = start_time
         self.status = status
         self.labels = labels
+        self.total_steps, self.echo = total_steps, echo
 
     def on_period(self) -> None:
         result = evaluate(self.model, self.env, self.n_episodes, seed=self.seed)
         for key, value in result.items():
             self.logger.record(f"eval/{key}", value)
         self.logger.dump(self.num_timesteps)
-        _append_eval(self.log_path, self.num_timesteps, result, self.start_time, self.labels)
+        row = _append_eval(self.log_path, self.num_timesteps, result, self.start_time, self.labels)
+        line = progress_line(row, self.total_steps)
+        with open(self.log_path.parent / "progress.log", "a") as f:
+            f.write(line + "\n")
+        if self.echo:
+            print(line, flush=True)
         if self.status is not None:
-            self.status.evaluated(self.model, self.num_timesteps, result)
+            self.status.evaluated(self.model, self.num_timesteps, result, row.get("labels"))
 
 
 def video_fps(env: gym.Env) -> int:
@@ -246,19 +266,31 @@ def video_fps(env: gym.Env) -> int:
 
 class RunStatus:
     """Keeps a feedback run's status in the store for the annotation app: the env and task, steps, the latest
-    evaluation and, when ``video`` (people are watching), one episode of the current policy
+    evaluation, the curve of evaluations (``curve``: [steps, success rate or None, env return, labels] each, the
+    latest ``CURVE_POINTS``) and, when ``video`` (people are watching), one episode of the current policy
     (``out/eval_latest.mp4``)."""
 
     def __init__(self, store: FeedbackStore, run: str, env: gym.Env, out: Path, seed: int, video: bool = True):
         self.store, self.run, self.env, self.out, self.seed, self.video = store, run, env, out, seed, video
+        self.curve: list[list] = []
 
     def started(self, spec: str, total_steps: int, steps: int, task: str | None) -> None:
+        earlier = self.store.run_statuses().get(self.run, {}).get("curve") or []
+        self.curve = [point for point in earlier if point[0] <= steps]  # a resumed run keeps its curve
         self.store.set_run_status(
-            self.run, env=spec, task=task, total_steps=int(total_steps), steps=int(steps), state="training"
+            self.run,
+            env=spec,
+            task=task,
+            total_steps=int(total_steps),
+            steps=int(steps),
+            state="training",
+            curve=self.curve,
         )
 
-    def evaluated(self, model: Any, steps: int, result: dict[str, float]) -> None:
-        fields: dict[str, Any] = {"steps": int(steps), "eval": result, "eval_steps": int(steps)}
+    def evaluated(self, model: Any, steps: int, result: dict[str, float], labels: int | None = None) -> None:
+        point = [int(steps), result.get("success_rate"), round(result["mean_env_return"], 4), labels]
+        self.curve = (self.curve + [point])[-CURVE_POINTS:]
+        fields: dict[str, Any] = {"steps": int(steps), "eval": result, "eval_steps": int(steps), "curve": self.curve}
         if self.video:
             (episode,) = collect(self.env, model, n_episodes=1, deterministic=True, render=True, seed=self.seed)
             tmp = self.out / "eval_latest.tmp.mp4"
@@ -376,6 +408,7 @@ def train(
     feedback: FeedbackSource | None = None,
     store: FeedbackStore | str | Path | None = None,
     task: str | None = None,
+    echo: bool = False,
 ) -> TrainResult:
     """Train an SB3 policy on ``env`` with ``reward`` (``"env"`` for the env's own) and evaluate it on the env's own.
 
@@ -396,7 +429,8 @@ def train(
     :class:`~robofeedback.rewards.heron.HierarchicalJudge`. A run that learns from
     feedback keeps its status (steps, latest evaluation, with a video when the source is
     people, and ``task``, the task in words, shown to people in the annotation app) in the
-    store.
+    store. Each evaluation is a line in ``out_dir/progress.log``, printed too with ``echo`` (for a terminal or a
+    file that a progress bar does not reach).
     """
     start = time.time()
     out = Path(out_dir)
@@ -457,6 +491,7 @@ def train(
     loaded = _load_checkpoint(ckpt_dir, state, venv, cfg) if resume else None
     if loaded is None:
         eval_log.unlink(missing_ok=True)
+        (out / "progress.log").unlink(missing_ok=True)
         model = _new_model(cfg, venv, seed, out, use_her)
     else:
         model, saved_state = loaded
@@ -469,7 +504,18 @@ def train(
         status = RunStatus(loop.store, loop.run, eval_env, out, seed + 30_000, video=not feedback.immediate)
         status.started(spec, cfg.total_steps, model.num_timesteps, task or task_prompts(spec).get("task"))
     labels = (lambda: loop.labels_used) if loop is not None else None
-    eval_cb = EvalCallback(eval_env, cfg.eval_every, cfg.eval_episodes, seed + 10_000, eval_log, start, status, labels)
+    eval_cb = EvalCallback(
+        eval_env,
+        cfg.eval_every,
+        cfg.eval_episodes,
+        seed + 10_000,
+        eval_log,
+        start,
+        status,
+        labels,
+        cfg.total_steps,
+        echo,
+    )
     ckpt_cb = CheckpointCallback(ckpt_dir, cfg.checkpoint_every, state, start)
     cbs: list[BaseCallback] = [eval_cb, ckpt_cb]
     if not isinstance(reward_fn, EnvReward):
