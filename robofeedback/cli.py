@@ -117,6 +117,49 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="with --teacher human: seconds to wait for a round's answers before training on (default 0)",
     )
+    g.add_argument(
+        "--same-episode",
+        type=float,
+        default=None,
+        help="share of pairs cut from two places of one episode (same goal and start; default 0: any two)",
+    )
+    g.add_argument("--input-norm", action="store_true", help="standardise the reward model's inputs per feature")
+    g.add_argument(
+        "--goal-features",
+        action="store_true",
+        help="goal-conditioned envs: the reward model also sees achieved minus desired goal",
+    )
+    g.add_argument(
+        "--goal-only",
+        action="store_true",
+        help="with --goal-features: the reward model sees the two goals and their difference only",
+    )
+    g.add_argument(
+        "--max-updates",
+        type=_positive_int,
+        default=None,
+        help="minibatch steps per retraining at most, whatever the labels so far (bounded, warm-started)",
+    )
+    g.add_argument(
+        "--pseudo-labels",
+        type=float,
+        default=None,
+        metavar="TAU",
+        help="SURF: also learn from unlabelled pairs the model is surer of than TAU (e.g. 0.99)",
+    )
+    g.add_argument("--pseudo-ratio", type=_positive_int, default=None, help="SURF: unlabelled per labelled pair (4)")
+    g.add_argument("--pseudo-weight", type=float, default=None, help="SURF: weight of the pseudo-label loss (1)")
+    g.add_argument(
+        "--crop", type=int, default=None, help="SURF's temporal cropping: cut pairs by up to this many steps (0: off)"
+    )
+    g.add_argument(
+        "--explore-bonus",
+        type=float,
+        default=None,
+        metavar="BETA0",
+        help="RUNE: add BETA0 (1 - rho)^t x the ensemble's disagreement to the reward (e.g. 0.05)",
+    )
+    g.add_argument("--explore-decay", type=float, default=None, metavar="RHO", help="RUNE: the decay rho (0.001)")
     g.add_argument("--normalize-reward", action="store_true", help="standardise the learned reward after each update")
     g.add_argument(
         "--reward-offset",
@@ -312,7 +355,18 @@ def build_parser() -> argparse.ArgumentParser:
         "app's HTTP endpoints, the path a browser uses, so that the whole loop runs unattended.",
     )
     _app_arguments(p, "runs/demo/feedback.db")
-    p.add_argument("--auto", action="store_true", help="a scripted Oracle answers the queries (no person needed)")
+    p.add_argument("--auto", action="store_true", help="a scripted teacher answers the queries (no person needed)")
+    p.add_argument(
+        "--teacher",
+        choices=["oracle", "mistake"],
+        default="oracle",
+        help="with --auto, who answers: the Oracle (always right) or Mistake (wrong on 10%% of answers, at random)",
+    )
+    p.add_argument(
+        "--no-compare",
+        action="store_true",
+        help="skip the comparison run at the end (SAC on the env's own reward, same steps and seed)",
+    )
     p.add_argument("--steps", type=_positive_int, default=12_000, help="env steps to train (default 12000)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--out", default="runs/demo", help="training output folder (default runs/demo)")
@@ -488,9 +542,29 @@ def _feedback_overrides(args: argparse.Namespace) -> dict:
         "segment_length": "segment_length",
         "selection": "selection",
         "pretrain_steps": "pretrain_steps",
+        "same_episode": "same_episode",
     }
     settings = {key: getattr(args, arg) for arg, key in names.items() if getattr(args, arg) is not None}
     return {"feedback": settings} if settings else {}
+
+
+def _preference_overrides(args: argparse.Namespace) -> dict:
+    """The reward model's settings given as flags (feedback-efficiency options, normalisation, offset)."""
+    names = {
+        "max_updates": "max_updates",
+        "pseudo_labels": "pseudo_threshold",
+        "pseudo_ratio": "pseudo_ratio",
+        "pseudo_weight": "pseudo_weight",
+        "crop": "crop",
+        "explore_bonus": "explore_bonus",
+        "explore_decay": "explore_decay",
+        "reward_offset": "offset",
+    }
+    model = {key: getattr(args, arg) for arg, key in names.items() if getattr(args, arg) is not None}
+    model.update({key: True for key in ("input_norm", "goal_features", "goal_only") if getattr(args, key)})
+    if args.normalize_reward:
+        model["normalize"] = True
+    return model
 
 
 def _judge(args: argparse.Namespace):
@@ -557,9 +631,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         feedback = {"preference": _feedback_source, "varp": _judge, "heron": _heron_judge}[args.reward](args)
         config = deep_merge(config, _feedback_overrides(args))
     if args.reward in ("preference", "varp", "heron"):
-        model = {"normalize": True} if args.normalize_reward else {}
-        if args.reward_offset is not None:
-            model["offset"] = args.reward_offset
+        model = _preference_overrides(args)
         if args.reward == "heron" and args.level_scale is not None:
             model["level_scale"] = args.level_scale
         config = deep_merge(config, {"preference": model})
@@ -821,22 +893,28 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import time
+
     from robofeedback.apps.auto import AutoAnnotator
     from robofeedback.bench.preference import heldout_accuracy
-    from robofeedback.config import config_dir, load_yaml
+    from robofeedback.config import config_dir, deep_merge, load_yaml
     from robofeedback.feedback.sources import HumanQueue
     from robofeedback.rl.train import train
 
+    if args.teacher != "oracle" and not args.auto:
+        raise ValueError("--teacher chooses the scripted teacher of --auto; without --auto a person answers")
+    start = time.time()
     server = _app_server(args)
     print(f"annotation app: {server.url}  (store {args.store})", flush=True)
     auto = None
     if args.auto:
-        auto = AutoAnnotator(server.url, args.store, "oracle", seed=args.seed).start()
-        print("a scripted Oracle (script:oracle) answers through the app's HTTP endpoints", flush=True)
+        auto = AutoAnnotator(server.url, args.store, args.teacher, seed=args.seed).start()
+        print(f"a scripted teacher ({auto.teacher.source}) answers through the app's HTTP endpoints", flush=True)
     else:
         print("open the URL, enter your name and compare the clips; training waits for each round's answers")
     wait = args.wait if args.wait is not None else (60.0 if args.auto else 300.0)
     task, config = "panda:PandaReachDense-v3", load_yaml(args.config or config_dir() / "demo.yaml")
+    print(f"progress: one line per evaluation, also in {Path(args.out) / 'progress.log'}", flush=True)
     try:
         result = train(
             task,
@@ -849,22 +927,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
             feedback=HumanQueue(wait_seconds=wait),
             store=args.store,
             task="to move the gripper's tip onto the green target",
+            progress=False,
+            echo=True,
         )
     finally:
         if auto is not None:
             auto.stop()
     final, fb = result.final_eval, result.feedback
-    print(
-        f"trained SAC for {result.steps} steps on {fb['labels']} labels from the app: success rate "
-        f"{final.get('success_rate', float('nan')):.2f}, env return {final['mean_env_return']:.2f}"
-    )
+    success = final.get("success_rate", float("nan"))
     fresh = heldout_accuracy(result.out_dir, task, config, result.model, args.seed)
     print(
         f"learned reward: agrees with the env's reward on {fresh:.2f} of 500 fresh segment pairs (final policy and "
         f"random actions); on the last round's {fb['selection']}-picked queries, before learning them: "
         f"{fb.get('heldout_accuracy', float('nan')):.2f}"
     )
-    print(f"video: {result.video}\nlearning curve: {result.learning_curve}")
+    print(f"video: {result.video}\nlearning curve: {result.learning_curve}", flush=True)
+    summary = (
+        f"demo: success {success:.2f} on {result.config.eval_episodes} evaluation episodes after {result.steps} "
+        f"steps, from {fb['labels']} labels given in the app, {time.time() - start:.0f} s"
+    )
+    if not args.no_compare:
+        print("comparison: SAC on the env's own reward, same steps and seed ...", flush=True)
+        true = train(
+            task,
+            reward="env",
+            algo="sac",
+            total_steps=args.steps,
+            seed=args.seed,
+            out_dir=Path(args.out) / "true-reward",
+            config=deep_merge(config, {"video_episodes": 0}),
+            resume=False,
+            progress=False,
+        )
+        summary += f"; SAC on the env's own reward: success {true.final_eval.get('success_rate', float('nan')):.2f}"
+    print(summary, flush=True)
+    with open(Path(args.out) / "progress.log", "a") as f:
+        f.write(summary + "\n")
     if args.keep_serving:
         print(f"the app stays up on {server.url}; Ctrl-C to stop", flush=True)
         try:

@@ -204,9 +204,10 @@ def test_train_varp_with_the_clip_judge_on_plain_frames(tmp_path, capsys, tiny_t
 
 
 @pytest.mark.slow
-def test_demo_auto_runs_the_loop_through_the_app(tmp_path, capsys, tiny_train_config):
-    """`robofeedback demo --auto` (make demo): the scripted Oracle answers over HTTP, training learns from those
-    labels, and the learned reward's fresh-pair accuracy is reported."""
+@pytest.mark.parametrize("teacher", ["oracle", "mistake"])
+def test_demo_auto_runs_the_loop_through_the_app(tmp_path, capsys, tiny_train_config, teacher):
+    """`robofeedback demo --auto` (make demo): the scripted teacher answers over HTTP, training learns from those
+    labels, progress is printed and logged a line per evaluation, and the summary compares with the true reward."""
     import yaml
 
     from robofeedback.data.store import FeedbackStore
@@ -222,10 +223,18 @@ def test_demo_auto_runs_the_loop_through_the_app(tmp_path, capsys, tiny_train_co
     config.write_text(yaml.safe_dump(settings))
     store = tmp_path / "feedback.db"
     args = ["demo", "--auto", "--steps", "320", "--port", "0", "--store", str(store), "--out", str(tmp_path / "run")]
-    assert main([*args, "--config", str(config), "--wait", "120"]) == 0
+    compare = [] if teacher == "oracle" else ["--no-compare"]
+    assert main([*args, "--config", str(config), "--wait", "120", "--teacher", teacher, *compare]) == 0
     out = capsys.readouterr().out
-    assert "on 8 labels from the app" in out
+    summary = re.search(r"demo: success ([0-9.]+) on \d+ evaluation episodes after 320 steps, from 8 labels given", out)
+    assert summary and 0.0 <= float(summary.group(1)) <= 1.0
+    assert ("SAC on the env's own reward: success" in out) == (teacher == "oracle")
+    progress = (tmp_path / "run" / "progress.log").read_text().splitlines()
+    assert progress[0].startswith("steps ") and "| labels " in progress[0] and progress[-1].startswith("demo: success")
+    assert progress[0] in out  # the same lines went to the terminal
     fresh = float(re.search(r"agrees with the env's reward on ([0-9.]+) of 500 fresh segment pairs", out).group(1))
     assert 0.0 <= fresh <= 1.0
     labels = FeedbackStore(store).labels(kind="preference")
-    assert len(labels) == 8 and {lb.source for lb in labels} == {"script:oracle"}
+    assert len(labels) == 8 and {lb.source for lb in labels} == {
+        "script:oracle" if teacher == "oracle" else "script:mistake-0.1"
+    }
