@@ -1,4 +1,8 @@
-from robofeedback.bench.preference import entries
+import json
+
+import pytest
+
+from robofeedback.bench.preference import entries, labels_needed, round_cost
 
 
 def test_bench_entries_follow_task_and_teacher_seeds():
@@ -9,17 +13,51 @@ def test_bench_entries_follow_task_and_teacher_seeds():
         "tasks": {"a": {"steps": 10, "seeds": [0, 1], "budgets": [50, 100], "rounds": 4}, "b": {"steps": 20}},
     }
     runs = {(e["task"], e["method"], e["teacher"], e["budget"], e["seed"]) for e in entries(spec)}
-    assert ("a", "preference", "oracle", 50, 1) in runs and ("a", "preference", "mistake", 50, 0) in runs
-    assert ("a", "preference", "mistake", 50, 1) not in runs  # the teacher's own seeds
-    assert ("b", "preference", "oracle", 100, 0) in runs and ("b", "true reward", None, 0, 0) in runs
+    assert ("a", "pebble", "oracle", 50, 1) in runs and ("a", "pebble", "mistake", 50, 0) in runs
+    assert ("a", "pebble", "mistake", 50, 1) not in runs  # the teacher's own seeds
+    assert ("b", "pebble", "oracle", 100, 0) in runs and ("b", "true reward", None, 0, 0) in runs
     assert len(runs) == 2 + 2 * 2 + 2 + 1 + 2  # a: true x2, oracle 2x2, mistake 2x1; b: true, oracle, mistake
     mistake = next(e for e in entries(spec) if e["teacher"] == "mistake")
     assert mistake["params"] == {"eps": 0.1} and mistake["rounds"] == 4
 
 
-def test_heron_bench_sweeps_beta_on_the_first_seed_and_then_runs_the_best(tmp_path):
-    import json
+def test_bench_methods_are_settings_and_a_task_may_run_some_of_them():
+    spec = {
+        "seeds": [0],
+        "budgets": [100],
+        "teachers": {"oracle": {}},
+        "methods": {"pebble": None, "surf": {"preference": {"pseudo_threshold": 0.99}}},
+        "tasks": {"a": {"steps": 10}, "b": {"steps": 10, "methods": ["surf"]}},
+    }
+    runs = entries(spec)
+    assert sorted((e["task"], e["method"]) for e in runs) == [
+        ("a", "pebble"),
+        ("a", "surf"),
+        ("a", "true reward"),
+        ("b", "surf"),
+        ("b", "true reward"),
+    ]
+    assert next(e for e in runs if e["method"] == "surf")["settings"] == {"preference": {"pseudo_threshold": 0.99}}
+    spec["tasks"]["b"]["methods"] = ["rune"]
+    with pytest.raises(ValueError, match="rune"):
+        entries(spec)
 
+
+def test_labels_needed_is_the_first_budget_within_ten_points_of_the_true_reward(tmp_path):
+    rows = [
+        {"budget": b, "late_success": s}
+        for b, s in ((50, 0.2), (50, 0.4), (100, 0.8), (100, 0.85), (200, 0.95), (200, 0.9))
+    ]
+    assert labels_needed(rows, 0.9) == 100
+    assert labels_needed(rows, 1.0) == 200
+    assert labels_needed(rows[:4], 1.0) is None
+    log = tmp_path / "feedback.jsonl"
+    rounds = [(1000, 10.0, 5), (2000, 20.0, 5), (3000, 32.0, 5), (4000, 45.0, 5), (5000, 46.0, 0)]
+    log.write_text("".join(json.dumps({"steps": s, "wall_time_s": w, "queries": q}) + "\n" for s, w, q in rounds))
+    assert round_cost(log) == {"first_s": 10.0, "last_s": 13.0, "ratio": 1.3}  # the last round without labels is out
+
+
+def test_heron_bench_sweeps_beta_on_the_first_seed_and_then_runs_the_best(tmp_path):
     import yaml
 
     from robofeedback.bench import heron
