@@ -1,6 +1,7 @@
 import contextlib
 import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,7 +158,7 @@ def test_frames_are_rendered_only_in_the_episodes_whose_clips_are_kept(tmp_path,
         result = train_reach(
             tmp_path / "run",
             1100,
-            config=loop_config(budget=16, frame_episodes=3),
+            config=loop_config(budget=16, frame_episodes=3, render_on_query=False),
             feedback=HumanQueue(wait_seconds=60),
             store=store,
         )
@@ -169,6 +170,34 @@ def test_frames_are_rendered_only_in_the_episodes_whose_clips_are_kept(tmp_path,
     assert all(s.video_path for s in segments)
     episodes = {int(s.id.split(":")[0].rsplit("-ep", 1)[1]) for s in segments}
     assert episodes and all((e - 1) % 3 == 0 for e in episodes)
+
+
+def test_clips_render_on_query_from_recorded_states_and_the_training_envs_never_render(tmp_path, monkeypatch):
+    """By default the training envs record their simulator state; only the queried segments are rendered, in an
+    env of their own, at clip_size."""
+    from robofeedback.envs.base import RobotEnv
+    from robofeedback.envs.panda import PandaEnv
+
+    live, replayed = [], []
+    render, render_state = PandaEnv.render, RobotEnv.render_state
+    monkeypatch.setattr(PandaEnv, "render", lambda self: live.append(self.render_width) or render(self))
+    monkeypatch.setattr(RobotEnv, "render_state", lambda self, *a: replayed.append(1) or render_state(self, *a))
+    store = FeedbackStore(tmp_path / "fb.db")
+    with a_person_answering(tmp_path / "fb.db"):
+        result = train_reach(
+            tmp_path / "run",
+            1100,
+            config=loop_config(budget=16, clip_size=[96, 72]),
+            feedback=HumanQueue(wait_seconds=60),
+            store=store,
+        )
+    assert result.feedback["labels"] == 16
+    segments = {i: store.get_segment(i) for lb in store.labels() for i in lb.segment_ids}
+    frames = sum(s.end_step - s.start_step + 1 for s in segments.values())
+    assert result.feedback["frames_rendered"] == len(replayed) == frames  # the queried clips, nothing else
+    assert live.count(96) == len(replayed)  # at clip_size
+    assert len(live) - live.count(96) == 51  # and one evaluation episode for the app: no training env rendered
+    assert all(s.video_path and Path(s.video_path).exists() for s in segments.values())
 
 
 def test_without_waiting_training_goes_on_and_late_answers_are_used(tmp_path):

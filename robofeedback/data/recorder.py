@@ -19,22 +19,26 @@ def _row(obs: Any, i: int) -> Any:
 
 
 class _Episode:
-    def __init__(self, obs: Any, agent_pos: Any, frame: np.ndarray | None):
+    def __init__(self, obs: Any, agent_pos: Any, frame: np.ndarray | None, state: np.ndarray | None = None):
         self.obs, self.actions, self.rewards, self.infos = [obs], [], [], []
         self.path = [np.asarray(agent_pos if agent_pos is not None else np.full(3, np.nan), dtype=np.float64)]
         self.frames = None if frame is None else [frame]
+        self.states = None if state is None else [state]
 
     def add(self, action, next_obs, info: dict, frame: np.ndarray | None) -> None:
         self.actions.append(np.array(action))
         self.obs.append(next_obs)
         self.rewards.append(float(info.get("env_reward", np.nan)))
-        self.infos.append({k: v for k, v in info.items() if k not in ("frame", "terminal_observation")})
+        self.infos.append({k: v for k, v in info.items() if k not in ("frame", "terminal_observation", "sim_state")})
         self.path.append(np.asarray(info.get("agent_pos", np.full(3, np.nan)), dtype=np.float64))
         if self.frames is not None:
             if frame is None:
                 self.frames = None  # frames stopped coming: keep none rather than a partial set
             else:
                 self.frames.append(frame)
+        if self.states is not None:
+            state = info.get("sim_state")
+            self.states = None if state is None else [*self.states, state]
 
     def trajectory(self, env_spec: str, terminated: bool, truncated: bool, episode_id: str) -> Trajectory:
         return Trajectory(
@@ -48,6 +52,7 @@ class _Episode:
             frames=np.stack(self.frames) if self.frames is not None else None,
             env_spec=env_spec,
             id=episode_id,
+            sim_states=np.stack(self.states) if self.states is not None else None,
         )
 
 
@@ -58,9 +63,11 @@ class RolloutRecorder:
     :meth:`sample_segments` cuts segments of a given length from finished and
     running episodes (an episode that ended sooner is one shorter segment).
     With ``keep_frames`` the rendered frames of each step are kept too, in every
-    ``frames_every``-th episode of each sub-env (the 1st, (k+1)th, ...). Trajectory
-    ids start with a random ``name`` so that segment ids stay unique across runs
-    that share a feedback store.
+    ``frames_every``-th episode of each sub-env (the 1st, (k+1)th, ...). With
+    ``keep_states`` the simulator's state at every step is kept instead (from
+    ``info["sim_state"]``), so that frames are rendered only for the segments that are
+    shown (:class:`ClipRenderer`). Trajectory ids start with a random ``name`` so that
+    segment ids stay unique across runs that share a feedback store.
     """
 
     def __init__(
@@ -70,10 +77,15 @@ class RolloutRecorder:
         keep_frames: bool = False,
         name: str | None = None,
         frames_every: int = 1,
+        keep_states: bool = False,
     ):
         if capacity <= 0 or frames_every <= 0:
             raise ValueError(f"capacity and frames_every must be positive, got {capacity} and {frames_every}")
+        if keep_frames and keep_states:
+            raise ValueError("keep the frames or the simulator states (to render frames later), not both")
         self.env_spec, self.capacity, self.keep_frames = env_spec, capacity, keep_frames
+        self.keep_states = keep_states
+        self.frames_recorded = 0  # frames that reached the recorder (each one rendered during training)
         self.frames_every = frames_every
         self._started: list[int] = []  # episodes begun per sub-env
         self.name = name or uuid.uuid4().hex[:10]
@@ -91,7 +103,8 @@ class RolloutRecorder:
     def _new_episode(self, i: int, obs: Any, info: dict) -> _Episode:
         self._started[i] += 1
         frame = info.get("frame") if self.wants_frames(i) else None
-        return _Episode(obs, info.get("agent_pos"), frame)
+        self.frames_recorded += frame is not None
+        return _Episode(obs, info.get("agent_pos"), frame, info.get("sim_state") if self.keep_states else None)
 
     @property
     def started(self) -> bool:
@@ -109,6 +122,7 @@ class RolloutRecorder:
         if episode.actions or not self.wants_frames(i):
             raise ValueError(f"sub-env {i}'s episode has begun or keeps no frames: no first frame to set")
         episode.frames = [frame]
+        self.frames_recorded += 1
 
     def add(
         self,
@@ -125,6 +139,7 @@ class RolloutRecorder:
         per sub-env, its rendered frame or None."""
         for i, episode in enumerate(self._running):
             frame = frames[i] if frames is not None and self.keep_frames else None
+            self.frames_recorded += frame is not None
             episode.add(actions[i], _row(next_obs, i), infos[i], frame)
             if dones[i]:
                 truncated = bool(infos[i].get("TimeLimit.truncated", False))
@@ -169,11 +184,11 @@ class RolloutRecorder:
         return np.concatenate(obs), np.concatenate(actions)
 
     def _windows(self, length: int, with_frames: bool) -> list[tuple[Trajectory, list[int]]]:
-        """Per trajectory (``with_frames``: recorded with its frames), the starts of its ``length``-step windows;
-        an episode that ended in fewer steps has one, its whole length."""
+        """Per trajectory (``with_frames``: recorded with its frames or its simulator states), the starts of its
+        ``length``-step windows; an episode that ended in fewer steps has one, its whole length."""
         out = []
         for trajectory in self.trajectories():
-            if with_frames and trajectory.frames is None:
+            if with_frames and trajectory.frames is None and trajectory.sim_states is None:
                 continue
             ended = trajectory.terminated or trajectory.truncated
             if len(trajectory) >= length:
@@ -229,3 +244,36 @@ class RolloutRecorder:
     @staticmethod
     def _window(trajectory: Trajectory, start: int, length: int) -> Segment:
         return trajectory.segment(start, min(start + length, len(trajectory)))
+
+
+class ClipRenderer:
+    """Renders segments recorded with simulator states (``RolloutRecorder(keep_states=True)``) in an env of their
+    own, made with the training envs' spec and options at ``size``: the training envs are never touched, and only
+    the clips someone will watch are rendered. :attr:`frames_rendered` counts the frames."""
+
+    def __init__(self, env_spec: str, make_kwargs: dict[str, Any] | None = None, size: int | tuple[int, int] = 224):
+        self.env_spec, self.size = env_spec, size
+        self.make_kwargs = {k: v for k, v in (make_kwargs or {}).items() if k != "render_size"}
+        self.frames_rendered = 0
+        self._env = None
+
+    def render(self, segment: Segment) -> np.ndarray:
+        """The segment's frames, one per observation, as the training env would have rendered them at ``size``."""
+        states = segment.sim_states
+        if states is None:
+            raise ValueError(f"segment {segment.id} was recorded without simulator states: nothing to render from")
+        if self._env is None:
+            from robofeedback.envs import make
+
+            self._env = make(self.env_spec, seed=0, render_size=self.size, **self.make_kwargs)
+            self._env.reset(seed=0)  # some simulators connect on their first reset
+        frames = np.stack(
+            [self._env.render_state(state, pos) for state, pos in zip(states, segment.agent_path, strict=True)]
+        )
+        self.frames_rendered += len(frames)
+        return frames
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None

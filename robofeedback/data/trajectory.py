@@ -59,8 +59,10 @@ class Trajectory:
     ``infos[t]`` and ``factors[name][t]`` come from that step; ``agent_path[t]``
     is the agent's 3-D position at ``obs[t]`` (T + 1 rows). ``frames`` (T + 1
     rendered images, ``frames[t]`` showing ``obs[t]``) is present only when the
-    rollout rendered. ``success[t]`` is the task's success after step t, where
-    the env defines it.
+    rollout rendered. ``sim_states`` (T + 1 rows, the simulator's state at ``obs[t]``,
+    :meth:`RobotEnv.sim_state`) is present when the rollout recorded them, so that
+    frames can be rendered later in another env of the same spec. ``success[t]`` is
+    the task's success after step t, where the env defines it.
     """
 
     obs: Obs
@@ -74,6 +76,7 @@ class Trajectory:
     env_spec: str = ""
     seed: int | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    sim_states: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         t = len(self.actions)
@@ -88,6 +91,8 @@ class Trajectory:
             raise ValueError(f"agent_path needs {t + 1} positions, got {len(self.agent_path)}")
         if self.frames is not None and len(self.frames) != t + 1:
             raise ValueError(f"frames need {t + 1} images (one per observation), got {len(self.frames)}")
+        if self.sim_states is not None and len(self.sim_states) != t + 1:
+            raise ValueError(f"sim_states need {t + 1} rows (one per observation), got {len(self.sim_states)}")
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -133,6 +138,8 @@ class Trajectory:
             arrays["obs"] = np.asarray(self.obs)
         if self.frames is not None:
             arrays["frames"] = np.asarray(self.frames)
+        if self.sim_states is not None:
+            arrays["sim_states"] = np.asarray(self.sim_states)
         meta = {
             "id": self.id,
             "env_spec": self.env_spec,
@@ -166,6 +173,7 @@ class Trajectory:
                 env_spec=meta["env_spec"],
                 seed=meta["seed"],
                 id=meta["id"],
+                sim_states=data["sim_states"] if "sim_states" in data.files else None,
             )
 
 
@@ -174,12 +182,15 @@ class Segment:
     """Steps ``start`` .. ``end - 1`` of a trajectory, the unit that preferences compare.
 
     Array views share memory with the trajectory; ``obs``, ``agent_path`` and
-    ``frames`` cover the ``end - start + 1`` observations around those steps.
+    ``frames`` cover the ``end - start + 1`` observations around those steps. ``rendered`` holds frames rendered
+    for this segment alone (from the trajectory's ``sim_states``), which ``frames`` returns when the trajectory has
+    none.
     """
 
     trajectory: Trajectory
     start: int
     end: int
+    rendered: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.start < self.end <= len(self.trajectory):
@@ -217,7 +228,12 @@ class Segment:
     @property
     def frames(self) -> np.ndarray | None:
         frames = self.trajectory.frames
-        return None if frames is None else frames[self.start : self.end + 1]
+        return self.rendered if frames is None else frames[self.start : self.end + 1]
+
+    @property
+    def sim_states(self) -> np.ndarray | None:
+        states = self.trajectory.sim_states
+        return None if states is None else states[self.start : self.end + 1]
 
     @property
     def factors(self) -> dict[str, np.ndarray]:

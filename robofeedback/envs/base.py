@@ -88,6 +88,7 @@ class RobotEnv(gym.Wrapper):
         self._seeded = False
         self._capture_frames = False
         self._capture_every, self._capture_at_end = 1, False
+        self._capture_states = False
         self._episode_step = 0
         self.make_kwargs: dict[str, Any] = {}  # the options make() built this env with, for clone()
         self._dict_space = env.observation_space if flatten and isinstance(env.observation_space, spaces.Dict) else None
@@ -130,6 +131,20 @@ class RobotEnv(gym.Wrapper):
         """An RGB ``uint8`` frame of shape ``(render_height, render_width, 3)``, seen through ``camera``."""
         raise NotImplementedError(f"{type(self).__name__} does not define render()")
 
+    def sim_state(self) -> np.ndarray:
+        """The simulator's state as a flat float64 vector (:mod:`robofeedback.envs.sim_state`), which
+        :meth:`render_state` in another env of the same spec and options renders as this env would now."""
+        raise NotImplementedError(f"{type(self).__name__} cannot save its simulator's state")
+
+    def set_sim_state(self, state: np.ndarray) -> None:
+        """Put the simulator in a :meth:`sim_state` (for rendering: the episode's bookkeeping is not touched)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot restore a simulator state")
+
+    def render_state(self, state: np.ndarray, agent_pos: np.ndarray) -> np.ndarray:
+        """The frame :meth:`render` showed when the simulator was in ``state`` with the agent at ``agent_pos``."""
+        self.set_sim_state(state)
+        return self.render()
+
     def apply_seed(self, seed: int) -> None:
         """Hook for simulators that take their seed other than through ``reset(seed=...)``."""
 
@@ -154,6 +169,8 @@ class RobotEnv(gym.Wrapper):
             info["success"] = bool(success)
         if self._capture_frames and self._capture_every == 1 and not self._capture_at_end:
             info["frame"] = self.render()
+        if self._capture_states:
+            info["sim_state"] = self.sim_state()
         return self._observe(obs), info
 
     def step(self, action):
@@ -172,6 +189,8 @@ class RobotEnv(gym.Wrapper):
             self._episode_step, terminated or truncated, self._capture_every, self._capture_at_end
         ):
             info["frame"] = self.render()
+        if self._capture_states:
+            info["sim_state"] = self.sim_state()
         return self._observe(obs), reward, bool(terminated), bool(truncated), info
 
     @property
@@ -184,6 +203,10 @@ class RobotEnv(gym.Wrapper):
         require_positive_ints(every=every)
         self._capture_frames = bool(enabled)
         self._capture_every, self._capture_at_end = every, bool(at_episode_end)
+
+    def set_state_capture(self, enabled: bool) -> None:
+        """Put the simulator's state (:meth:`sim_state`) into ``info["sim_state"]`` after reset and every step."""
+        self._capture_states = bool(enabled)
 
     def close(self) -> None:
         if self._view is not None:

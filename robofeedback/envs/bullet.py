@@ -10,6 +10,7 @@ import numpy as np
 from robofeedback.envs.base import CTRL_COST, FactorInfo, RobotEnv, ctrl_cost, quiet_native_output
 from robofeedback.envs.camera import Camera
 from robofeedback.envs.pybullet_view import check_settings, orbit_camera, render_pybullet, segmentation
+from robofeedback.envs.sim_state import bullet_state, set_bullet_state
 
 ENV_IDS = (
     "AntBulletEnv-v0",
@@ -92,6 +93,16 @@ class BulletLocomotionEnv(RobotEnv):
 
     def render(self) -> np.ndarray:
         return render_pybullet(self._pybullet, self._raw._p, self.camera, self.shadows)
+
+    def sim_state(self) -> np.ndarray:
+        return bullet_state(self._raw._p)
+
+    def set_sim_state(self, state: np.ndarray) -> None:
+        set_bullet_state(self._raw._p, state)
+
+    def render_state(self, state: np.ndarray, agent_pos: np.ndarray) -> np.ndarray:
+        self.set_sim_state(state)  # the camera follows the torso: placed from the recorded position
+        return render_pybullet(self._pybullet, self._raw._p, self.camera_at(agent_pos), self.shadows)
 
     def segmentation(self) -> np.ndarray:
         """Per-pixel PyBullet body id through the render camera (``-1`` for background)."""

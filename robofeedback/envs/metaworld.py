@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from robofeedback.envs.base import CTRL_COST, FactorInfo, RobotEnv, ctrl_cost
+from robofeedback.envs.sim_state import mujoco_state, set_mujoco_state
 
 # An orbit view from the front-right of the table that shows the gripper, the
 # objects and the goal; MetaWorld's own "corner" cameras render upside down.
@@ -99,6 +100,9 @@ class MetaWorldEnv(RobotEnv):
 
     def on_reset(self, obs: Any, info: dict) -> None:
         self._last_error = None
+        # MetaWorld's reset leaves the derived positions (what rendering draws) of the last episode: a forward
+        # pass brings them to the new placement, keeping the goal marker it sets directly.
+        self.set_sim_state(self.sim_state())
 
     def compute_factors(self, obs: Any, action: np.ndarray, reward: float, info: dict) -> dict[str, float]:
         error = float(info["obj_to_target"])
@@ -134,6 +138,12 @@ class MetaWorldEnv(RobotEnv):
 
     def render(self) -> np.ndarray:
         return self._view.render(self._raw.data)
+
+    def sim_state(self) -> np.ndarray:
+        return mujoco_state(self._raw.model, self._raw.data)
+
+    def set_sim_state(self, state: np.ndarray) -> None:
+        set_mujoco_state(self._raw.model, self._raw.data, state)
 
     def segmentation(self) -> np.ndarray:
         """Per-pixel MuJoCo ``(object id, object type)`` through the render camera."""

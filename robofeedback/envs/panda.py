@@ -10,6 +10,7 @@ import numpy as np
 from robofeedback.envs.base import CTRL_COST, FactorInfo, RobotEnv, ctrl_cost, quiet_native_output
 from robofeedback.envs.camera import Camera
 from robofeedback.envs.pybullet_view import check_settings, orbit_camera, render_pybullet, segmentation
+from robofeedback.envs.sim_state import bullet_state, set_bullet_state
 
 TASKS = ("Reach", "Push", "Slide", "PickAndPlace", "Stack", "Flip")
 
@@ -180,6 +181,12 @@ class PandaEnv(RobotEnv):
 
     def render(self) -> np.ndarray:
         return render_pybullet(self._pybullet, self._sim.physics_client, self.camera, self.shadows)
+
+    def sim_state(self) -> np.ndarray:
+        return bullet_state(self._sim.physics_client)
+
+    def set_sim_state(self, state: np.ndarray) -> None:
+        set_bullet_state(self._sim.physics_client, state)
 
     def segmentation(self) -> np.ndarray:
         """Per-pixel PyBullet body id through the render camera (``-1`` for background)."""

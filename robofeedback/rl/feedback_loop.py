@@ -29,7 +29,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
 from robofeedback.config import require_positive_ints
-from robofeedback.data.recorder import RolloutRecorder
+from robofeedback.data.recorder import ClipRenderer, RolloutRecorder
 from robofeedback.data.store import FeedbackStore, StoredSegment
 from robofeedback.data.trajectory import Segment
 from robofeedback.data.video import write_video
@@ -68,13 +68,18 @@ class FeedbackLoop(BaseCallback):
     rounds and the reward retrained when new labels are in. After each retraining the
     run's status in the store gets the label count and the model's agreement with each
     source. A source that compares single transitions (``source.segment_length``, e.g.
-    HERON's) sets the segment length. For a source that watches videos, frames are
-    rendered in every ``frame_episodes``-th episode of each sub-env only, and segments are
-    cut from those: rendering can cost more than the policy's updates (panda reach: about
-    40 ms a frame against 30 ms an SAC step here). When the reward model learns from pseudo-labels (SURF's
-    ``pseudo_threshold``), each round also cuts ``unlabelled_ratio`` x as many unlabelled pairs as it asks about
-    (at least ``labels_per_round`` x that), which replace the previous round's. The reward model is told the env
-    steps so far at every step (its :attr:`~PreferenceReward.steps`, for RUNE's decaying bonus).
+    HERON's) sets the segment length. For a source that watches videos, with
+    ``render_on_query`` (the default, where the envs can save their simulator's state) the
+    state is recorded at every step and only the queried segments are rendered, at
+    ``clip_size`` (default: the training envs' render size), in a render env of their own;
+    otherwise frames are rendered live in every ``frame_episodes``-th episode of each
+    sub-env, and segments are cut from those: rendering can cost more than the policy's
+    updates (panda reach: about 40 ms a frame against 30 ms an SAC step here). When the reward
+    model learns from pseudo-labels (SURF's ``pseudo_threshold``), each round also cuts
+    ``unlabelled_ratio`` x as many unlabelled pairs as it asks about (at least
+    ``labels_per_round`` x that), which replace the previous round's. The reward model is told
+    the env steps so far at every step (its :attr:`~PreferenceReward.steps`, for RUNE's
+    decaying bonus).
     """
 
     def __init__(
@@ -100,6 +105,8 @@ class FeedbackLoop(BaseCallback):
         seed: int = 0,
         poll_every: int = 500,
         frame_episodes: int = 1,
+        render_on_query: bool = True,
+        clip_size: int | tuple[int, int] | list[int] | None = None,
         unlabelled_ratio: int = 10,
         same_episode: float = 0.0,
     ):
@@ -144,6 +151,8 @@ class FeedbackLoop(BaseCallback):
         self.poll_every = poll_every
         self._next_poll = 0
         self.frame_episodes = frame_episodes
+        self.render_on_query, self.clip_size = render_on_query, clip_size
+        self.renderer: ClipRenderer | None = None
         self.unlabelled_ratio = unlabelled_ratio
         self.same_episode = same_episode
         self.agreement_curve: list[dict] = []  # after each retraining: labels so far and agreement per source
@@ -162,8 +171,14 @@ class FeedbackLoop(BaseCallback):
             spec = self.training_env.get_attr("spec_name")[0]
         except AttributeError:
             spec = ""
+        if self.source.needs_frames and self.render_on_query and self._states_available():
+            self.renderer = ClipRenderer(spec, self.training_env.get_attr("make_kwargs")[0], self._clip_size())
         self.recorder = RolloutRecorder(
-            spec, self.recorder_capacity, keep_frames=self.source.needs_frames, frames_every=self.frame_episodes
+            spec,
+            self.recorder_capacity,
+            keep_frames=self.source.needs_frames and self.renderer is None,
+            frames_every=self.frame_episodes,
+            keep_states=self.renderer is not None,
         )
         self._wrapper.attach_recorder(self.recorder)
         self.agreement_curve = list(self.store.run_statuses().get(self.run, {}).get("agreement_curve") or [])
@@ -175,6 +190,25 @@ class FeedbackLoop(BaseCallback):
         if steps < self.pretrain_steps:
             self._pretraining = True
             self._wrapper.set_reward_fn(StateEntropyReward(seed=int(self.rng.integers(2**31))))
+
+    def _states_available(self) -> bool:
+        """Whether the training envs can save their simulator's state (robofeedback envs of families that can)."""
+        try:
+            self.training_env.env_method("sim_state", indices=[0])
+        except (AttributeError, NotImplementedError):
+            return False
+        return True
+
+    def _clip_size(self) -> tuple[int, int]:
+        """The size clips render at: ``clip_size``, or the training envs' own render size."""
+        if self.clip_size is not None:
+            size = self.clip_size
+            return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        return int(self.training_env.get_attr("render_width")[0]), int(self.training_env.get_attr("render_height")[0])
+
+    def _on_training_end(self) -> None:
+        if self.renderer is not None:
+            self.renderer.close()
 
     def _round_after(self, steps: int) -> int:
         """The first scheduled round (first_round, first_round + every, ...) after ``steps``."""
@@ -258,8 +292,10 @@ class FeedbackLoop(BaseCallback):
         return 0 if self.data is None else len(self.data)
 
     def summary(self) -> dict[str, float]:
-        """Labels asked for and used, rounds run, and the reward model's accuracies from its last retraining."""
+        """Labels asked for and used, rounds run, the reward model's accuracies from its last retraining, and the
+        frames rendered for clips (on query, or live during training)."""
         counts = self.store.counts(run=self.run)
+        frames = self.renderer.frames_rendered if self.renderer is not None else self.recorder.frames_recorded
         return {
             "rounds": self.rounds,
             "queries": self.labels_requested,
@@ -267,6 +303,7 @@ class FeedbackLoop(BaseCallback):
             "skipped": counts.get("queries.skipped", 0),
             "source": self.source.source or type(self.source).__name__,
             "selection": self.selection,
+            "frames_rendered": frames,
             **{k: self.last_stats[k] for k in ("heldout_accuracy", "train_accuracy") if k in self.last_stats},
         }
 
@@ -281,12 +318,16 @@ class FeedbackLoop(BaseCallback):
         chosen = self.reward_model.select(PreferenceData.from_pairs(pairs), n_queries, strategy)
         pairs = [pairs[i] for i in chosen]
         unique = {s.id: s for pair in pairs for s in pair}
-        videos = [self._write_video(s) for s in unique.values()] if self.source.needs_frames else None
-        self.store.add_segments(list(unique.values()), run=self.run, video_paths=videos)
-        self._segments.update(unique)
+        new = {i: s for i, s in unique.items() if i not in self._segments}  # asked about before: stored, rendered
+        if self.renderer is not None:
+            for segment in new.values():
+                segment.rendered = self.renderer.render(segment)
+        videos = [self._write_video(s) for s in new.values()] if self.source.needs_frames else None
+        self.store.add_segments(list(new.values()), run=self.run, video_paths=videos)
+        self._segments.update(new)
         query_ids = [self.store.add_query("preference", [a.id, b.id], run=self.run) for a, b in pairs]
         queries = [self.store.get_query(q) for q in query_ids]
-        self.source.answer(self.store, queries, unique)
+        self.source.answer(self.store, queries, {i: self._segments[i] for i in unique})
         self.source.wait(self.store, query_ids)
         return len(query_ids)
 

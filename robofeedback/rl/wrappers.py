@@ -78,7 +78,8 @@ class VecRewardWrapper(VecEnvWrapper):
     ``info["terminal_observation"]``. Each finished episode's return under
     ``reward_fn`` is put in ``info["episode_model_return"]``. An attached
     :class:`~robofeedback.data.recorder.RolloutRecorder` is fed every step; one that keeps the frames of only
-    every k-th episode gets them rendered in those episodes only (per sub-env, when ``reward_fn`` needs none).
+    every k-th episode gets them rendered in those episodes only (per sub-env, when ``reward_fn`` needs none); one
+    that keeps simulator states gets them in every step's info (none rendered).
     """
 
     def __init__(self, venv: VecEnv, reward_fn: RewardFunction | Any):
@@ -109,11 +110,18 @@ class VecRewardWrapper(VecEnvWrapper):
     def attach_recorder(self, recorder: RolloutRecorder) -> None:
         """Record every step from now on (from the current observations, if the env was already reset)."""
         self.recorder = recorder
+        if recorder.keep_states:
+            self.venv.env_method("set_state_capture", True)
         if self._last_obs is not None:
             infos = self._reset_infos()
             if recorder.keep_frames:  # the sub-envs are past their reset: render where they are now
                 infos = [
                     {**info, "frame": frame} for info, frame in zip(infos, self.venv.env_method("render"), strict=True)
+                ]
+            if recorder.keep_states:
+                infos = [
+                    {**info, "sim_state": state}
+                    for info, state in zip(infos, self.venv.env_method("sim_state"), strict=True)
                 ]
             recorder.start(self._last_obs, infos)
         self._set_frame_capture(self._frames_wanted)
