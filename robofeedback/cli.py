@@ -959,7 +959,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             resume=False,
             progress=False,
         )
-        summary += f"; SAC on the env's own reward: success {true.final_eval.get('success_rate', float('nan')):.2f}"
+        summary += (
+            f"; SAC on the env's own reward: success {true.final_eval.get('success_rate', float('nan')):.2f} "
+            f"({time.time() - start:.0f} s in all)"
+        )
     print(summary, flush=True)
     with open(Path(args.out) / "progress.log", "a") as f:
         f.write(summary + "\n")

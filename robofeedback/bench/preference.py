@@ -154,6 +154,20 @@ def round_cost(log: Path) -> dict[str, float] | None:
     return {"first_s": round(first, 2), "last_s": round(last, 2), "ratio": round(last / first, 2)}
 
 
+def _selected(entry: dict[str, Any], args) -> bool:
+    """Whether ``entry`` is in the piece of the grid that ``--methods``, ``--budgets``, ``--teachers`` and
+    ``--seeds`` ask for (the true-reward runs are in every piece of methods, budgets and teachers)."""
+    if args.seeds and entry["seed"] not in args.seeds:
+        return False
+    if entry["method"] == "true reward":
+        return True
+    return (
+        (not args.methods or entry["method"] in args.methods)
+        and (not args.budgets or entry["budget"] in args.budgets)
+        and (not args.teachers or entry["teacher"] in args.teachers)
+    )
+
+
 def _run(args: tuple[dict[str, Any], str]) -> dict[str, Any]:
     return run_entry(*args)
 
@@ -264,10 +278,15 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    args = config_arguments(__doc__.split("\n\n")[0], "preference").parse_args(argv)
+    parser = config_arguments(__doc__.split("\n\n")[0], "preference")
+    parser.add_argument("--methods", nargs="*", help="only these methods (and the true reward)")
+    parser.add_argument("--budgets", nargs="*", type=int, help="only these label budgets (and the true reward)")
+    parser.add_argument("--teachers", nargs="*", help="only these teachers (and the true reward)")
+    parser.add_argument("--seeds", nargs="*", type=int, help="only these seeds")
+    args = parser.parse_args(argv)
     spec, out = load_spec(args)
     done = {entry_key(row) for row in read_results(out)}
-    todo = [e for e in entries(spec) if entry_key(e) not in done]
+    todo = [e for e in entries(spec) if entry_key(e) not in done and _selected(e, args)]
     print(f"{len(todo)} runs to do ({len(done)} already in {out / 'results.jsonl'})", flush=True)
     run_entries(_run, todo, out, args.jobs, _describe)
     path = report(read_results(out), out, spec)
