@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
+
+# imageio-ffmpeg starts ffmpeg with preexec_fn=os.setpgrp (to keep Ctrl-C from it) unless this is set. A
+# preexec_fn makes the forked child run Python before exec: it tore down the other threads' states, freed an SSL
+# context of the annotation app's HTTP client there, and spun forever on a lock that thread held at the fork
+# (seen in the demo, once in four runs). Without it ffmpeg is started by fork-exec alone; it is the workaround
+# imageio-ffmpeg documents for hangs on fork.
+os.environ.setdefault("IMAGEIO_FFMPEG_NO_PREVENT_SIGINT", "1")
 
 
 class VideoError(ValueError):
