@@ -8,9 +8,10 @@ import pytest
 from stable_baselines3.common.callbacks import BaseCallback
 
 from robofeedback.data.store import FeedbackStore
+from robofeedback.envs import make
 from robofeedback.feedback.sources import HumanQueue
 from robofeedback.feedback.teachers import oracle
-from robofeedback.rewards.preference import PreferenceReward, StateEntropyReward
+from robofeedback.rewards.preference import PreferenceReward, StateEntropyReward, fresh_pair_accuracy
 from robofeedback.rl import train
 from robofeedback.rl.feedback_loop import find_reward_wrapper
 
@@ -82,6 +83,35 @@ def test_loop_end_to_end_with_a_teacher(tmp_path):
     assert summary["reward"] == "preference" and summary["feedback"]["queries"] == 16
     evals = [json.loads(line) for line in (tmp_path / "eval.jsonl").read_text().splitlines()]
     assert [(e["steps"], e["labels"]) for e in evals] == [(1000, 16), (1500, 16)]  # labels used at each evaluation
+
+
+def test_every_feedback_efficiency_option_on_still_learns_on_a_real_env(tmp_path):
+    """SURF's pseudo-labels and cropping, RUNE's bonus, bounded retraining, standardised goal inputs and
+    same-episode pairs, all on: the run asks what it should, and the learned reward agrees with the Oracle on
+    fresh pairs."""
+    config = loop_config(budget=64, labels_per_round=16, same_episode=0.5)
+    config["preference"] = {
+        "hidden": 64,
+        "layers": 2,
+        "use_actions": False,
+        "input_norm": True,
+        "goal_features": True,
+        "goal_only": True,
+        "max_updates": 30,
+        "pseudo_threshold": 0.9,
+        "crop": 2,
+        "explore_bonus": 0.05,
+        "explore_decay": 1e-3,
+    }
+    result = train_reach(tmp_path, 1800, config=config)
+    log = rounds(tmp_path)
+    assert result.feedback["labels"] == 64
+    assert all(r["updates"] <= 30 for r in log if "updates" in r)
+    assert all(0 <= r["pseudo_labelled"] <= 1 for r in log if "updates" in r)
+    model = PreferenceReward.load(tmp_path / "checkpoints" / "reward_model.pt")
+    assert model.steps >= 1300 and model.explore_weight == pytest.approx(0.05 * 0.999**model.steps)  # decayed
+    env = make("panda:PandaReachDense-v3", seed=3, flatten=True, terminate_on_success=False, render_size=48)
+    assert fresh_pair_accuracy(model, env, result.model, 10, n_pairs=300, episodes=10) > 0.6  # chance: 0.5
 
 
 def test_resuming_keeps_the_run_and_its_labels(tmp_path):
