@@ -253,7 +253,7 @@ class ClipRenderer:
 
     def __init__(self, env_spec: str, make_kwargs: dict[str, Any] | None = None, size: int | tuple[int, int] = 224):
         self.env_spec, self.size = env_spec, size
-        self.make_kwargs = {k: v for k, v in (make_kwargs or {}).items() if k != "render_size"}
+        self.make_kwargs = dict(make_kwargs or {})  # make() keeps render_size out of an env's make_kwargs
         self.frames_rendered = 0
         self._env = None
 
