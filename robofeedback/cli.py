@@ -135,10 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --goal-features: the reward model sees the two goals and their difference only",
     )
     g.add_argument(
+        "--goal-distance",
+        action="store_true",
+        help="with --goal-features: the distance between achieved and desired goal is one more input",
+    )
+    g.add_argument(
         "--max-updates",
         type=_positive_int,
         default=None,
         help="minibatch steps per retraining at most, whatever the labels so far (bounded, warm-started)",
+    )
+    g.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=None,
+        help="train on targets moved this far towards 'equal' (y (1 - eps) + eps / 2; default 0)",
     )
     g.add_argument(
         "--pseudo-labels",
@@ -552,6 +563,7 @@ def _preference_overrides(args: argparse.Namespace) -> dict:
     """The reward model's settings given as flags (feedback-efficiency options, normalisation, offset)."""
     names = {
         "max_updates": "max_updates",
+        "label_smoothing": "label_smoothing",
         "pseudo_labels": "pseudo_threshold",
         "pseudo_ratio": "pseudo_ratio",
         "pseudo_weight": "pseudo_weight",
@@ -561,7 +573,8 @@ def _preference_overrides(args: argparse.Namespace) -> dict:
         "reward_offset": "offset",
     }
     model = {key: getattr(args, arg) for arg, key in names.items() if getattr(args, arg) is not None}
-    model.update({key: True for key in ("input_norm", "goal_features", "goal_only") if getattr(args, key)})
+    switches = ("input_norm", "goal_features", "goal_only", "goal_distance")
+    model.update({key: True for key in switches if getattr(args, key)})
     if args.normalize_reward:
         model["normalize"] = True
     return model

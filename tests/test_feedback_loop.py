@@ -97,6 +97,7 @@ def test_every_feedback_efficiency_option_on_still_learns_on_a_real_env(tmp_path
         "input_norm": True,
         "goal_features": True,
         "goal_only": True,
+        "goal_distance": True,
         "max_updates": 30,
         "pseudo_threshold": 0.9,
         "crop": 2,

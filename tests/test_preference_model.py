@@ -256,7 +256,30 @@ def test_goal_features_come_from_the_env_and_see_achieved_minus_desired(tmp_path
     np.testing.assert_allclose(
         copy.rewards_of(obs[None], np.zeros((1, 3))), only.rewards_of(obs[None], np.zeros((1, 3)))
     )
+    distance = PreferenceReward.for_env(
+        env, goal_features=True, goal_only=True, goal_distance=True, hidden=16, layers=1, use_actions=False
+    )
+    assert distance.members[0][0].in_features == 10
+    np.testing.assert_allclose(
+        distance._features(x)[0, -1].item(), np.linalg.norm(obs[slice(*achieved)] - obs[slice(*desired)]), rtol=1e-6
+    )
     with pytest.raises(ValueError, match="achieved_goal"):
         PreferenceReward.for_env(make("metaworld:reach", seed=0), goal_features=True)
-    with pytest.raises(ValueError, match="goal_only needs"):
-        PreferenceReward(12, 3, goal_only=True)
+    for option in ("goal_only", "goal_distance"):
+        with pytest.raises(ValueError, match="goal_only and goal_distance need"):
+            PreferenceReward(12, 3, **{option: True})
+
+
+def test_label_smoothing_moves_the_target_off_certainty():
+    rng = np.random.default_rng(3)
+    data = labelled(40, rng)
+    fits = {}
+    for eps in (0.0, 0.2):
+        model = small_model(output=None, label_smoothing=eps, stop_accuracy=1.1, max_epochs=300, lr=3e-3)
+        model.fit(data)
+        p = model.predict_proba(data).mean(axis=0)
+        fits[eps] = np.where(data.y == 1.0, p, 1 - p)  # the probability the model gives each label
+    assert np.median(fits[0.0]) > 0.99  # unsmoothed: the labels become certainties
+    assert abs(np.median(fits[0.2]) - 0.9) < 0.05  # smoothed by 0.2: the target is 1 - 0.2 / 2
+    with pytest.raises(ValueError, match="label_smoothing"):
+        small_model(label_smoothing=0.5)

@@ -154,6 +154,12 @@ def test_config_defaults_and_overrides(tmp_path):
     path.write_text(yaml.safe_dump({"eval_every": 123, "sac": {"gamma": 0.9}}))
     cfg = load_train_config("panda", "sac", 1000, path)
     assert cfg.eval_every == 123 and cfg.algo_kwargs["gamma"] == 0.9 and cfg.algo_kwargs["tau"] == 0.05
+    assert "goal_distance" not in cfg.preference and "same_episode" not in cfg.feedback
+    # a method's own defaults sit between the family's and the caller's
+    cfg = load_train_config("panda", "sac", 1000, {"preference": {"max_updates": 7}}, method="preference")
+    assert cfg.preference["goal_distance"] and cfg.preference["max_updates"] == 7
+    assert cfg.feedback == {"segment_length": 25, "same_episode": 0.5}
+    assert load_train_config("panda", "sac", 1000, method="heron").preference == {}
     with pytest.raises(ValueError, match="unknown config keys"):
         load_train_config("gym", "sac", 1000, {"eval_evry": 5})
     with pytest.raises(ValueError, match="algo"):

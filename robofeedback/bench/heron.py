@@ -98,6 +98,7 @@ def run_entry(entry: dict[str, Any], out_root: str) -> dict[str, Any]:
         config=config,
         resume=False,
         progress=False,
+        method_defaults=False,  # the factor-sum baseline is plain preferences with HERON's network and cadence
     )
     curve = [json.loads(line) for line in (out_dir / "eval.jsonl").read_text().splitlines()]
     success = result.final_eval.get("success_rate")

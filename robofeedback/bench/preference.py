@@ -30,7 +30,7 @@ from robofeedback.bench.common import (
     report_footer,
     run_entries,
 )
-from robofeedback.config import deep_merge
+from robofeedback.config import deep_merge, run_metadata
 
 
 def entries(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -108,7 +108,7 @@ def run_entry(entry: dict[str, Any], out_root: str) -> dict[str, Any]:
         config = deep_merge(deep_merge(config, entry.get("settings", {})), {"feedback": {"budget": budget}})
         config = deep_merge(config, {"feedback": {"labels_per_round": per_round}})
         feedback = make_teacher(entry["teacher"], seed=entry["seed"], **entry.get("params", {}))
-    start = time.time()
+    start, meta = time.time(), run_metadata()
     result = train(
         entry["task"],
         reward="preference" if feedback else "env",
@@ -120,6 +120,7 @@ def run_entry(entry: dict[str, Any], out_root: str) -> dict[str, Any]:
         config=config,
         resume=False,
         progress=False,
+        method_defaults=False,
     )
     row = {
         **{k: entry[k] for k in ("task", "method", "teacher", "budget", "seed", "steps")},
@@ -128,6 +129,7 @@ def run_entry(entry: dict[str, Any], out_root: str) -> dict[str, Any]:
         "wall_time_s": round(time.time() - start, 1),
         "out_dir": str(out_dir),
         "curve": [json.loads(line) for line in (out_dir / "eval.jsonl").read_text().splitlines()],
+        **{key: meta[key] for key in ("git_commit", "git_dirty")},
     }
     if feedback is not None:
         row["labels"] = result.feedback["labels"]

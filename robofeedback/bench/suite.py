@@ -162,6 +162,7 @@ def _train(entry: dict[str, Any], folder: Path, reward, feedback=None, config: d
         resume=False,
         progress=False,
         callbacks=[_progress_callback(folder, entry["steps"])],
+        method_defaults=False,  # each method as the suite names it (PEBBLE for "preference"), under the entry's config
     )
     row = {
         "steps": result.steps,

@@ -36,7 +36,12 @@ Feedback-efficiency options, each off by default (PEBBLE as it was):
   achieved and the desired goal): the difference achieved_goal - desired_goal is one more input, next to the
   observation. ``for_env(env, goal_features=True)`` finds both in the env's dict observation space. With
   ``goal_only`` the reward sees the two goals and their difference only (and the action with ``use_actions``),
-  as the ``GoalEnv`` contract's compute_reward(achieved_goal, desired_goal) does.
+  as the ``GoalEnv`` contract's compute_reward(achieved_goal, desired_goal) does. With ``goal_distance`` the
+  distance ||achieved_goal - desired_goal|| is one more input: a reward that falls with it then peaks exactly at
+  the goal, where a network fit on the coordinates alone tends to put its peak a few centimetres off (measured on
+  panda reach; docs/results/preference/REPORT.md).
+- ``label_smoothing`` = eps: each labelled pair is trained towards y (1 - eps) + eps / 2 in place of y, so that
+  a wrong label (a teacher's mistake) is never learned as a certainty.
 - ``input_norm``: each input feature x_j enters the networks as (x_j - m_j) / s_j, with m_j and s_j the mean
   and std of that feature over the labelled (and unlabelled) steps at the latest fit.
 - SURF (Park et al. 2022), semi-supervised pseudo-labels: with ``pseudo_threshold`` = tau, every minibatch of
@@ -194,9 +199,11 @@ class PreferenceReward(RewardFunction):
         batch_size: int = 128,
         max_epochs: int = 200,
         stop_accuracy: float = 0.97,
+        label_smoothing: float = 0.0,
         max_updates: int | None = None,
         goal_difference: list[int] | None = None,
         goal_only: bool = False,
+        goal_distance: bool = False,
         input_norm: bool = False,
         pseudo_threshold: float | None = None,
         pseudo_ratio: int = 4,
@@ -223,12 +230,16 @@ class PreferenceReward(RewardFunction):
                 f"need pseudo_weight >= 0, explore_bonus >= 0 and 0 <= explore_decay < 1, got {pseudo_weight}, "
                 f"{explore_bonus} and {explore_decay}"
             )
+        if not 0 <= label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
         if crop < 0:
             raise ValueError(f"crop must be >= 0 (0: no temporal cropping), got {crop}")
         if max_updates is not None:
             require_positive_ints(max_updates=max_updates)
-        if goal_only and goal_difference is None:
-            raise ValueError("goal_only needs goal_difference (the achieved and desired goals' places)")
+        if (goal_only or goal_distance) and goal_difference is None:
+            raise ValueError(
+                "goal_only and goal_distance need goal_difference (the achieved and desired goals' places)"
+            )
         if goal_difference is not None:
             a0, a1, d0, d1 = (int(i) for i in goal_difference)
             if not (0 <= a0 < a1 <= obs_dim and 0 <= d0 < d1 <= obs_dim and a1 - a0 == d1 - d0):
@@ -262,9 +273,11 @@ class PreferenceReward(RewardFunction):
             "batch_size": batch_size,
             "max_epochs": max_epochs,
             "stop_accuracy": stop_accuracy,
+            "label_smoothing": float(label_smoothing),
             "max_updates": max_updates,
             "goal_difference": None if goal_difference is None else [int(i) for i in goal_difference],
             "goal_only": bool(goal_only),
+            "goal_distance": bool(goal_distance),
             "input_norm": bool(input_norm),
             "pseudo_threshold": None if pseudo_threshold is None else float(pseudo_threshold),
             "pseudo_ratio": pseudo_ratio,
@@ -279,6 +292,7 @@ class PreferenceReward(RewardFunction):
         if goal_difference is not None:
             goal_dim = goal_difference[1] - goal_difference[0]
             in_dim = (3 * goal_dim if goal_only else in_dim + goal_dim) + (act_dim if use_actions and goal_only else 0)
+            in_dim += int(goal_distance)
         self.members = nn.ModuleList([_mlp(in_dim, hidden, layers, activation, output) for _ in range(ensemble)])
         self.optimizer = torch.optim.Adam(self.members.parameters(), lr=lr)
         self.rng = np.random.default_rng(seed)
@@ -322,9 +336,14 @@ class PreferenceReward(RewardFunction):
         if goal is None:
             return x
         achieved, desired = x[..., goal[0] : goal[1]], x[..., goal[2] : goal[3]]
+        difference = achieved - desired
         if self.config.get("goal_only"):
-            return torch.cat([achieved, desired, achieved - desired, x[..., self.config["obs_dim"] :]], dim=-1)
-        return torch.cat([x, achieved - desired], dim=-1)
+            features = [achieved, desired, difference, x[..., self.config["obs_dim"] :]]
+        else:
+            features = [x, difference]
+        if self.config.get("goal_distance"):
+            features.append(torch.linalg.vector_norm(difference, dim=-1, keepdim=True))
+        return torch.cat(features, dim=-1)
 
     def _forward(self, member: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """``member``'s reward for inputs ``x`` (..., D), standardised per feature first with ``input_norm``."""
@@ -394,6 +413,7 @@ class PreferenceReward(RewardFunction):
         max_updates = self.config.get("max_updates") or float("inf")
         batch = self.config["batch_size"]
         semi = self.config.get("pseudo_threshold") is not None and unlabelled is not None and len(unlabelled) > 0
+        smoothing = self.config.get("label_smoothing", 0.0)
         if self.config.get("input_norm"):
             self._fit_input_stats(data if unlabelled is None else PreferenceData.concat([data, unlabelled]))
         n = len(data)
@@ -412,7 +432,8 @@ class PreferenceReward(RewardFunction):
                 for member, order in zip(self.members, orders, strict=True):
                     oa, aa, ma, ob, ab, mb, y, k = self._tensors(data, order[start : start + batch], crop=True)
                     logit = k * (self._returns(member, oa, aa, ma) - self._returns(member, ob, ab, mb))
-                    total = total + nn.functional.binary_cross_entropy_with_logits(logit, y)
+                    target = y * (1 - smoothing) + smoothing / 2
+                    total = total + nn.functional.binary_cross_entropy_with_logits(logit, target)
                     if semi:
                         loss_u, confident = self._pseudo_label_loss(member, unlabelled, len(y))
                         total = total + self.config["pseudo_weight"] * loss_u

@@ -113,17 +113,22 @@ def load_train_config(
     algo: str,
     total_steps: int,
     overrides: dict[str, Any] | str | Path | None = None,
+    method: str | None = None,
 ) -> TrainConfig:
     """The family's YAML defaults with ``overrides`` (a dict or a YAML file) merged over them.
 
     Overrides may set any general key (``n_envs``, ``eval_every``, ...,
     ``env_kwargs``) and, under the algorithm's name (``sac:``, ``td3:``,
-    ``ppo:``), any keyword of the SB3 constructor.
+    ``ppo:``), any keyword of the SB3 constructor. The family's ``methods:`` section holds defaults for one reward
+    method (``methods: {preference: {...}}``): with ``method``, that method's entry is merged between the family's
+    defaults and ``overrides``.
     """
     algo = algo.lower()
     if algo not in ALGOS:
         raise ValueError(f"algo must be one of {sorted(ALGOS)}, got {algo!r}")
     merged = load_yaml(config_dir() / "train" / f"{family}.yaml")
+    per_method = merged.pop("methods", None) or {}
+    merged = deep_merge(merged, per_method.get(method) or {})
     if isinstance(overrides, (str, Path)):
         overrides = load_yaml(overrides)
     merged = deep_merge(merged, overrides or {})
@@ -409,6 +414,7 @@ def train(
     store: FeedbackStore | str | Path | None = None,
     task: str | None = None,
     echo: bool = False,
+    method_defaults: bool = True,
 ) -> TrainResult:
     """Train an SB3 policy on ``env`` with ``reward`` (``"env"`` for the env's own) and evaluate it on the env's own.
 
@@ -416,7 +422,8 @@ def train(
     evaluation env are made from it), a zero-argument factory (called once per
     sub-env and once for evaluation), or one env instance (then ``n_envs`` must
     be 1 and evaluation uses a clone of it). ``config`` overrides the family defaults
-    (see :func:`load_train_config`). With ``resume`` a checkpoint in
+    (see :func:`load_train_config`), and the family's defaults for the ``reward`` method under them unless
+    ``method_defaults`` is False (a baseline that must run a method as published). With ``resume`` a checkpoint in
     ``out_dir`` is continued up to ``total_steps``.
 
     ``reward="preference"`` learns the reward from ``feedback`` (a teacher, a
@@ -441,7 +448,8 @@ def train(
         raise ValueError("reward='heron' learns from a factor ranking: feedback= must be a HierarchicalJudge")
     reward_fn = None if learn_preferences else make_reward(reward)
     spec_hint = env if isinstance(env, str) else getattr(env, "spec_name", "")
-    cfg = load_train_config(family_of(spec_hint), algo, total_steps, config)
+    method = reward if isinstance(reward, str) and method_defaults else None
+    cfg = load_train_config(family_of(spec_hint), algo, total_steps, config, method)
     if n_envs is not None:
         cfg = replace(cfg, n_envs=n_envs)
     if reward == "heron":  # HERON's network and cadence, under whatever the config sets
