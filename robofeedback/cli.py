@@ -955,9 +955,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{fb.get('heldout_accuracy', float('nan')):.2f}"
     )
     print(f"video: {result.video}\nlearning curve: {result.learning_curve}", flush=True)
+    record = {
+        "teacher": args.teacher if args.auto else "people",
+        "seed": args.seed,
+        "steps": result.steps,
+        "eval_episodes": result.config.eval_episodes,
+        "success_rate": success,
+        "labels": fb["labels"],
+        "wall_time_s": round(time.time() - start, 1),
+        "reward_accuracy_fresh_pairs": fresh,
+    }
     summary = (
         f"demo: success {success:.2f} on {result.config.eval_episodes} evaluation episodes after {result.steps} "
-        f"steps, from {fb['labels']} labels given in the app, {time.time() - start:.0f} s"
+        f"steps, from {fb['labels']} labels given in the app, {record['wall_time_s']:.0f} s"
     )
     if not args.no_compare:
         print("comparison: SAC on the env's own reward, same steps and seed ...", flush=True)
@@ -976,7 +986,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"; SAC on the env's own reward: success {true.final_eval.get('success_rate', float('nan')):.2f} "
             f"({time.time() - start:.0f} s in all)"
         )
+        record["true_reward_success_rate"] = true.final_eval.get("success_rate")
     print(summary, flush=True)
+    (Path(args.out) / "demo.json").write_text(json.dumps(record, indent=2) + "\n")
     with open(Path(args.out) / "progress.log", "a") as f:
         f.write(summary + "\n")
     if args.keep_serving:

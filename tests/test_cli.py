@@ -234,6 +234,10 @@ def test_demo_auto_runs_the_loop_through_the_app(tmp_path, capsys, tiny_train_co
     assert progress[0] in out  # the same lines went to the terminal
     fresh = float(re.search(r"agrees with the env's reward on ([0-9.]+) of 500 fresh segment pairs", out).group(1))
     assert 0.0 <= fresh <= 1.0
+    record = json.loads((tmp_path / "run" / "demo.json").read_text())  # what bench.demo collects
+    assert record["teacher"] == teacher and record["labels"] == 8
+    assert record["success_rate"] == pytest.approx(float(summary.group(1)), abs=0.005)
+    assert ("true_reward_success_rate" in record) == (teacher == "oracle")
     labels = FeedbackStore(store).labels(kind="preference")
     assert len(labels) == 8 and {lb.source for lb in labels} == {
         "script:oracle" if teacher == "oracle" else "script:mistake-0.1"
