@@ -27,6 +27,8 @@ EXAMPLES = """examples:
   robofeedback app --store runs/feedback.db --port 7860
   robofeedback train --env panda:PandaReachDense-v3 --reward preference --teacher human --store runs/feedback.db
   robofeedback demo --auto
+  robofeedback store check --store runs/feedback.db
+  robofeedback store backup --store runs/feedback.db runs/feedback-backup.db
 """
 
 
@@ -346,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and factor rankings, and the status of the runs training on them. Start it before or after the trainers.",
     )
     _app_arguments(p, "runs/feedback.db")
+    _store_parser(sub)
 
     p = sub.add_parser(
         "demo",
@@ -399,6 +402,23 @@ def _app_arguments(p: argparse.ArgumentParser, store: str) -> None:
     p.add_argument("--run", default=None, help="serve only this run's queries (default: every run's)")
     p.add_argument("--lease", type=float, default=120.0, help="seconds a served query is held for its annotator")
     p.add_argument("--redundancy", type=_positive_int, default=1, help="annotators who label each query (default 1)")
+
+
+def _store_parser(sub) -> None:
+    p = sub.add_parser(
+        "store",
+        help="check, back up, export or import a feedback store",
+        description="The lab's tools for its feedback store. check runs the full integrity and schema checks and "
+        "prints the counts; backup copies a SQLite store with SQLite's online backup (safe while trainers and the "
+        "app write); export writes every row as JSONL; import adds an export's rows, checked like the API's, all or "
+        "none.",
+    )
+    p.add_argument("--store", default="runs/feedback.db", help="a SQLite path or a database URL (default %(default)s)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("check", help="integrity and schema check, and counts")
+    actions.add_parser("backup", help="online backup to a new file").add_argument("to", help="the backup's path")
+    actions.add_parser("export", help="every row as JSONL").add_argument("to", help="the .jsonl file to write")
+    actions.add_parser("import", help="add the rows of an export").add_argument("jsonl", help="an export's path")
 
 
 def _llm_arguments(p: argparse.ArgumentParser, temperature: float) -> None:
@@ -976,6 +996,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_store(args: argparse.Namespace) -> int:
+    from robofeedback.data.store import FeedbackStore
+
+    if args.action != "import" and "://" not in args.store and not Path(args.store).is_file():
+        raise FileNotFoundError(f"no feedback store at {args.store}")
+    store = FeedbackStore(args.store)
+    if store.migration is not None:
+        print(store.migration)
+    if args.action == "check":
+        print(json.dumps({"store": repr(store), "integrity": "ok", **store.check()}, indent=2))
+    elif args.action == "backup":
+        print(f"backed {store!r} up to {store.backup(args.to)}")
+    elif args.action == "export":
+        print(f"wrote {store.export_jsonl(args.to)}: {json.dumps(store.counts())}")
+    else:
+        print(f"imported {args.jsonl} into {store!r}: {json.dumps(store.import_jsonl(args.jsonl))}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from robofeedback.bench.suite import run_command
 
@@ -993,6 +1032,7 @@ def main(argv: list[str] | None = None) -> int:
         "rollout": cmd_rollout,
         "app": cmd_app,
         "demo": cmd_demo,
+        "store": cmd_store,
         "bench": cmd_bench,
     }
     try:
