@@ -792,7 +792,7 @@ class FeedbackStore:
             held = conn.execute(stmt.where(queries_table.c.id.in_(mine)).limit(1)).scalar()
             if held is not None:
                 self._lease(conn, held, annotator, now + lease_seconds)
-                return _query(self._locked_query(conn, held), {annotator: now + lease_seconds})
+                return _query(self._locked_query(conn, held), _live_leases(conn, now, held).get(held, {}))
             holding = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(leases_table.join(queries_table))
@@ -812,7 +812,7 @@ class FeedbackStore:
                 row = self._locked_query(conn, candidate)  # PostgreSQL: count again under the row's lock
                 if row.status == "pending" and conn.execute(sa.select(_taken(candidate, now))).scalar() < redundancy:
                     self._lease(conn, candidate, annotator, now + lease_seconds)
-                    return _query(row, {**_live_leases(conn, now, candidate).get(candidate, {})})
+                    return _query(row, _live_leases(conn, now, candidate).get(candidate, {}))
         return None
 
     @staticmethod
