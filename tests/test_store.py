@@ -454,6 +454,7 @@ def test_replaced_factor_rankings_are_kept_for_the_audit(store):
         (lambda s, a, b: s.add_preference(a, b, "a", "human:ada", run="r" * 201), "run name is 1 to 200"),
         (lambda s, a, b: s.add_preference(a, b, "a", "human:ada", run="r\n"), "run name"),
         (lambda s, a, b: s.add_correction([0.0, 0.0], [1.0] * 1025, 0, "human:ada"), "at most 1024"),
+        (lambda s, a, b: s.add_correction([0.0, 0.0], [1.0] * 1000, 0, "human:ada"), "at most its state's 2"),
         (lambda s, a, b: s.add_query("preference", [a, b], run="", assignee="human:ada"), "run name"),
         (lambda s, a, b: s.add_query("preference", [a, b], assignee="bob"), "source must look like"),
         (lambda s, a, b: s.set_run_status("r" * 300, steps=1), "run name"),

@@ -1091,6 +1091,11 @@ class FeedbackStore:
                 payload["direction"] = _vector(answer.get("direction"), "direction", nonzero=True)
                 if query is not None:
                     _check_direction_size(query, payload)
+                elif len(payload["direction"]) > len(payload["state"]):  # it moves the controls, never more
+                    raise StoreError(
+                        f"a correction's direction has at most its state's {len(payload['state'])} numbers, got "
+                        f"{len(payload['direction'])}"
+                    )
         elif kind == "factor_ranking":
             payload = _check_factor_ranking(answer)
         else:
