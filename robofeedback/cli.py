@@ -349,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _app_arguments(p, "runs/feedback.db")
     _store_parser(sub)
+    _annotators_parser(sub)
 
     p = sub.add_parser(
         "demo",
@@ -419,6 +420,24 @@ def _store_parser(sub) -> None:
     actions.add_parser("backup", help="online backup to a new file").add_argument("to", help="the backup's path")
     actions.add_parser("export", help="every row as JSONL").add_argument("to", help="the .jsonl file to write")
     actions.add_parser("import", help="add the rows of an export").add_argument("jsonl", help="an export's path")
+
+
+def _annotators_parser(sub) -> None:
+    p = sub.add_parser(
+        "annotators",
+        help="register the people and programs that may label through the app, and revoke them",
+        description="Each annotator gets a secret, shown once and kept in the store only as a hash. People log in to "
+        "the app with their name and secret; programs (script:*, vlm:*, llm:*) send theirs as a Bearer token. Once "
+        "a person is registered, the app asks everyone to log in.",
+    )
+    p.add_argument("--store", default="runs/feedback.db", help="a SQLite path or a database URL (default %(default)s)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="register NAME and print its secret")
+    add.add_argument("name", help="a person's name (alice), or with --program a source such as script:oracle")
+    add.add_argument("--program", action="store_true", help="NAME is a program's source (script:, vlm:, llm:)")
+    add.add_argument("--replace", action="store_true", help="issue a new secret to NAME (the old one stops working)")
+    actions.add_parser("list", help="every annotator, live or revoked")
+    actions.add_parser("revoke", help="revoke NAME's secret").add_argument("name")
 
 
 def _llm_arguments(p: argparse.ArgumentParser, temperature: float) -> None:
@@ -905,6 +924,7 @@ def _app_server(args: argparse.Namespace):
 def cmd_app(args: argparse.Namespace) -> int:
     server = _app_server(args)
     print(f"annotation app on {server.url} (store {args.store}); Ctrl-C to stop", flush=True)
+    print(f"access: {server.access}", flush=True)
     try:
         server.wait()
     except KeyboardInterrupt:
@@ -925,7 +945,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise ValueError("--teacher chooses the scripted teacher of --auto; without --auto a person answers")
     start = time.time()
     server = _app_server(args)
-    print(f"annotation app: {server.url}  (store {args.store})", flush=True)
+    print(f"annotation app: {server.url}  (store {args.store})\naccess: {server.access}", flush=True)
     auto = None
     if args.auto:
         auto = AutoAnnotator(server.url, args.store, args.teacher, seed=args.seed).start()
@@ -1015,6 +1035,27 @@ def cmd_store(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_annotators(args: argparse.Namespace) -> int:
+    import time
+
+    from robofeedback.data.annotators import AnnotatorRegistry
+    from robofeedback.data.store import FeedbackStore
+
+    registry = AnnotatorRegistry(FeedbackStore(args.store))
+    if args.action == "add":
+        source, secret = registry.add(args.name, program=args.program, replace=args.replace)
+        login = "send it as 'Authorization: Bearer <secret>'" if args.program else f"log in as {args.name!r}"
+        print(f"{source}: secret {secret}\n(shown once; the store keeps only its hash; {login})")
+    elif args.action == "list":
+        for annotator in registry.list():
+            state = "revoked" if annotator.revoked_at is not None else "live"
+            since = time.strftime("%Y-%m-%d %H:%M", time.localtime(annotator.created_at))
+            print(f"{annotator.source}\t{state}\tsince {since}")
+    else:
+        print(f"revoked {registry.revoke(args.name)}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from robofeedback.bench.suite import run_command
 
@@ -1033,6 +1074,7 @@ def main(argv: list[str] | None = None) -> int:
         "app": cmd_app,
         "demo": cmd_demo,
         "store": cmd_store,
+        "annotators": cmd_annotators,
         "bench": cmd_bench,
     }
     try:

@@ -860,13 +860,20 @@ class FeedbackStore:
     # -- labels -----------------------------------------------------------------------------
 
     def answer_query(
-        self, query_id: str, source: str, note: str | None = None, redundancy: int = 1, **answer: Any
+        self,
+        query_id: str,
+        source: str,
+        note: str | None = None,
+        redundancy: int = 1,
+        authenticated: bool = True,
+        **answer: Any,
     ) -> int:
         """Answer a pending query with a label of its kind (``value=`` for preferences, ``order=`` or
         ``best=``/``worst=`` for rankings, ``state=``/``direction=``/``t=`` for corrections; other keywords of a
         preference or correction, such as HERON's deciding ``level=``, are kept in the label's payload); closes
         the query in the same transaction, or with ``redundancy`` n once n different sources have labelled it. A
-        ``"skip"`` preference closes it as skipped. Returns the label id.
+        ``"skip"`` preference closes it as skipped. Returns the label id. A label whose source nobody checked (a name
+        typed into an app that runs open) is given with ``authenticated=False``, kept in its payload.
 
         ``source`` must hold the query's lease, be its assignee, or find room on it (fewer live leases of others and
         labels than ``redundancy``: a scripted teacher answers a query nobody holds without leasing it); a query
@@ -897,6 +904,8 @@ class FeedbackStore:
                 )
             query = dict(row._mapping)
             label = self._label_row(row.kind, list(row.segment_ids), source, note, row.run, answer, query=query)
+            if not authenticated:
+                label["payload"] = {**label["payload"], "authenticated": False}
             status = "skipped" if label["value"] == "skip" else "answered"
             released = leases_table.delete().where(leases_table.c.query_id == query_id)
             if len(earlier) + 1 >= redundancy or status == "skipped":
@@ -1320,7 +1329,10 @@ class FeedbackStore:
             with _field("taken_back_by"):
                 if row["taken_back_by"] is not None:
                     check_source(row["taken_back_by"])
-        return {"value": checked["value"], "payload": checked["payload"]}
+        payload = checked["payload"]
+        if row["payload"].get("authenticated") is False:  # a label typed into an app that ran open
+            payload = {**payload, "authenticated": False}
+        return {"value": checked["value"], "payload": payload}
 
     def _known_segments(self, ids: list[str], known: dict[str, dict[str, Any]]) -> None:
         missing = [i for i in ids if i not in known["segments"]]
