@@ -27,6 +27,8 @@ EXAMPLES = """examples:
   robofeedback app --store runs/feedback.db --port 7860
   robofeedback train --env panda:PandaReachDense-v3 --reward preference --teacher human --store runs/feedback.db
   robofeedback demo --auto
+  robofeedback store check --store runs/feedback.db
+  robofeedback store backup --store runs/feedback.db runs/feedback-backup.db
 """
 
 
@@ -357,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and factor rankings, and the status of the runs training on them. Start it before or after the trainers.",
     )
     _app_arguments(p, "runs/feedback.db")
+    _store_parser(sub)
+    _annotators_parser(sub)
 
     p = sub.add_parser(
         "demo",
@@ -410,6 +414,41 @@ def _app_arguments(p: argparse.ArgumentParser, store: str) -> None:
     p.add_argument("--run", default=None, help="serve only this run's queries (default: every run's)")
     p.add_argument("--lease", type=float, default=120.0, help="seconds a served query is held for its annotator")
     p.add_argument("--redundancy", type=_positive_int, default=1, help="annotators who label each query (default 1)")
+
+
+def _store_parser(sub) -> None:
+    p = sub.add_parser(
+        "store",
+        help="check, back up, export or import a feedback store",
+        description="The lab's tools for its feedback store. check runs the full integrity and schema checks and "
+        "prints the counts; backup copies a SQLite store with SQLite's online backup (safe while trainers and the "
+        "app write); export writes every row as JSONL; import adds an export's rows, checked like the API's, all or "
+        "none.",
+    )
+    p.add_argument("--store", default="runs/feedback.db", help="a SQLite path or a database URL (default %(default)s)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("check", help="integrity and schema check, and counts")
+    actions.add_parser("backup", help="online backup to a new file").add_argument("to", help="the backup's path")
+    actions.add_parser("export", help="every row as JSONL").add_argument("to", help="the .jsonl file to write")
+    actions.add_parser("import", help="add the rows of an export").add_argument("jsonl", help="an export's path")
+
+
+def _annotators_parser(sub) -> None:
+    p = sub.add_parser(
+        "annotators",
+        help="register the people and programs that may label through the app, and revoke them",
+        description="Each annotator gets a secret, shown once and kept in the store only as a hash. People log in to "
+        "the app with their name and secret; programs (script:*, vlm:*, llm:*) send theirs as a Bearer token. Once "
+        "a person is registered, the app asks everyone to log in.",
+    )
+    p.add_argument("--store", default="runs/feedback.db", help="a SQLite path or a database URL (default %(default)s)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="register NAME and print its secret")
+    add.add_argument("name", help="a person's name (alice), or with --program a source such as script:oracle")
+    add.add_argument("--program", action="store_true", help="NAME is a program's source (script:, vlm:, llm:)")
+    add.add_argument("--replace", action="store_true", help="issue a new secret to NAME (the old one stops working)")
+    actions.add_parser("list", help="every annotator, live or revoked")
+    actions.add_parser("revoke", help="revoke NAME's secret").add_argument("name")
 
 
 def _llm_arguments(p: argparse.ArgumentParser, temperature: float) -> None:
@@ -898,6 +937,7 @@ def _app_server(args: argparse.Namespace):
 def cmd_app(args: argparse.Namespace) -> int:
     server = _app_server(args)
     print(f"annotation app on {server.url} (store {args.store}); Ctrl-C to stop", flush=True)
+    print(f"access: {server.access}", flush=True)
     try:
         server.wait()
     except KeyboardInterrupt:
@@ -918,7 +958,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise ValueError("--teacher chooses the scripted teacher of --auto; without --auto a person answers")
     start = time.time()
     server = _app_server(args)
-    print(f"annotation app: {server.url}  (store {args.store})", flush=True)
+    print(f"annotation app: {server.url}  (store {args.store})\naccess: {server.access}", flush=True)
     auto = None
     if args.auto:
         auto = AutoAnnotator(server.url, args.store, args.teacher, seed=args.seed).start()
@@ -1001,6 +1041,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_store(args: argparse.Namespace) -> int:
+    from robofeedback.data.store import FeedbackStore
+
+    if args.action != "import" and "://" not in args.store and not Path(args.store).is_file():
+        raise FileNotFoundError(f"no feedback store at {args.store}")
+    store = FeedbackStore(args.store)
+    if store.migration is not None:
+        print(store.migration)
+    if args.action == "check":
+        print(json.dumps({"store": repr(store), "integrity": "ok", **store.check()}, indent=2))
+    elif args.action == "backup":
+        print(f"backed {store!r} up to {store.backup(args.to)}")
+    elif args.action == "export":
+        print(f"wrote {store.export_jsonl(args.to)}: {json.dumps(store.counts())}")
+    else:
+        print(f"imported {args.jsonl} into {store!r}: {json.dumps(store.import_jsonl(args.jsonl))}")
+    return 0
+
+
+def cmd_annotators(args: argparse.Namespace) -> int:
+    import time
+
+    from robofeedback.data.annotators import AnnotatorRegistry
+    from robofeedback.data.store import FeedbackStore
+
+    registry = AnnotatorRegistry(FeedbackStore(args.store))
+    if args.action == "add":
+        source, secret = registry.add(args.name, program=args.program, replace=args.replace)
+        login = "send it as 'Authorization: Bearer <secret>'" if args.program else f"log in as {args.name!r}"
+        print(f"{source}: secret {secret}\n(shown once; the store keeps only its hash; {login})")
+    elif args.action == "list":
+        for annotator in registry.list():
+            state = "revoked" if annotator.revoked_at is not None else "live"
+            since = time.strftime("%Y-%m-%d %H:%M", time.localtime(annotator.created_at))
+            print(f"{annotator.source}\t{state}\tsince {since}")
+    else:
+        print(f"revoked {registry.revoke(args.name)}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from robofeedback.bench.suite import run_command
 
@@ -1018,6 +1098,8 @@ def main(argv: list[str] | None = None) -> int:
         "rollout": cmd_rollout,
         "app": cmd_app,
         "demo": cmd_demo,
+        "store": cmd_store,
+        "annotators": cmd_annotators,
         "bench": cmd_bench,
     }
     try:

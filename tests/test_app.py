@@ -93,7 +93,7 @@ def preference_queries(store, clips, n):
 
 
 def shown_query(store, annotator):
-    held = [q for q in store.queries(status="pending") if q.leased_to == annotator]
+    held = [q for q in store.queries(status="pending") if annotator in q.leases]
     return held[0].id if held else None
 
 

@@ -39,12 +39,13 @@ from robofeedback.apps.service import (
     AnnotationError,
     AnnotationService,
     AppConfig,
-    annotator_source,
+    is_loopback,
 )
 from robofeedback.data.store import FeedbackStore
 
 ARROWS = {"left": "←", "right": "→", "up": "↑", "down": "↓", "raise": "⤒ up (z)", "lower": "⤓ down (z)"}
 SHORTCUTS = {"a": "1", "b": "2", "equal": "3", "skip": "0"}
+log = logging.getLogger("robofeedback.app")
 
 # Keyboard shortcuts (ignored while typing in a text box) and keeping the videos of a query in step.
 HEAD = """
@@ -92,9 +93,15 @@ def _error(fn):
         try:
             return fn(*args, **kwargs)
         except AnnotationError as e:
-            raise gr.Error(str(e)) from None
+            log.info("refused %s: %s", fn.__name__, e)  # one line: a refused request is no error of the app's
+            raise gr.Error(str(e), print_exception=False) from None
 
     return wrapped
+
+
+def _authorization(request: gr.Request | None) -> str | None:
+    """The request's ``Authorization`` header (the app's middleware has checked it), if any."""
+    return request.headers.get("authorization") if request is not None else None
 
 
 def progress_text(progress: dict[str, Any]) -> str:
@@ -255,20 +262,21 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
             and the timer, which looks for a new query while the tab shows none (or one that has closed)."""
 
             @_error
-            def next_query(annotator):
-                query = service.next(annotator, kind)
+            def next_query(annotator, request: gr.Request):
+                query = service.next(annotator, kind, _authorization(request))
                 return query, query.get("id") or "", said(query)
 
             next_query.__name__ = f"next_{kind}"
 
-            def poll(annotator, query_id, active):
+            def poll(annotator, query_id, active, request: gr.Request):
                 skip = gr.skip(), gr.skip(), gr.skip()
-                if active != kind or not (annotator or "").strip():  # only the tab in view holds queries
+                authorization = _authorization(request)
+                if active != kind or not ((annotator or "").strip() or authorization):  # the tab in view asks
                     return skip
                 if query_id and service.store.get_query(query_id).status == "pending":
                     return skip
                 try:
-                    query = service.next(annotator, kind)
+                    query = service.next(annotator, kind, authorization)
                 except AnnotationError:
                     return skip
                 if not query.get("id") and not query_id:
@@ -302,8 +310,8 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
         for value, button in pref_buttons.items():
 
             @_error
-            def answer_preference(annotator, query_id, note, value=value):
-                query = service.answer(annotator, query_id, note, value=value)
+            def answer_preference(annotator, query_id, note, request: gr.Request, value=value):
+                query = service.answer(annotator, query_id, note, _authorization(request), value=value)
                 return query, query.get("id") or "", said(query), ""
 
             button.click(
@@ -315,8 +323,8 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
             )
 
         @_error
-        def undo(annotator):
-            query = service.undo(annotator)
+        def undo(annotator, request: gr.Request):
+            query = service.undo(annotator, _authorization(request))
             return query, query.get("id") or "", said(query, "Took back your last label: here is its query again. ")
 
         pref_undo.click(undo, [name], [pref_query, pref_id, who], api_name="undo")
@@ -340,8 +348,9 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
         loader("ranking", rank_query, rank_id, show_ranking, rank_shown, rank_refresh, rank_tab)
 
         @_error
-        def answer_ranking(annotator, query_id, best, worst, order, note):
-            query = service.answer(annotator, query_id, note, best=best, worst=worst, order=order)
+        def answer_ranking(annotator, query_id, best, worst, order, note, request: gr.Request):
+            authorization = _authorization(request)
+            query = service.answer(annotator, query_id, note, authorization, best=best, worst=worst, order=order)
             return query, query.get("id") or "", said(query)
 
         rank_submit.click(
@@ -370,8 +379,8 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
         for button_name, button in corr_buttons.items():
 
             @_error
-            def answer_correction(annotator, query_id, note, button_name=button_name):
-                query = service.answer(annotator, query_id, note, button=button_name)
+            def answer_correction(annotator, query_id, note, request: gr.Request, button_name=button_name):
+                query = service.answer(annotator, query_id, note, _authorization(request), button=button_name)
                 return query, query.get("id") or "", said(query, "Sent. ")
 
             button.click(
@@ -383,8 +392,8 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
             )
 
         @_error
-        def click_correction(annotator, query_id, note, evt: gr.SelectData):
-            query = service.answer(annotator, query_id, note, click=list(evt.index))
+        def click_correction(annotator, query_id, note, evt: gr.SelectData, request: gr.Request):
+            query = service.answer(annotator, query_id, note, _authorization(request), click=list(evt.index))
             return query, query.get("id") or "", said(query, "Sent. ")
 
         corr_image.select(
@@ -396,14 +405,16 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
             tasks = list(service.factor_tasks())
             return gr.update(choices=tasks, value=tasks[0] if tasks else None)
 
-        def pick_task(task, annotator):
+        def pick_task(task, annotator, request: gr.Request):
             factors = service.factor_tasks().get(task or "", [])
-            order = factors
-            if task and annotator:
+            order, earlier = factors, None
+            if task:
                 try:
-                    earlier = service.store.factor_ranking(task, annotator_source(annotator))
+                    earlier = service.store.factor_ranking(
+                        task, service.identify(annotator, _authorization(request)).source
+                    )
                 except AnnotationError:
-                    earlier = None
+                    pass
                 if earlier is not None:
                     order = earlier.payload["order"] + [f for f in factors if f not in earlier.payload["order"]]
             return gr.update(choices=order, value=None), ", ".join(order), gr.update(choices=factors, value=[])
@@ -435,18 +446,20 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
         )
 
         @_error
-        def rank_factors(annotator, task, order_text, costs, margins):
+        def rank_factors(annotator, task, order_text, costs, margins, request: gr.Request):
             order = [f.strip() for f in (order_text or "").split(",") if f.strip()]
             if not task:
                 raise AnnotationError("choose a task first")
-            service.rank_factors(annotator, task, order, costs, margins)
-            return f"Saved: {' > '.join(order)} for {task}, as {annotator_source(annotator)}."
+            authorization = _authorization(request)
+            service.rank_factors(annotator, task, order, costs, margins, authorization)
+            return f"Saved: {' > '.join(order)} for {task}, as {service.identify(annotator, authorization).source}."
 
         factor_save.click(
             rank_factors,
             [name, factor_task, factor_order, factor_costs, factor_margins],
             factor_message,
             api_name="rank_factors",
+            preprocess=False,  # the task and cost lists differ per store: the service checks them, not the widgets
         )
 
         # -- training status --------------------------------------------------------------------
@@ -506,14 +519,54 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
 
         outputs = [train_table, train_charts, train_video]
         train_timer.tick(training, None, outputs, api_name="training", show_progress="hidden")
+
+        def signed_in(request: gr.Request):
+            """A logged-in annotator's name fills the name box, which they cannot change; an open app says so."""
+            source = service.authenticate(_authorization(request))
+            if source is not None:
+                return gr.update(value=source.removeprefix("human:"), interactive=False), f"Logged in as **{source}**."
+            if service.open:
+                return gr.skip(), "This app runs open: the name you type is recorded as given, unchecked."
+            return gr.skip(), "Log in to label."
+
+        blocks.load(signed_in, None, [name, who], api_visibility="private")
         train_tab.select(training, None, outputs, api_visibility="private")
         blocks.load(training, None, outputs, api_visibility="private")
     return blocks
 
 
+class _RequireAnnotator:
+    """ASGI middleware: every request but ``/health`` carries a credential the store issued (HTTP Basic
+    ``name:secret`` from a browser's login, or ``Bearer <secret>`` from a program), or comes to an app that runs open
+    without one; others get 401 (with the header that makes a browser ask for the name and secret)."""
+
+    def __init__(self, app, service: AnnotationService):
+        self.app, self.service = app, service
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket") or scope["path"] == "/health":
+            return await self.app(scope, receive, send)
+        authorization = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1") or None
+        if self.service.authenticate(authorization) if authorization else self.service.open:
+            return await self.app(scope, receive, send)
+        log.info("refused %s %s: %s", scope["type"], scope["path"], "bad credentials" if authorization else "no login")
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008})
+        body = b"log in with the name and secret the store issued you (robofeedback annotators add NAME)"
+        headers = [
+            (b"www-authenticate", b'Basic realm="robofeedback annotation", charset="UTF-8"'),
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 401, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
 def build_app(service: AnnotationService) -> FastAPI:
-    """The FastAPI app: the media routes (segment videos, correction frames, evaluation videos) and the UI."""
+    """The FastAPI app: the media routes (segment videos, correction frames, evaluation videos) and the UI, behind
+    the annotators' login."""
     app = FastAPI(title="robofeedback annotation")
+    app.add_middleware(_RequireAnnotator, service=service)
 
     def media(find, *args) -> FileResponse:
         try:
@@ -566,7 +619,7 @@ class AppServer:
         port: int = 7860,
         config: AppConfig | None = None,
     ):
-        self.service = AnnotationService(store, config)
+        self.service = AnnotationService(store, config, open_allowed=is_loopback(host))
         self.host, self.port = host, port
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -575,7 +628,23 @@ class AppServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def access(self) -> str:
+        """Who may label, in words (printed when the app starts)."""
+        if self.service.open:
+            return (
+                "open: no annotator is registered, and the app listens on this machine only, so a typed name is "
+                "recorded unchecked (robofeedback annotators add NAME issues logins)"
+            )
+        return f"login: {len(self.service.registry.humans())} registered annotator(s); programs use their own secret"
+
     def start(self, timeout: float = 60.0) -> AppServer:
+        if not self.service.open_allowed and not self.service.registry.humans():
+            raise RuntimeError(
+                f"refusing to serve on {self.host}, which other machines can reach, with no annotator registered: "
+                "add them first (robofeedback annotators add NAME --store ...), and put the app behind a TLS proxy "
+                "(see the README), or bind it to 127.0.0.1"
+            )
         # Open browser tabs hold streaming connections: stop waits for them two seconds at most.
         config = uvicorn.Config(
             build_app(self.service),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from robofeedback.data.annotators import AnnotatorRegistry
 from robofeedback.data.store import FeedbackStore
 from robofeedback.feedback.teachers import Teacher, make_teacher
 
@@ -14,7 +15,8 @@ class AutoAnnotator:
     """Answers every preference query the app serves it with ``teacher``'s label, as ``teacher.source``.
 
     The teacher decides from the segments' env rewards, read from the store; the answer travels as a person's
-    does, over HTTP to the app at ``url``.
+    does, over HTTP to the app at ``url``, with the program's own credential (``secret``; by default a new one that
+    the store issues for ``teacher.source``, replacing any earlier one), so that no typed name can claim its source.
     """
 
     def __init__(
@@ -24,12 +26,15 @@ class AutoAnnotator:
         teacher: Teacher | str = "oracle",
         poll_seconds: float = 0.5,
         seed: int = 0,
+        secret: str | None = None,
     ):
         from gradio_client import Client
 
-        self.client = Client(url, verbose=False)
         self.store = store if isinstance(store, FeedbackStore) else FeedbackStore(store)
         self.teacher = make_teacher(teacher, seed=seed) if isinstance(teacher, str) else teacher
+        if secret is None:
+            _, secret = AnnotatorRegistry(self.store).add(self.teacher.source, program=True, replace=True)
+        self.client = Client(url, verbose=False, headers={"Authorization": f"Bearer {secret}"})
         self.poll_seconds = poll_seconds
         self.answered = 0
         self._stop = threading.Event()

@@ -7,7 +7,11 @@ refuses comes back as an :class:`AnnotationError` with the reason.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 import re
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +20,8 @@ from urllib.parse import quote
 
 import numpy as np
 
-from robofeedback.data.store import SOURCE_PATTERN, FeedbackStore, Query, StoreError
+from robofeedback.data.annotators import AnnotatorRegistry, check_not_lookalike
+from robofeedback.data.store import FeedbackStore, Query, StoreError
 
 KINDS = ("preference", "ranking", "correction")
 # The correction tab's buttons (and arrow keys), as the game's direction keys for 1, 2 or 3 controls.
@@ -35,18 +40,37 @@ class AnnotationError(ValueError):
     """A request the app refuses (no name, an unknown or closed query, a malformed answer); nothing was stored."""
 
 
-def annotator_source(name: str | None) -> str:
-    """``human:<name>`` for a person's name (spaces become dashes); a full ``script:<teacher>`` source is kept,
-    so that a scripted teacher answering through the app is recorded as what it is."""
-    text = (name or "").strip()
-    if not text:
-        raise AnnotationError("enter your name first: it is recorded with every label you give")
-    if text.startswith("script:") and SOURCE_PATTERN.match(text):
-        return text
-    text = re.sub(r"\s+", "-", text)
-    if ":" in text or len(text) > 80:
-        raise AnnotationError(f"a name has no ':' and at most 80 characters, got {name!r}")
-    return f"human:{text}"
+@dataclass(frozen=True)
+class Identity:
+    """Who a request comes from: the label source, and whether the store checked it (a secret it issued)."""
+
+    source: str
+    authenticated: bool
+
+
+def parse_authorization(header: str | None) -> tuple[str | None, str | None]:
+    """(name, secret) from an ``Authorization`` header: ``Bearer <secret>`` (programs) or HTTP Basic
+    ``<name>:<secret>`` (people, from the browser's login); (None, None) when there is none."""
+    scheme, _, value = (header or "").strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return None, value.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            name, _, secret = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None, None
+        return name, secret or None
+    return None, None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine alone (127.0.0.1, ::1, localhost), so that an app bound there is
+    reachable from no other machine."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError):
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
 
 
 @dataclass
@@ -61,23 +85,60 @@ class AppConfig:
 class AnnotationService:
     """Serves the store's pending queries to annotators and records their answers."""
 
-    def __init__(self, store: FeedbackStore | str | Path, config: AppConfig | None = None):
+    def __init__(self, store: FeedbackStore | str | Path, config: AppConfig | None = None, open_allowed: bool = True):
         self.store = store if isinstance(store, FeedbackStore) else FeedbackStore(store)
         self.config = config or AppConfig()
         if self.config.redundancy < 1 or self.config.lease_seconds <= 0:
             raise ValueError(f"redundancy must be >= 1 and lease_seconds > 0, got {self.config}")
+        self.registry = AnnotatorRegistry(self.store)
+        self.open_allowed = open_allowed  # False when the app is reachable from other machines
+
+    # -- who is asking ----------------------------------------------------------------------
+
+    @property
+    def open(self) -> bool:
+        """Whether people may label under a name they type: only while no person is registered, and only where
+        the app is reachable from this machine alone."""
+        return self.open_allowed and not self.registry.humans()
+
+    def authenticate(self, authorization: str | None) -> str | None:
+        """The source whose live secret the ``Authorization`` header carries, or None."""
+        name, secret = parse_authorization(authorization)
+        return self.registry.authenticate(secret, name=name)
+
+    def identify(self, name: str | None, authorization: str | None = None) -> Identity:
+        """Who labels: the holder of the credential in ``authorization`` (the typed ``name`` is ignored then), or,
+        in an app that runs open, ``human:<name>`` for the typed name, unauthenticated; AnnotationError otherwise."""
+        if authorization:
+            source = self.authenticate(authorization)
+            if source is None:
+                raise AnnotationError("these credentials are not valid: mistyped, or the secret was revoked")
+            return Identity(source, True)
+        if not self.open:
+            raise AnnotationError("log in first: this app asks each annotator for the secret the store issued them")
+        try:
+            source = self.registry.source_for(name or "")
+            if any(a.source == source for a in self.registry.list()):
+                raise StoreError(f"{source} is a registered annotator: log in with the secret the store issued")
+            check_not_lookalike(source, self.registry.known_sources())
+        except StoreError as e:
+            raise AnnotationError(str(e)) from None
+        return Identity(source, False)
 
     # -- queries ----------------------------------------------------------------------------
 
-    def next(self, name: str, kind: str) -> dict[str, Any]:
+    def next(self, name: str | None, kind: str, authorization: str | None = None) -> dict[str, Any]:
         """The next query of ``kind`` for this annotator (the one they hold, if any), as the app shows it."""
-        source = annotator_source(name)
+        source = self.identify(name, authorization).source
         if kind not in KINDS:
             raise AnnotationError(f"kind must be one of {KINDS}, got {kind!r}")
         cfg = self.config
-        query = self.store.lease_query(
-            source, kinds=[kind], run=cfg.run, lease_seconds=cfg.lease_seconds, redundancy=cfg.redundancy
-        )
+        try:
+            query = self.store.lease_query(
+                source, kinds=[kind], run=cfg.run, lease_seconds=cfg.lease_seconds, redundancy=cfg.redundancy
+            )
+        except StoreError as e:
+            raise AnnotationError(str(e)) from None
         return self.describe(query, source, kind)
 
     def describe(self, query: Query | None, source: str, kind: str) -> dict[str, Any]:
@@ -114,9 +175,16 @@ class AnnotationService:
             )
         return out
 
-    def answer(self, name: str, query_id: str | None, note: str | None = None, **answer: Any) -> dict[str, Any]:
+    def answer(
+        self,
+        name: str | None,
+        query_id: str | None,
+        note: str | None = None,
+        authorization: str | None = None,
+        **answer,
+    ) -> dict[str, Any]:
         """Store this annotator's answer to ``query_id`` and return their next query of the same kind."""
-        source = annotator_source(name)
+        who = self.identify(name, authorization)
         if not query_id or not isinstance(query_id, str):
             raise AnnotationError("no query is shown: load the next one first")
         try:
@@ -126,11 +194,16 @@ class AnnotationService:
             if query.kind == "ranking":
                 answer = self._ranking(query, answer)
             self.store.answer_query(
-                query_id, source, note=(note or "").strip() or None, redundancy=self.config.redundancy, **answer
+                query_id,
+                who.source,
+                note=(note or "").strip() or None,
+                redundancy=self.config.redundancy,
+                authenticated=who.authenticated,
+                **answer,
             )
         except StoreError as e:
             raise AnnotationError(str(e)) from None
-        return self.next(name, query.kind)
+        return self.next(name, query.kind, authorization)
 
     def _correction(self, query: Query, answer: dict) -> dict:
         keys = query.meta.get("keys") or {}
@@ -162,6 +235,8 @@ class AnnotationService:
 
         def item(position, what):
             try:
+                if isinstance(position, bool) or (isinstance(position, float) and not position.is_integer()):
+                    raise ValueError(position)  # 1.9 is no video's number (int() would make it 1)
                 index = int(position) - 1
             except (TypeError, ValueError):
                 raise AnnotationError(f"{what} must be a video number 1-{len(ids)}, got {position!r}") from None
@@ -175,9 +250,10 @@ class AnnotationService:
             return {"order": [item(p, "each item of the order") for p in positions]}
         return {"best": item(answer.get("best"), "best"), "worst": item(answer.get("worst"), "worst")}
 
-    def undo(self, name: str) -> dict[str, Any]:
-        """Take back this annotator's last preference and show its query again."""
-        source = annotator_source(name)
+    def undo(self, name: str | None, authorization: str | None = None) -> dict[str, Any]:
+        """Take back this annotator's last preference (their own: labels are taken back by who gave them) and show
+        its query again."""
+        source = self.identify(name, authorization).source
         try:
             label = self.store.undo_last(source, run=self.config.run)
         except StoreError as e:
@@ -241,11 +317,17 @@ class AnnotationService:
         return tasks
 
     def rank_factors(
-        self, name: str, task: str, order: list[str], costs: list[str] | None = None, margins: str | None = None
+        self,
+        name: str | None,
+        task: str,
+        order: list[str],
+        costs: list[str] | None = None,
+        margins: str | None = None,
+        authorization: str | None = None,
     ) -> int:
         """Store this annotator's ranking of ``task``'s factors (most important first); ``costs`` are the factors
         where less is better; ``margins`` is ``name=value, ...`` (HERON's sigma per factor)."""
-        source = annotator_source(name)
+        source = self.identify(name, authorization).source
         known = self.factor_tasks().get(task)
         if known is None:
             raise AnnotationError(f"unknown task {task!r}: the store has no factors for it")
