@@ -32,6 +32,12 @@ from robofeedback.bench.common import (
 )
 from robofeedback.config import deep_merge, run_metadata
 
+# Matplotlib's tab10 colours, then five more that stay apart from them, so that up to 15 methods get their own.
+PALETTE = (
+    *("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"),
+    *("#000080", "#808000", "#00ced1", "#ff1493", "#a0522d"),
+)
+
 
 def entries(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """The runs a bench config asks for: per task and seed, the true-reward baseline and method x teacher x budget (a
@@ -206,6 +212,7 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
     rows = [{**r, "late_success": late_success(r)} for r in rows]
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     fig, axes = task_panels(tasks)
+    fig.set_size_inches(8.5 * len(tasks), 4.5)  # room for the legend beside each panel
     headline = [
         f"Labels needed to come within {WITHIN * 100:.0f} points of SAC on the true reward (mean success over the "
         f"last {LATE_EVALS} evaluations and over seeds; '> B' where no budget up to B did):",
@@ -231,13 +238,19 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
         if true:
             ax.axhline(true_success, color="black", ls="--", label="SAC, true reward")
         learned = list(dict.fromkeys((r["method"], r["teacher"]) for r in task_rows if r["teacher"]))
+        methods = list(dict.fromkeys(method for method, _ in learned))
+        teachers = list(dict.fromkeys(teacher for _, teacher in learned))
         for method, teacher in learned:
             runs = [r for r in task_rows if (r["method"], r["teacher"]) == (method, teacher)]
             budgets = sorted({r["budget"] for r in runs})
             values = [[r["late_success"] for r in runs if r["budget"] == b] for b in budgets]
             means, spreads = np.array([np.mean(v) for v in values]), np.array([np.std(v) for v in values])
-            (line,) = ax.plot(budgets, means, marker="o", label=f"{method}, {teacher}")
-            ax.fill_between(budgets, means - spreads, means + spreads, color=line.get_color(), alpha=0.15)
+            # a colour per method, a line style and marker per teacher
+            color = PALETTE[methods.index(method) % len(PALETTE)]
+            style = ("-", "--", ":", "-.")[teachers.index(teacher) % 4]
+            marker = "os^D"[teachers.index(teacher) % 4]
+            ax.plot(budgets, means, color=color, ls=style, marker=marker, label=f"{method}, {teacher}")
+            ax.fill_between(budgets, means - spreads, means + spreads, color=color, alpha=0.12)
             if true_success is not None:
                 needed = labels_needed(runs, true_success)
                 cell = str(needed) if needed is not None else f"> {max(budgets)}"
@@ -248,7 +261,7 @@ def report(rows: list[dict[str, Any]], out: Path, spec: dict[str, Any]) -> Path:
         ax.set_ylabel(f"success rate, last {LATE_EVALS} evals")
         ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
         groups: dict[tuple, list] = {}
         for r in task_rows:
             groups.setdefault((r["method"], r["teacher"], r["budget"]), []).append(r)
