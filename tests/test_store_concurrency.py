@@ -6,11 +6,10 @@ import random
 import threading
 from collections import Counter
 
-import numpy as np
 import pytest
 
+from robofeedback.bench import app_load
 from robofeedback.data.store import FeedbackStore, QueryStateError
-from robofeedback.data.trajectory import Trajectory
 
 PROCESSES = 8
 THREADS = 3
@@ -18,21 +17,9 @@ QUERIES = 60
 
 
 def fill(path, queries: int = QUERIES) -> list[str]:
-    """A store with ``queries`` preference queries over small segments; their ids."""
-    rng = np.random.default_rng(0)
-    steps = queries + 1
-    trajectory = Trajectory(
-        obs=rng.normal(size=(steps + 1, 3)),
-        actions=rng.normal(size=(steps, 2)),
-        env_rewards=rng.normal(size=steps),
-        infos=[{}] * steps,
-        agent_path=rng.normal(size=(steps + 1, 3)),
-        env_spec="test:pairs",
-    )
-    segments = [trajectory.segment(i, i + 1) for i in range(steps)]
+    """A store with ``queries`` preference queries over small segments (the app's load bench's); their ids."""
     store = FeedbackStore(path)
-    store.add_segments(segments, run="r")
-    ids = [store.add_query("preference", [segments[i].id, segments[i + 1].id], run="r") for i in range(queries)]
+    ids = app_load.fill(store, queries)
     store.close()
     return ids
 
