@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from robofeedback.data.annotators import AnnotatorRegistry, check_not_lookalike
+from robofeedback.data.annotators import AnnotatorRegistry, check_not_lookalike, live_humans
 from robofeedback.data.store import FeedbackStore, Query, StoreError
 
 KINDS = ("preference", "ranking", "correction")
@@ -114,13 +114,14 @@ class AnnotationService:
             if source is None:
                 raise AnnotationError("these credentials are not valid: mistyped, or the secret was revoked")
             return Identity(source, True)
-        if not self.open:
+        registered = self.registry.list()  # one read serves the open check and the name checks
+        if not (self.open_allowed and not live_humans(registered)):
             raise AnnotationError("log in first: this app asks each annotator for the secret the store issued them")
         try:
             source = self.registry.source_for(name or "")
-            if any(a.source == source for a in self.registry.list()):
+            if any(a.source == source for a in registered):
                 raise StoreError(f"{source} is a registered annotator: log in with the secret the store issued")
-            check_not_lookalike(source, self.registry.known_sources())
+            check_not_lookalike(source, {a.source for a in registered} | self.registry.labelled_sources())
         except StoreError as e:
             raise AnnotationError(str(e)) from None
         return Identity(source, False)

@@ -79,6 +79,11 @@ class Annotator:
     revoked_at: float | None = None
 
 
+def live_humans(annotators: list[Annotator]) -> list[str]:
+    """The people among ``annotators`` whose secret is live."""
+    return [a.source for a in annotators if a.revoked_at is None and a.source.startswith("human:")]
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -103,10 +108,12 @@ class AnnotatorRegistry:
 
     def known_sources(self) -> set[str]:
         """Every source that has labelled or is registered (for the look-alike check)."""
+        return {a.source for a in self.list()} | self.labelled_sources()
+
+    def labelled_sources(self) -> set[str]:
+        """Every source with a standing label."""
         with self.store.engine.connect() as conn:
-            registered = set(conn.execute(sa.select(annotators_table.c.source)).scalars())
-            labelled = set(conn.execute(sa.select(labels_table.c.source).distinct()).scalars())
-        return registered | labelled
+            return set(conn.execute(sa.select(labels_table.c.source).distinct()).scalars())
 
     def add(self, name: str, program: bool = False, replace: bool = False) -> tuple[str, str]:
         """Register ``name`` and issue its secret; returns (source, secret). The secret is not kept: only its hash.
@@ -146,7 +153,7 @@ class AnnotatorRegistry:
 
     def humans(self) -> list[str]:
         """The people with a live secret."""
-        return [a.source for a in self.list() if a.revoked_at is None and a.source.startswith("human:")]
+        return live_humans(self.list())
 
     def authenticate(self, secret: str | None, name: str | None = None) -> str | None:
         """The source whose live secret ``secret`` is (and, when ``name`` is given, whose name or source it is), or
