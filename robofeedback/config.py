@@ -24,6 +24,12 @@ def config_dir() -> Path:
     return path
 
 
+def assets_dir() -> Path:
+    """The ``assets/`` folder: ``$ROBOFEEDBACK_ASSETS`` if set, else the one next to the package in the checkout."""
+    env = os.environ.get("ROBOFEEDBACK_ASSETS")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "assets"
+
+
 def require_positive_ints(**values: Any) -> None:
     """Raise a ValueError naming the first of ``values`` that is not a positive integer."""
     for name, value in values.items():

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from robofeedback.cli import main
+from robofeedback.config import assets_dir
 from robofeedback.data.video import VideoError, read_video, write_video
 from robofeedback.feedback.llm import OpenAICompatible, Replay
 from robofeedback.feedback.vlm import ChatVLMJudge, ClipVideoJudge, dtw, motion_track, parse_similarity
 from robofeedback.rewards.bilevel import BilevelVideoReward, FeedbackWeightUpdater, load_expert_video
-from robofeedback.rewards.clip import assets_dir
 from robofeedback.rewards.icpl import factor_code, parse_weights
 
 EXPERT = assets_dir() / "videos" / "metaworld-drawer-close-expert.mp4"

@@ -8,7 +8,7 @@ from robofeedback.cli import main
 from robofeedback.data.rollout import collect
 from robofeedback.envs import make
 from robofeedback.envs.experts import expert
-from robofeedback.rewards.base import Transitions
+from robofeedback.protocols import Transitions
 from robofeedback.rewards.clip import ClipReward, clip_reward, load_clip, regularizer
 from robofeedback.rl import VecRewardWrapper
 from robofeedback.rl.train import make_vec_env

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from robofeedback.protocols import Transitions
 from robofeedback.rewards import jail
-from robofeedback.rewards.base import Transitions
 from robofeedback.rewards.code import LAYERS, CodeReward, RewardCodeError
 
 SECRET_VARIABLE, SECRET = "OPENAI_API_KEY", "sk-test-secret-123"

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from robofeedback.rewards.base import Transitions
+from robofeedback.protocols import Transitions
 from robofeedback.rewards.code import CodeReward, RewardCodeError, check_code, extract_code
 
 GOOD = """

@@ -8,7 +8,7 @@ from stable_baselines3 import SAC
 
 from robofeedback.envs import make
 from robofeedback.feedback.teachers import oracle
-from robofeedback.rewards.base import Transitions
+from robofeedback.protocols import Transitions
 from robofeedback.rewards.preference import (
     PreferenceData,
     PreferenceReward,

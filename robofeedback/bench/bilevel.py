@@ -43,7 +43,7 @@ SETTINGS = {
 
 
 def assets(kind: str) -> Path:
-    from robofeedback.rewards.clip import assets_dir
+    from robofeedback.config import assets_dir
 
     return assets_dir() / kind / ("metaworld-drawer-close" + ("-expert.mp4" if kind == "videos" else ".jsonl"))
 

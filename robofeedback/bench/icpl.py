@@ -46,7 +46,7 @@ TASKS = {
 
 
 def replay_path(task: str) -> Path:
-    from robofeedback.rewards.clip import assets_dir
+    from robofeedback.config import assets_dir
 
     return assets_dir() / "icpl" / f"{task.replace(':', '-')}.jsonl"
 

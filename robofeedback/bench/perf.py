@@ -45,7 +45,7 @@ def _rate(step: Callable[[], Any], n: int) -> float:
 
 
 def _reward_modules(obs_dim: int, act_dim: int) -> dict[str, Any]:
-    from robofeedback.feedback.vlm import task_prompts
+    from robofeedback.envs.tasks import task_prompts
     from robofeedback.rewards.clip import ClipReward
     from robofeedback.rewards.code import CodeReward
     from robofeedback.rewards.preference import PreferenceReward

@@ -9,10 +9,9 @@ cluster (performance entries run after the rest, one at a time in this process, 
 machine while they time); ``--resume`` skips the entries a folder already holds; ``--only`` and ``--tasks``
 filter.
 
-Methods (an entry's ``method:``): ``env`` (SAC/PPO on the env's own reward), ``random`` (uniform random actions,
-no training), ``preference`` (PEBBLE-style preferences from a scripted teacher), ``clip`` (VLM-RM), ``varp``,
-``heron``, ``icpl``, ``bilevel``, ``safe_mpc`` (one game and variant, the simulated human) and ``perf`` (one of
-:mod:`robofeedback.bench.perf`'s measures).
+Methods (an entry's ``method:``): the baselines ``env`` (SAC/PPO on the env's own reward) and ``random`` (uniform
+random actions, no training), ``perf`` (one of :mod:`robofeedback.bench.perf`'s measures), and every method in
+:mod:`robofeedback.registry` that has a bench section (``robofeedback bench --help`` lists them).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import argparse
 import copy
 import datetime
 import json
-import math
 import os
 import re
 import shutil
@@ -34,27 +32,31 @@ from typing import Any
 
 import numpy as np
 
-from robofeedback.bench.common import FACTOR_NOTE, mean_spread, read_results
-from robofeedback.bench.safety import first_reached
+from robofeedback import registry
+from robofeedback.bench.common import mean_spread, read_results
+from robofeedback.bench.perf import MEASURES
 from robofeedback.config import config_dir, deep_merge, load_yaml, run_metadata
+from robofeedback.envs import make
+from robofeedback.methods.bench import EntryError, train_entry
 from robofeedback.parallel import add_executor_arguments
+from robofeedback.rl.train import evaluate
 
-METHODS = ("env", "random", "preference", "clip", "varp", "heron", "icpl", "bilevel", "safe_mpc", "perf")
-LABELS = {
-    "env": "true reward",
-    "random": "random actions",
-    "preference": "PEBBLE preferences",
-    "clip": "VLM-RM (mini CLIP)",
-    "varp": "VARP (CLIP judge)",
-    "heron": "HERON",
-    "icpl": "ICPL",
-    "bilevel": "bi-level video",
-}
+BASELINES = {"env": "true reward", "random": "random actions"}
 RESULTS = "results.jsonl"
 
 
-class SuiteError(ValueError):
+class SuiteError(EntryError):
     """A suite file that cannot be run as written."""
+
+
+def method_names() -> list[str]:
+    """What an entry's ``method:`` may be: the baselines, the registered methods with a bench section, ``perf``."""
+    return [*BASELINES, *registry.names("bench"), "perf"]
+
+
+def label(method: str) -> str:
+    """How the report names a method."""
+    return BASELINES[method] if method in BASELINES else registry.get(method).label
 
 
 def suite_path(name: str | Path) -> Path:
@@ -91,13 +93,14 @@ def expand(suite: dict[str, Any], only: list[str] | None = None, tasks: list[str
     kept to ``only`` methods and ``tasks``."""
     if not isinstance(suite.get("entries"), list) or not suite["entries"]:
         raise SuiteError("a suite needs a non-empty list of entries")
+    known = method_names()
     for name in only or []:
-        if name not in METHODS:
-            raise SuiteError(f"--only names unknown method {name!r}: choose from {', '.join(METHODS)}")
+        if name not in known:
+            raise SuiteError(f"--only names unknown method {name!r}: choose from {', '.join(known)}")
     out, seen = [], set()
     for i, raw in enumerate(suite["entries"]):
-        if not isinstance(raw, dict) or raw.get("method") not in METHODS:
-            raise SuiteError(f"entry {i} needs a method, one of {', '.join(METHODS)}; got {raw!r}")
+        if not isinstance(raw, dict) or raw.get("method") not in known:
+            raise SuiteError(f"entry {i} needs a method, one of {', '.join(known)}; got {raw!r}")
         entry = copy.deepcopy(raw)
         if entry["method"] == "perf":
             entry.setdefault("task", "perf")
@@ -125,71 +128,11 @@ def expand(suite: dict[str, Any], only: list[str] | None = None, tasks: list[str
 # -- running one entry ---------------------------------------------------------------------------------------
 
 
-def _progress_callback(folder: Path, total: int):
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    path = folder / "progress.json"
-
-    class Progress(BaseCallback):
-        """Writes the env steps done and to do to the entry's ``progress.json``, for the suite's display."""
-
-        def _on_step(self) -> bool:
-            if self.num_timesteps % 200 < self.training_env.num_envs:
-                path.write_text(json.dumps({"done": int(self.num_timesteps), "total": int(total)}))
-            return True
-
-    return Progress()
-
-
-def _curve(folder: Path) -> list[dict[str, Any]]:
-    keys = ("steps", "labels", "success_rate", "mean_env_return")
-    rows = [json.loads(line) for line in (folder / "eval.jsonl").read_text().splitlines() if line.strip()]
-    return [{k: r[k] for k in keys if k in r} for r in rows]
-
-
-def _train(entry: dict[str, Any], folder: Path, reward, feedback=None, config: dict | None = None) -> dict:
-    from robofeedback.rl.train import train
-
-    result = train(
-        entry["task"],
-        reward=reward,
-        feedback=feedback,
-        algo=entry.get("algo", "sac"),
-        total_steps=entry["steps"],
-        seed=entry["seed"],
-        out_dir=folder,
-        config=config if config is not None else entry["config"],
-        resume=False,
-        progress=False,
-        callbacks=[_progress_callback(folder, entry["steps"])],
-        method_defaults=False,  # each method as the suite names it (PEBBLE for "preference"), under the entry's config
-    )
-    row = {
-        "steps": result.steps,
-        "success_rate": result.final_eval.get("success_rate"),
-        "mean_env_return": result.final_eval["mean_env_return"],
-        "curve": _curve(folder),
-    }
-    if result.feedback:
-        row["labels"] = result.feedback["labels"]
-        row["reward_accuracy_heldout"] = result.feedback.get("heldout_accuracy")
-    return row
-
-
-def _with_budget(entry: dict[str, Any]) -> dict[str, Any]:
-    budget = int(entry["budget"])
-    per_round = math.ceil(budget / int(entry.get("rounds", 10)))
-    return deep_merge(entry["config"], {"feedback": {"budget": budget, "labels_per_round": per_round}})
-
-
 def run_env(entry, folder, executor):
-    return _train(entry, folder, "env")
+    return train_entry(entry, folder, "env")
 
 
 def run_random(entry, folder, executor):
-    from robofeedback.envs import make
-    from robofeedback.rl.train import evaluate
-
     env = make(entry["task"], seed=entry["seed"], **entry.get("env_kwargs", {}))
     env.action_space.seed(entry["seed"])
     result = evaluate(None, env, entry.get("episodes", 20), seed=entry["seed"] + 10_000)
@@ -198,167 +141,16 @@ def run_random(entry, folder, executor):
     return {"steps": 0, **{k: v for k, v in point.items() if k != "steps"}, "curve": [point]}
 
 
-def run_preference(entry, folder, executor):
-    from robofeedback.feedback.teachers import make_teacher
-
-    teacher = make_teacher(entry.get("teacher", "oracle"), seed=entry["seed"], **entry.get("teacher_params", {}))
-    return _train(entry, folder, "preference", teacher, _with_budget(entry))
-
-
-def _prompts(entry: dict[str, Any]) -> tuple[str, str]:
-    """The entry's CLIP goal and baseline prompts, by default the task's known ones."""
-    from robofeedback.feedback.vlm import task_prompts
-
-    known = task_prompts(entry["task"])
-    goal, baseline = entry.get("goal") or known.get("goal"), entry.get("baseline") or known.get("baseline")
-    if not goal or not baseline:
-        raise SuiteError(f"{entry['method']} needs goal: and baseline: prompts; none are known for {entry['task']}")
-    return goal, baseline
-
-
-def _task_text(entry: dict[str, Any]) -> str:
-    """The task in words for the LLM or the judge: the entry's ``text:``, by default the task's known text."""
-    from robofeedback.feedback.vlm import task_prompts
-
-    text = entry.get("text") or task_prompts(entry["task"]).get("task")
-    if not text:
-        raise SuiteError(f"{entry['method']} needs text: (the task in words); none is known for {entry['task']}")
-    return text
-
-
-def run_clip(entry, folder, executor):
-    from robofeedback.rewards.clip import ClipReward
-
-    goal, baseline = _prompts(entry)
-    reward = ClipReward(goal, baseline, alpha=entry.get("alpha", 0.5), scale=entry.get("scale", 10.0))
-    return {**_train(entry, folder, reward), "goal": goal, "baseline": baseline}
-
-
-def run_varp(entry, folder, executor):
-    from robofeedback.feedback.vlm import ClipJudge
-
-    goal, baseline = _prompts(entry)
-    judge = ClipJudge(goal, baseline, alpha=entry.get("alpha", 1.0))
-    config = deep_merge(_with_budget(entry), {"preference": {"agent_reg": entry.get("lambda", 0.1)}})
-    return _train(entry, folder, "varp", judge, config)
-
-
-def run_heron(entry, folder, executor):
-    from robofeedback.rewards.heron import HierarchicalJudge
-
-    judge = HierarchicalJudge(entry["factors"], sigma=entry["sigma"])
-    row = _train(entry, folder, "heron", judge, _with_budget(entry) if "budget" in entry else None)
-    return {**row, "levels": judge.level_fractions()}
-
-
-def run_icpl(entry, folder, executor):
-    from robofeedback.bench.icpl import replay_path
-    from robofeedback.feedback.llm import Replay
-    from robofeedback.rewards.icpl import ICPL
-
-    proposer = None
-    if entry.get("proposer", "offline") == "replay":  # hand-written answers, of the entry's task or ``replay:``'s
-        proposer = Replay(replay_path(entry.get("replay", entry["task"])))
-    candidates, steps = entry.get("candidates", 2), entry["steps"]
-    loop = ICPL(
-        entry["task"],
-        _task_text(entry),
-        proposer=proposer,
-        iterations=entry.get("iterations", 2),
-        candidates=candidates,
-        train_steps=steps,
-        config=entry["config"],
-        executor=executor,
-        out_dir=folder,
-        seed=entry["seed"],
-    )
-    summary = loop.run()
-    curve = [
-        {
-            "steps": (i + 1) * candidates * steps,
-            "labels": it["pairwise_preferences"],
-            "success_rate": it["best_success_rate"],
-            "mean_env_return": it["best_env_return"],
-        }
-        for i, it in enumerate(summary["iterations"])
-    ]
-    return {
-        "steps": curve[-1]["steps"],
-        "labels": curve[-1]["labels"],
-        "success_rate": summary["best"]["success_rate"],
-        "mean_env_return": summary["best"]["mean_env_return"],
-        "proposer": summary["proposer"],
-        "curve": curve,
-    }
-
-
-def run_bilevel(entry, folder, executor):
-    from robofeedback.feedback.llm import Replay
-    from robofeedback.rewards.bilevel import BilevelVideoReward
-    from robofeedback.rewards.clip import assets_dir
-
-    name = entry["task"].replace(":", "-")
-    llm = Replay(assets_dir() / "bilevel" / f"{name}.jsonl") if entry.get("updater", "offline") == "replay" else None
-    steps = entry["steps"]
-    loop = BilevelVideoReward(
-        entry["task"],
-        assets_dir() / "videos" / f"{name}-expert.mp4",
-        _task_text(entry),
-        llm=llm,
-        train_steps=steps,
-        config=entry["config"],
-        out_dir=folder,
-        seed=entry["seed"],
-        fps=entry.get("fps", 20.0),
-    )
-    summary = loop.run(entry.get("iterations", 2))
-    curve = [
-        {"steps": (i + 1) * steps, "success_rate": it["success_rate"], "mean_env_return": it["mean_env_return"]}
-        for i, it in enumerate(summary["iterations"])
-    ]
-    last = summary["iterations"][-1]
-    return {
-        "steps": curve[-1]["steps"],
-        "success_rate": last["success_rate"],
-        "mean_env_return": last["mean_env_return"],
-        "similarity": [it["similarity"] for it in summary["iterations"]],
-        "judge": summary["judge"],
-        "lower_level": summary["updater"],
-        "curve": curve,
-    }
-
-
-def run_safe_mpc(entry, folder, executor):
-    from robofeedback.bench.safety import game_row
-
-    game, trials = entry["task"].removeprefix("safety:"), entry.get("trials", 5)
-    # the entry's seed picks its block of trial seeds: seed s runs trials s * trials ... (s + 1) * trials - 1
-    row = game_row(
-        game, bool(entry.get("misspecified", False)), trials, entry.get("attempts", 40), entry["seed"] * trials
-    )
-    return {k: v for k, v in row.items() if k not in ("wall_time_s", "git_commit")}
-
-
 def run_perf(entry, folder, executor):
-    from robofeedback.bench.perf import MEASURES
-
     if entry["measure"] not in MEASURES:
         raise SuiteError(f"unknown perf measure {entry['measure']!r}: choose from {', '.join(MEASURES)}")
     return MEASURES[entry["measure"]](**entry.get("params", {}))
 
 
-RUNNERS: dict[str, Callable] = {
-    "env": run_env,
-    "random": run_random,
-    "preference": run_preference,
-    "clip": run_clip,
-    "varp": run_varp,
-    "heron": run_heron,
-    "icpl": run_icpl,
-    "bilevel": run_bilevel,
-    "safe_mpc": run_safe_mpc,
-    "perf": run_perf,
-}
+def runner(method: str) -> Callable:
+    """What runs an entry of ``method``: a baseline's runner, ``perf``'s, or the registered method's bench."""
+    own = {"env": run_env, "random": run_random, "perf": run_perf}
+    return own[method] if method in own else registry.get(method).bench
 
 
 def entry_folder(out: Path, entry: dict[str, Any]) -> Path:
@@ -386,7 +178,7 @@ def run_entry(job: tuple[dict[str, Any], str, dict[str, Any]]) -> dict[str, Any]
     executor = make_executor(**executor_spec) if executor_spec["kind"] == "ray" else LocalExecutor(1)
     try:
         with executor:
-            row.update(RUNNERS[entry["method"]](entry, folder, executor))
+            row.update(runner(entry["method"])(entry, folder, executor))
         row["status"] = "ok"
     except Exception as error:  # reported in the row and the report, and the suite goes on
         row.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
@@ -503,7 +295,7 @@ def _method_label(row: dict[str, Any]) -> str:
     """A row's method as the report shows it; a proposer or lower level served from ``assets/`` says what it is."""
     parts = variant(row["config"]).split(", ")
     name = ", ".join(REPLAY_LABEL if part == "replay" else part for part in parts if part)
-    return LABELS.get(row["method"], row["method"]) + (f" ({name})" if name else "")
+    return label(row["method"]) + (f" ({name})" if name else "")
 
 
 def _budget(row: dict[str, Any]) -> str:
@@ -577,22 +369,6 @@ def _task_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _safety_table(rows: list[dict[str, Any]]) -> list[str]:
-    lines = [
-        "| game | variant | r | trials | success (no help needed) | corrections (mean ± std) | bound K "
-        "| goal first reached: trials, corrections until then | declared misspecified | MVE solve per cut |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        mve = f"{r['mve_ms_mean']:.0f} ms" if r.get("mve_ms_mean") is not None else "-"
-        lines.append(
-            f"| {r['task']} | {'misspecified' if r['misspecified'] else 'true constraint inside'} | {r['r']} "
-            f"| {r['trials']} | {r['success_rate']:.2f} | {r['corrections_mean']:.1f} ± {r['corrections_std']:.1f} "
-            f"| {r['bound']} | {first_reached(r)} | {r['declared_misspecified']} / {r['trials']} | {mve} |"
-        )
-    return lines
-
-
 def _perf_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| measure | value | against | ratio |", "|---|---|---|---|"]
     for r in rows:
@@ -633,7 +409,7 @@ def report(rows: list[dict[str, Any]], out: Path, suite: dict[str, Any]) -> Path
     rows = sorted(rows, key=lambda r: order.get(r["id"], len(order)))
     ok = [r for r in rows if r.get("status") == "ok"]
     failed = [r for r in rows if r.get("status") != "ok"]
-    learning = [r for r in ok if r["method"] not in ("safe_mpc", "perf")]
+    learning = [r for r in ok if r["method"] != "perf" and "mean_env_return" in r]
     commits = sorted({f"{r['git_commit']}{' (with changes)' if r['git_dirty'] else ''}" for r in rows})
     lines = [
         f"# robofeedback benchmark: {suite.get('name', 'suite')}",
@@ -651,9 +427,7 @@ def report(rows: list[dict[str, Any]], out: Path, suite: dict[str, Any]) -> Path
             "## Reward learning",
             "",
             "Success rate and env return on the final evaluation (deterministic policy, the env's own reward and "
-            "success), mean ± std over seeds. ICPL's and the bi-level loop's env steps count every policy they "
-            "trained; ICPL's labels are its rankings counted as pairwise preferences."
-            + (" " + FACTOR_NOTE if any(r["method"] in ("icpl", "bilevel") for r in learning) else ""),
+            "success), mean ± std over seeds.",
             "",
             *_task_table(learning),
             "",
@@ -665,17 +439,10 @@ def report(rows: list[dict[str, Any]], out: Path, suite: dict[str, Any]) -> Path
             plot = _plot_curves(learning, out / name, x)
             if plot is not None:
                 lines += [f"![success rate {caption}]({plot.name})", ""]
-        heron = [r for r in learning if r.get("levels")]
-        if heron:
-            lines += ["HERON's comparisons, share decided at each level of the factor ranking:", ""]
-            lines += [
-                f"- {r['task']} seed {r['seed']}: " + ", ".join(f"{k} {v:.2f}" for k, v in r["levels"].items())
-                for r in heron
-            ]
-            lines.append("")
-    safety = [r for r in ok if r["method"] == "safe_mpc"]
-    if safety:
-        lines += ["## Safe MPC from directional corrections (simulated human)", "", *_safety_table(safety), ""]
+    for method in dict.fromkeys(r["method"] for r in ok):
+        own = registry.get(method).report if method not in (*BASELINES, "perf") else None
+        if own is not None:
+            lines += own([r for r in ok if r["method"] == method])
     perf = [r for r in ok if r["method"] == "perf"]
     if perf:
         lines += ["## Performance", "", "Each ratio is of two rates measured in the same run.", ""]
@@ -729,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", default="quick", help="'quick', 'full' or a suite .yaml (default quick)")
     parser.add_argument("--out", default=None, help="output folder (default runs/bench/<date>)")
-    parser.add_argument("--only", nargs="+", metavar="METHOD", help=f"only these methods ({', '.join(METHODS)})")
+    parser.add_argument("--only", nargs="+", metavar="METHOD", help=f"only these methods ({', '.join(method_names())})")
     parser.add_argument("--tasks", nargs="+", help="only entries on these tasks")
     parser.add_argument(
         "--jobs",

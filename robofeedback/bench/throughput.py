@@ -22,7 +22,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from robofeedback.config import run_metadata
 from robofeedback.envs import make
 from robofeedback.envs.base import quiet_native_output
-from robofeedback.rewards.base import FnReward, RewardFunction, Transitions
+from robofeedback.protocols import RewardFunction, Transitions
+from robofeedback.rewards.base import FnReward
 from robofeedback.rl.wrappers import RewardWrapper, VecRewardWrapper
 
 FAMILIES = {"panda": "panda:PandaPush-v3", "metaworld": "metaworld:push", "bullet": "bullet:HopperBulletEnv-v0"}

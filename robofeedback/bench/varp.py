@@ -100,8 +100,9 @@ def judges(
     out: Path | None = None,
 ) -> dict[str, Any]:
     """Agreement of each judge with the Oracle on the same pairs, sketched and plain, per task."""
+    from robofeedback.envs.tasks import task_prompts
     from robofeedback.feedback.teachers import oracle
-    from robofeedback.feedback.vlm import ChatVLMJudge, ClipJudge, task_prompts
+    from robofeedback.feedback.vlm import ChatVLMJudge, ClipJudge
 
     rows, examples = [], []
     for spec, settings in JUDGE_TASKS.items():
@@ -156,7 +157,8 @@ def judges(
 
 def policy(out: Path, runs: dict[str, dict] | None = None) -> dict[str, Any]:
     """SAC on the VARP loop (CLIP judge, sketched frames) with each lambda, per task and seed."""
-    from robofeedback.feedback.vlm import ClipJudge, task_prompts
+    from robofeedback.envs.tasks import task_prompts
+    from robofeedback.feedback.vlm import ClipJudge
     from robofeedback.rl.train import train
 
     rows = []

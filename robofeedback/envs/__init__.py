@@ -144,6 +144,16 @@ def make(spec: str, seed: int | None = None, render_size: int | tuple[int, int] 
     return env
 
 
+def policy_env_kwargs(env: Any, env_kwargs: dict[str, Any], hindsight: bool = False) -> dict[str, Any]:
+    """The kwargs a policy's envs of ``env`` (a spec, or an env given as is) are made with: dict observations of
+    families that have them (panda) flattened, since learned and written rewards read flat observations, unless
+    ``hindsight`` relabelling reads their goals."""
+    kwargs = dict(env_kwargs)
+    if isinstance(env, str) and env.partition(":")[0] == "panda":
+        kwargs.setdefault("flatten", not hindsight)
+    return kwargs
+
+
 def _make(spec: str, seed: int | None, render_size: int | tuple[int, int], kwargs: dict[str, Any]) -> RobotEnv:
     family, sep, name = spec.partition(":")
     if sep and family in FAMILIES:

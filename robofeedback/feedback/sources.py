@@ -14,29 +14,7 @@ from collections.abc import Sequence
 
 from robofeedback.data.store import FeedbackStore, Query, StoredSegment
 from robofeedback.data.trajectory import Segment
-
-
-class FeedbackSource:
-    """Base class: ``answer(store, queries, segments)`` labels each query (or leaves it pending);
-    ``source`` is the provenance its labels carry (e.g. ``script:oracle``)."""
-
-    source: str = ""
-    immediate: bool = True
-    needs_frames: bool = False
-
-    def answer(
-        self, store: FeedbackStore, queries: Sequence[Query], segments: dict[str, Segment | StoredSegment]
-    ) -> None:
-        """Label ``queries`` (their segments are in ``segments`` by id) with ``store.answer_query``."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement answer()")
-
-    def attach(self, env) -> None:
-        """Learn what it needs from the training env (a judge takes its camera); most sources need nothing."""
-
-    def wait(self, store: FeedbackStore, query_ids: Sequence[str]) -> int:
-        """Block until this source's answers are in, as it is configured to; returns how many queries are closed.
-        Sources that answer at once have nothing to wait for."""
-        return sum(store.get_query(q).status != "pending" for q in query_ids)
+from robofeedback.protocols import FeedbackSource
 
 
 class HumanQueue(FeedbackSource):

@@ -26,7 +26,7 @@ import numpy as np
 
 from robofeedback.data.store import FeedbackStore, Query, StoredSegment, check_source
 from robofeedback.data.trajectory import Segment
-from robofeedback.feedback.sources import FeedbackSource
+from robofeedback.protocols import FeedbackSource
 
 
 def bpref_threshold(eps: float, mean_episode_return: float, segment_length: int, episode_length: int) -> float:

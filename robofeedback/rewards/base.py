@@ -1,69 +1,15 @@
-"""The reward-function contract every reward module keeps, and the first two implementations.
+"""The first reward functions: the env's own reward and a plain Python callable.
 
-A reward function scores a batch of transitions at once and returns a float32
-array; it says whether it needs rendered frames (``needs_frames``), so that
-wrappers render only when something will look at the pixels. Learned reward
-functions also have ``update(feedback)``. Reward functions are picklable and
-never touch the env. A costly one may ask the wrappers to score only some steps:
-every ``reward_every``-th step of an episode (holding the last score between), or
-only an episode's last step (``reward_at_episode_end``; 0 elsewhere); frames are
-then rendered only on the steps that are scored.
+The contract they keep is :class:`robofeedback.protocols.RewardFunction`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-Obs = np.ndarray | dict[str, np.ndarray]
-
-
-@dataclass
-class Transitions:
-    """A batch of N transitions: ``obs`` / ``next_obs`` stacked along the first axis (arrays, or dicts of arrays
-    for dict observation spaces), ``action`` ``(N, ...)``, ``info`` a list of N info dicts, and ``frames``
-    ``(N, H, W, 3)`` uint8 renders of ``next_obs`` when the reward function asked for them."""
-
-    obs: Obs
-    action: np.ndarray
-    next_obs: Obs
-    info: list[dict]
-    frames: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.action)
-
-    def subset(self, rows: np.ndarray) -> Transitions:
-        """The transitions at the indices ``rows``, as a batch."""
-        pick = (lambda o: {k: v[rows] for k, v in o.items()}) if isinstance(self.obs, dict) else (lambda o: o[rows])
-        frames = None if self.frames is None else self.frames[rows]
-        info = [self.info[i] for i in rows]
-        return Transitions(pick(self.obs), self.action[rows], pick(self.next_obs), info, frames)
-
-    def row(self, i: int) -> tuple[Any, np.ndarray, Any, dict]:
-        """The i-th transition as ``(obs, action, next_obs, info)``."""
-        pick = (lambda o: {k: v[i] for k, v in o.items()}) if isinstance(self.obs, dict) else (lambda o: o[i])
-        return pick(self.obs), self.action[i], pick(self.next_obs), self.info[i]
-
-
-class RewardFunction:
-    """Base class of reward functions: subclasses implement ``reward(batch) -> np.ndarray[float32]``."""
-
-    needs_frames: bool = False
-    reward_every: int = 1
-    reward_at_episode_end: bool = False
-
-    def reward(self, batch: Transitions) -> np.ndarray:
-        raise NotImplementedError(f"{type(self).__name__} does not implement reward()")
-
-    def __call__(self, batch: Transitions) -> np.ndarray:
-        out = np.asarray(self.reward(batch), dtype=np.float32).reshape(-1)
-        if len(out) != len(batch):
-            raise ValueError(f"{type(self).__name__}.reward returned {len(out)} rewards for {len(batch)} transitions")
-        return out
+from robofeedback.protocols import RewardFunction, Transitions
 
 
 class EnvReward(RewardFunction):

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from robofeedback.data.video import VideoError, read_video, resample, side_by_side, write_video
+from robofeedback.envs import policy_env_kwargs
 from robofeedback.rewards.code import INFO_KEYS, RewardCodeError, check_info_keys, extract_code
 from robofeedback.rewards.icpl import (
     FEEDBACK_TIPS,
@@ -251,9 +252,7 @@ class BilevelVideoReward:
         self.spec, self.task, self.seed, self.fps = env, task.strip(), seed, float(fps)
         self.info_keys = check_info_keys(info_keys)
         self.config = {"video_episodes": 1, **dict(config or {})}
-        env_kwargs = dict(self.config.get("env_kwargs", {}))
-        if env.startswith("panda:"):
-            env_kwargs.setdefault("flatten", True)  # as train() makes it for a reward other than the env's
+        env_kwargs = policy_env_kwargs(env, self.config.get("env_kwargs", {}))
         self.env = make(env, seed=seed, **env_kwargs)
         self.env_fps = float(self.env.metadata.get("render_fps") or 25)
         from robofeedback.feedback.vlm import ClipVideoJudge

@@ -18,7 +18,6 @@ MetaWorld renders by ``scripts/train_mini_clip.py``. Frames should be rendered a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,17 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from robofeedback.config import require_positive_ints
-from robofeedback.rewards.base import RewardFunction, Transitions
+from robofeedback.config import assets_dir, require_positive_ints
+from robofeedback.protocols import RewardFunction, Transitions
 
 MINI_CLIP = "mini"
 PRECISIONS = ("fp32", "bf16")
-
-
-def assets_dir() -> Path:
-    """The ``assets/`` folder: ``$ROBOFEEDBACK_ASSETS`` if set, else the one next to the package in the checkout."""
-    env = os.environ.get("ROBOFEEDBACK_ASSETS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "assets"
 
 
 def _import_open_clip():

@@ -53,8 +53,8 @@ from typing import Any
 
 import numpy as np
 
+from robofeedback.protocols import RewardFunction, Transitions
 from robofeedback.rewards import jail
-from robofeedback.rewards.base import RewardFunction, Transitions
 
 FUNCTION = "compute_reward"
 # the modules reward code can import and hold; any other module (numpy's other submodules carry os, sys and

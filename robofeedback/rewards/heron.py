@@ -31,9 +31,8 @@ import numpy as np
 
 from robofeedback.data.store import FeedbackStore, Query, StoredSegment
 from robofeedback.data.trajectory import Segment
-from robofeedback.feedback.sources import FeedbackSource
 from robofeedback.feedback.teachers import Teacher
-from robofeedback.rewards.base import RewardFunction, Transitions
+from robofeedback.protocols import FeedbackSource, RewardFunction, Transitions
 
 GRANULARITIES = ("segment", "transition")
 TIES = ("drop", "equal")

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from robofeedback.envs import policy_env_kwargs
 from robofeedback.parallel import LocalExecutor
 from robofeedback.rewards.code import FUNCTION, INFO_KEYS, CodeReward, RewardCodeError, check_info_keys, extract_code
 
@@ -458,9 +459,7 @@ class ICPL:
         self.spec, self.task, self.seed = env, task, seed
         self.info_keys = check_info_keys(info_keys)
         self.config = dict(config or {})
-        env_kwargs = dict(self.config.get("env_kwargs", {}))
-        if env.startswith("panda:"):
-            env_kwargs.setdefault("flatten", True)  # as train() makes it for a reward other than the env's
+        env_kwargs = policy_env_kwargs(env, self.config.get("env_kwargs", {}))
         self.env = make(env, seed=seed, **env_kwargs)
         if proposer is None:
             self.proposer = FactorProposer(self.env, seed=seed)

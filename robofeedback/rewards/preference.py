@@ -79,7 +79,7 @@ from torch import nn
 
 from robofeedback.config import require_positive_ints
 from robofeedback.data.trajectory import flat_obs
-from robofeedback.rewards.base import RewardFunction, Transitions
+from robofeedback.protocols import LearnedReward, RewardFunction, Transitions
 
 ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "silu": nn.SiLU}
 SELECTIONS = ("uniform", "disagreement", "entropy")
@@ -176,10 +176,8 @@ def _mlp(in_dim: int, hidden: int, layers: int, activation: str, output: str | N
     return nn.Sequential(*modules)
 
 
-class PreferenceReward(RewardFunction):
+class PreferenceReward(LearnedReward):
     """An ensemble of MLP rewards r(s, a) trained with the Bradley-Terry loss on segment returns."""
-
-    policy_steps: int = 0  # recent policy steps the feedback loop hands to set_policy_data (0: it wants none)
 
     def __init__(
         self,
@@ -494,9 +492,10 @@ class PreferenceReward(RewardFunction):
         """A term added to ``member``'s loss on every minibatch (none here; subclasses such as VARP's add one)."""
         return None
 
-    def set_policy_data(self, obs: np.ndarray, actions: np.ndarray) -> None:
-        """Recent transitions of the current policy, for models whose loss uses them (``policy_steps`` > 0)."""
-        raise NotImplementedError(f"{type(self).__name__} does not learn from the policy's own data")
+    @property
+    def wants_unlabelled(self) -> bool:
+        """Whether :meth:`fit` learns from unlabelled pairs too (SURF's pseudo-labels, ``pseudo_threshold``)."""
+        return self.config.get("pseudo_threshold") is not None
 
     def update(self, data: PreferenceData) -> dict[str, float]:
         """Learn from preference data (the reward-function contract's update)."""

@@ -1,6 +1,7 @@
 """RL: reward wrappers and training stable-baselines3 policies on any reward function."""
 
-from robofeedback.rewards.base import EnvReward, FnReward, RewardFunction, Transitions, make_reward
+from robofeedback.protocols import RewardFunction, Transitions
+from robofeedback.rewards.base import EnvReward, FnReward, make_reward
 from robofeedback.rl.feedback_loop import FeedbackLoop, relabel_replay_buffer
 from robofeedback.rl.train import TrainConfig, TrainResult, evaluate, load_train_config, make_vec_env, train
 from robofeedback.rl.wrappers import RewardWrapper, VecRewardWrapper

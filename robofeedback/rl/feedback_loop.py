@@ -23,18 +23,20 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.vec_env import VecEnvWrapper
 
 from robofeedback.config import require_positive_ints
 from robofeedback.data.recorder import ClipRenderer, RolloutRecorder
 from robofeedback.data.store import FeedbackStore, StoredSegment
 from robofeedback.data.trajectory import Segment
 from robofeedback.data.video import write_video
-from robofeedback.feedback.sources import FeedbackSource
-from robofeedback.rewards.preference import SELECTIONS, PreferenceData, PreferenceReward, StateEntropyReward
+from robofeedback.protocols import FeedbackSource, LearnedReward
+from robofeedback.rewards.preference import SELECTIONS, PreferenceData, StateEntropyReward
 from robofeedback.rl.wrappers import VecRewardWrapper
 
 CURVE_POINTS = 400  # the most points a run's curves in its status keep (the latest)
@@ -43,10 +45,10 @@ CURVE_POINTS = 400  # the most points a run's curves in its status keep (the lat
 def find_reward_wrapper(venv) -> VecRewardWrapper:
     """The :class:`VecRewardWrapper` in a chain of VecEnv wrappers."""
     env = venv
-    while env is not None:
+    while isinstance(env, VecEnvWrapper):
         if isinstance(env, VecRewardWrapper):
             return env
-        env = getattr(env, "venv", None)
+        env = env.venv
     raise TypeError(
         "FeedbackLoop needs the training env wrapped in a VecRewardWrapper with the reward model "
         "(robofeedback.rl.train does this for learned rewards)"
@@ -78,13 +80,13 @@ class FeedbackLoop(BaseCallback):
     model learns from pseudo-labels (SURF's ``pseudo_threshold``), each round also cuts
     ``unlabelled_ratio`` x as many unlabelled pairs as it asks about (at least
     ``labels_per_round`` x that), which replace the previous round's. The reward model is told
-    the env steps so far at every step (its :attr:`~PreferenceReward.steps`, for RUNE's
+    the env steps so far at every step (its :attr:`~robofeedback.protocols.LearnedReward.steps`, for RUNE's
     decaying bonus).
     """
 
     def __init__(
         self,
-        reward_model: PreferenceReward,
+        reward_model: LearnedReward,
         source: FeedbackSource,
         store: FeedbackStore,
         run: str = "default",
@@ -124,7 +126,7 @@ class FeedbackLoop(BaseCallback):
         )
         if not 0.0 <= same_episode <= 1.0:
             raise ValueError(f"same_episode is the share of pairs cut from one episode, in [0, 1], got {same_episode}")
-        segment_length = getattr(source, "segment_length", None) or segment_length
+        segment_length = source.segment_length or segment_length
         first_round = min(1000, every) if first_round is None else first_round  # B-Pref: 1000 seed steps first
         if budget < 0 or pretrain_steps < 0 or first_round < 0:
             raise ValueError("budget, pretrain_steps and first_round must be >= 0")
@@ -251,7 +253,7 @@ class FeedbackLoop(BaseCallback):
         n_queries = min(self.labels_per_round, self.budget - self.labels_requested)
         if n_queries > 0:
             asked = self._ask(n_queries)
-        if self.reward_model.config.get("pseudo_threshold") is not None:
+        if self.reward_model.wants_unlabelled:
             self.unlabelled = self._unlabelled_pairs(max(asked, self.labels_per_round) * self.unlabelled_ratio)
         stats = self._learn()
         stats.update(
@@ -305,6 +307,7 @@ class FeedbackLoop(BaseCallback):
             "selection": self.selection,
             "frames_rendered": frames,
             **{k: self.last_stats[k] for k in ("heldout_accuracy", "train_accuracy") if k in self.last_stats},
+            **({"levels": levels} if (levels := self.source.level_fractions()) else {}),
         }
 
     def _ask(self, n_queries: int) -> int:
@@ -392,7 +395,7 @@ class FeedbackLoop(BaseCallback):
             )
         if self.model_path is not None:
             self.reward_model.save(self.model_path)
-        levels = self.source.level_fractions() if hasattr(self.source, "level_fractions") else {}
+        levels = self.source.level_fractions()
         agreement = self._agreement(labels)
         self.agreement_curve = (self.agreement_curve + [{"labels": len(self.data), **agreement}])[-CURVE_POINTS:]
         self.store.set_run_status(
@@ -408,7 +411,7 @@ class FeedbackLoop(BaseCallback):
         return stats
 
 
-def relabel_replay_buffer(buffer: ReplayBuffer, reward_model: PreferenceReward, chunk: int = 65_536) -> int:
+def relabel_replay_buffer(buffer: ReplayBuffer, reward_model: LearnedReward, chunk: int = 65_536) -> int:
     """Overwrite the rewards of every stored transition with ``reward_model``'s (PEBBLE); returns how many."""
     if isinstance(buffer.observations, dict):
         raise TypeError("relabelling needs a flat-observation replay buffer (learned rewards train without HER)")
@@ -425,19 +428,19 @@ def relabel_replay_buffer(buffer: ReplayBuffer, reward_model: PreferenceReward, 
     return size * n_envs
 
 
-def rollout_rewards(buffer, reward_model: PreferenceReward, action_space) -> np.ndarray:
+def rollout_rewards(buffer, reward_model: LearnedReward, action_space) -> np.ndarray:
     """``reward_model``'s rewards for every step of an on-policy rollout buffer, shaped like ``buffer.rewards``
     (the buffer keeps the policy's unclipped actions; the env, and so the reward, saw them clipped to
     ``action_space``)."""
     obs = buffer.observations.reshape(buffer.buffer_size * buffer.n_envs, -1)
     actions = buffer.actions.reshape(buffer.buffer_size * buffer.n_envs, -1)
-    if hasattr(action_space, "low"):
+    if isinstance(action_space, spaces.Box):
         actions = np.clip(actions, action_space.low.reshape(1, -1), action_space.high.reshape(1, -1))
     return reward_model.rewards_of(obs, actions).reshape(buffer.buffer_size, buffer.n_envs)
 
 
 def relabel_rollout_buffer(
-    buffer, reward_model: PreferenceReward, action_space, before: np.ndarray, last_values, dones
+    buffer, reward_model: LearnedReward, action_space, before: np.ndarray, last_values, dones
 ) -> int:
     """Move a full rollout buffer's rewards from the reward model's old values (``before``, what the agent was
     given) to its new ones, keeping what SB3 added for time-limit bootstrapping, and recompute the returns and
@@ -447,39 +450,3 @@ def relabel_rollout_buffer(
     buffer.rewards += rollout_rewards(buffer, reward_model, action_space) - before
     buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
     return buffer.buffer_size * buffer.n_envs
-
-
-def preference_loop(
-    env,
-    source: FeedbackSource,
-    store: FeedbackStore | str | Path,
-    out_dir: Path,
-    cfg,
-    seed: int,
-    run: str,
-    resume: bool,
-    model_class: type[PreferenceReward] = PreferenceReward,
-) -> tuple[PreferenceReward, FeedbackLoop]:
-    """A reward ensemble (``model_class``) sized for ``env`` (reloaded from ``out_dir`` when resuming) and its
-    FeedbackLoop for ``run``, with the settings of ``cfg.preference`` and ``cfg.feedback``."""
-    store = store if isinstance(store, FeedbackStore) else FeedbackStore(store)
-    model_path = out_dir / "checkpoints" / "reward_model.pt"
-    if resume and model_path.exists():
-        reward_model = model_class.load(model_path)
-    else:
-        reward_model = model_class.for_env(env, **{"seed": seed, **cfg.preference})
-    settings = {k: v for k, v in cfg.feedback.items() if k != "run"}
-    loop = FeedbackLoop(
-        reward_model,
-        source,
-        store,
-        **{
-            "run": run,
-            "video_dir": out_dir / "segments",
-            "model_path": model_path,
-            "log_path": out_dir / "feedback.jsonl",
-            "seed": seed,
-            **settings,
-        },
-    )
-    return reward_model, loop

@@ -34,27 +34,20 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
+from robofeedback import registry
 from robofeedback.config import config_dir, deep_merge, load_yaml, require_positive_ints, run_metadata
 from robofeedback.data.rollout import collect
 from robofeedback.data.store import FeedbackStore
 from robofeedback.data.video import write_video
-from robofeedback.envs import FAMILIES, RobotEnv, make
-from robofeedback.feedback.sources import FeedbackSource
-from robofeedback.feedback.vlm import task_prompts
-from robofeedback.rewards import heron
-from robofeedback.rewards.base import EnvReward, RewardFunction, make_reward
-from robofeedback.rewards.preference import PreferenceReward
-from robofeedback.rewards.varp import AgentRegularizedReward
-from robofeedback.rl.feedback_loop import CURVE_POINTS, preference_loop
+from robofeedback.envs import FAMILIES, RobotEnv, make, policy_env_kwargs
+from robofeedback.envs.tasks import task_prompts
+from robofeedback.protocols import FeedbackSource, LearnedReward, RewardFunction
+from robofeedback.rewards.base import EnvReward, make_reward
+from robofeedback.rl.feedback_loop import CURVE_POINTS, FeedbackLoop
 from robofeedback.rl.plots import plot_learning_curve
 from robofeedback.rl.wrappers import VecRewardWrapper
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"sac": SAC, "td3": TD3, "ppo": PPO}
-LEARNED: dict[str, type[PreferenceReward]] = {
-    "preference": PreferenceReward,
-    "varp": AgentRegularizedReward,
-    "heron": PreferenceReward,  # learned from a HierarchicalJudge's labels
-}
 GENERAL_KEYS = (
     "n_envs",
     "vec_env",
@@ -88,8 +81,8 @@ class TrainConfig:
     her: dict | None = None
     env_kwargs: dict = field(default_factory=dict)
     algo_kwargs: dict = field(default_factory=dict)
-    preference: dict = field(default_factory=dict)  # PreferenceReward settings, for reward="preference"
-    feedback: dict = field(default_factory=dict)  # FeedbackLoop settings, for reward="preference"
+    preference: dict = field(default_factory=dict)  # the learned reward model's settings
+    feedback: dict = field(default_factory=dict)  # FeedbackLoop settings, for a learned reward
 
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
@@ -426,41 +419,30 @@ def train(
     ``method_defaults`` is False (a baseline that must run a method as published). With ``resume`` a checkpoint in
     ``out_dir`` is continued up to ``total_steps``.
 
-    ``reward="preference"`` learns the reward from ``feedback`` (a teacher, a
-    judge or the human queue) with a :class:`FeedbackLoop`; labels go to
-    ``store`` (default ``out_dir/feedback.db``), and the config's
-    ``preference:`` and ``feedback:`` sections set the reward model and loop.
-    ``reward="varp"`` does the same with VARP's agent-regularized reward model
-    (``preference: {agent_reg: lambda}``), usually with a VLM judge as ``feedback``.
-    ``reward="heron"`` learns it from a factor ranking: ``feedback`` is a
-    :class:`~robofeedback.rewards.heron.HierarchicalJudge`. A run that learns from
-    feedback keeps its status (steps, latest evaluation, with a video when the source is
-    people, and ``task``, the task in words, shown to people in the annotation app) in the
-    store. Each evaluation is a line in ``out_dir/progress.log``, printed too with ``echo`` (for a terminal or a
-    file that a progress bar does not reach).
+    ``reward`` is ``"env"``, a reward function or a plain callable, or the name of a method in
+    :mod:`robofeedback.registry` that builds one for the env (``robofeedback.registry.names("train")``). A
+    :class:`~robofeedback.protocols.LearnedReward` (built by its method, or given) is learned from ``feedback`` (a
+    teacher, a judge or the human queue) by a :class:`FeedbackLoop`; labels go to ``store`` (default
+    ``out_dir/feedback.db``), and the config's ``preference:`` and ``feedback:`` sections set the reward model and
+    the loop. A run that learns from feedback keeps its status (steps, latest evaluation, with a video when the
+    source is people, and ``task``, the task in words, shown to people in the annotation app) in the store. Each
+    evaluation is a line in ``out_dir/progress.log``, printed too with ``echo`` (for a terminal or a file that a
+    progress bar does not reach).
     """
     start = time.time()
     out = Path(out_dir)
-    learn_preferences = isinstance(reward, str) and reward in LEARNED
-    if learn_preferences and feedback is None:
-        raise ValueError(f"reward={reward!r} needs feedback=: a teacher, a judge or a HumanQueue")
-    if reward == "heron" and not isinstance(feedback, heron.HierarchicalJudge):
-        raise ValueError("reward='heron' learns from a factor ranking: feedback= must be a HierarchicalJudge")
-    reward_fn = None if learn_preferences else make_reward(reward)
-    spec_hint = env if isinstance(env, str) else getattr(env, "spec_name", "")
-    method = reward if isinstance(reward, str) and method_defaults else None
-    cfg = load_train_config(family_of(spec_hint), algo, total_steps, config, method)
-    if n_envs is not None:
-        cfg = replace(cfg, n_envs=n_envs)
-    if reward == "heron":  # HERON's network and cadence, under whatever the config sets
-        cfg.feedback = {**heron.loop_defaults(cfg), **cfg.feedback}
-        cfg.preference = {**heron.MODEL_DEFAULTS, **cfg.preference}
+    method = _method(reward, feedback)
+    cfg = _resolve_config(env, algo, total_steps, config, n_envs, method if method_defaults else None)
+    if method is not None and method.configure is not None:
+        cfg = method.configure(cfg)
     torch.set_num_threads(cfg.torch_threads)
-
-    env_kwargs = dict(cfg.env_kwargs)
+    reward_fn = None if method is not None else make_reward(reward)
+    if feedback is not None and reward_fn is not None and not isinstance(reward_fn, LearnedReward):
+        raise ValueError(f"feedback= is given but the reward ({type(reward_fn).__name__}) does not learn from it")
+    if isinstance(reward_fn, LearnedReward) and feedback is None:
+        raise ValueError(f"{type(reward_fn).__name__} is learned: give feedback= (a teacher, a judge or a HumanQueue)")
     use_her = cfg.algo in ("sac", "td3") and cfg.her is not None and isinstance(reward_fn, EnvReward)
-    if family_of(spec_hint) == "panda" and isinstance(env, str):
-        env_kwargs.setdefault("flatten", not use_her)
+    env_kwargs = policy_env_kwargs(env, cfg.env_kwargs, use_her)
     train_kwargs = dict(env_kwargs)
     if reward_fn is not None and reward_fn.needs_frames and getattr(reward_fn, "image_size", None):
         train_kwargs.setdefault("render_size", reward_fn.image_size)  # render at the model's input size only
@@ -468,31 +450,18 @@ def train(
     use_her = use_her and _is_goal_space(venv.observation_space)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
+    if method is not None:
+        reward_fn = method.build(eval_env, cfg, seed)
     state = {
         "env": spec,
         "algo": cfg.algo,
         "seed": seed,
-        "reward": reward if learn_preferences else type(reward_fn).__name__,
+        "reward": method.name if method is not None else type(reward_fn).__name__,
         "env_kwargs": env_kwargs,
     }
     loop = None
-    if learn_preferences:
-        # Labels are kept per run: a resumed run continues its own, a fresh start begins a new run in the store.
-        saved = _saved_state(ckpt_dir) if resume else {}
-        run = cfg.feedback.get("run") or saved.get("feedback_run") or f"{out.name}-{uuid.uuid4().hex[:8]}"
-        state["feedback_run"] = run
-        feedback.attach(eval_env)
-        reward_fn, loop = preference_loop(
-            eval_env,
-            feedback,
-            store or out / "feedback.db",
-            out,
-            cfg,
-            seed,
-            run,
-            resume and bool(saved),
-            LEARNED[reward],
-        )
+    if isinstance(reward_fn, LearnedReward):
+        reward_fn, loop = _feedback_loop(reward_fn, feedback, eval_env, store, out, cfg, seed, state, resume)
     if not isinstance(reward_fn, EnvReward):
         venv = VecRewardWrapper(venv, reward_fn)
     eval_log = out / "eval.jsonl"
@@ -513,50 +482,28 @@ def train(
         status.started(spec, cfg.total_steps, model.num_timesteps, task or task_prompts(spec).get("task"))
     labels = (lambda: loop.labels_used) if loop is not None else None
     eval_cb = EvalCallback(
-        eval_env,
-        cfg.eval_every,
-        cfg.eval_episodes,
-        seed + 10_000,
-        eval_log,
-        start,
-        status,
-        labels,
-        cfg.total_steps,
-        echo,
+        eval_env, cfg.eval_every, cfg.eval_episodes, seed + 10_000, eval_log, start, status, labels, cfg.total_steps
     )
-    ckpt_cb = CheckpointCallback(ckpt_dir, cfg.checkpoint_every, state, start)
-    cbs: list[BaseCallback] = [eval_cb, ckpt_cb]
+    eval_cb.echo = echo
+    cbs: list[BaseCallback] = [eval_cb, CheckpointCallback(ckpt_dir, cfg.checkpoint_every, state, start)]
     if not isinstance(reward_fn, EnvReward):
         cbs.append(ModelReturnLogger())
     if loop is not None:
         cbs.insert(0, loop)
-    cbs.extend(callbacks or [])
     remaining = cfg.total_steps - model.num_timesteps
     if remaining > 0:
         model.learn(
             remaining,
-            callback=CallbackList(cbs),
+            callback=CallbackList(cbs + list(callbacks or [])),
             reset_num_timesteps=False,
             tb_log_name="run",
             progress_bar=progress,
         )
     save_checkpoint(model, ckpt_dir, state, start)
-
-    rows = _read_eval_log(eval_log)
-    if rows and rows[-1]["steps"] == model.num_timesteps:
-        final = {k: v for k, v in rows[-1].items() if k not in ("steps", "wall_time_s", "labels")}
-    else:
-        final = evaluate(model, eval_env, cfg.eval_episodes, seed=seed + 10_000)
-        _append_eval(eval_log, model.num_timesteps, final, start, labels)
+    final = _final_evaluation(model, eval_env, eval_log, cfg, seed, start, labels)
     if status is not None:
         status.finished(model.num_timesteps, final)
-    video = None
-    if cfg.video_episodes:
-        trajectories = collect(eval_env, model, n_episodes=cfg.video_episodes, render=True, seed=seed + 20_000)
-        fps = video_fps(eval_env)
-        # Hold each episode's last frame for half a second, so that short (early-terminated) episodes can be seen.
-        clips = [np.concatenate([t.frames, np.repeat(t.frames[-1:], fps // 2, axis=0)]) for t in trajectories]
-        video = write_video(np.concatenate(clips), out / "eval.mp4", fps=fps)
+    video = _eval_video(model, eval_env, out, cfg, seed)
     curve = plot_learning_curve(eval_log, out / "learning_curve.png", title=f"{cfg.algo.upper()} on {spec}")
     wall = time.time() - start
     summary = {
@@ -571,14 +518,88 @@ def train(
     }
     if loop is not None:
         summary["feedback"] = loop.summary()
-        if isinstance(feedback, heron.HierarchicalJudge):
-            summary["feedback"]["levels"] = feedback.level_fractions()
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     venv.close()
     eval_env.close()
     return TrainResult(
         model, out, final, int(model.num_timesteps), wall, video, curve, ckpt_dir, cfg, summary.get("feedback")
     )
+
+
+def _method(reward: Any, feedback: FeedbackSource | None) -> registry.Method | None:
+    """The registered method ``reward`` names (None for ``"env"``, a function or a callable), checked against
+    ``feedback`` before anything is built."""
+    if not isinstance(reward, str) or reward == "env":
+        return None
+    method = registry.get(reward)
+    if method.build is None:
+        raise ValueError(
+            f"method {reward!r} is not a reward train() builds; the ones it builds are {registry.names('train')}"
+        )
+    if method.feedback is not None and not isinstance(feedback, method.feedback):
+        kind = method.feedback.__name__
+        raise ValueError(f"reward={reward!r} learns from feedback= of type {kind}, got {type(feedback).__name__}")
+    if method.feedback is None and feedback is not None:
+        raise ValueError(f"reward={reward!r} learns from no feedback, but feedback= is given")
+    return method
+
+
+def _resolve_config(
+    env: Any, algo: str, total_steps: int, config: Any, n_envs: int | None, method: registry.Method | None
+) -> TrainConfig:
+    spec_hint = env if isinstance(env, str) else getattr(env, "spec_name", "")
+    cfg = load_train_config(family_of(spec_hint), algo, total_steps, config, method.name if method else None)
+    return replace(cfg, n_envs=n_envs) if n_envs is not None else cfg
+
+
+def _feedback_loop(
+    reward_model: LearnedReward,
+    source: FeedbackSource,
+    eval_env: gym.Env,
+    store: FeedbackStore | str | Path | None,
+    out: Path,
+    cfg: TrainConfig,
+    seed: int,
+    state: dict,
+    resume: bool,
+) -> tuple[LearnedReward, FeedbackLoop]:
+    """The reward model (reloaded from the checkpoint when the run resumes) and its FeedbackLoop. Labels are kept
+    per run: a resumed run continues its own, a fresh start begins a new run in the store."""
+    saved = _saved_state(out / "checkpoints") if resume else {}
+    run = cfg.feedback.get("run") or saved.get("feedback_run") or f"{out.name}-{uuid.uuid4().hex[:8]}"
+    state["feedback_run"] = run
+    model_path = out / "checkpoints" / "reward_model.pt"
+    if saved and model_path.exists():
+        reward_model = type(reward_model).load(model_path)
+    source.attach(eval_env)
+    store = store if isinstance(store, FeedbackStore) else FeedbackStore(store or out / "feedback.db")
+    settings = {k: v for k, v in cfg.feedback.items() if k != "run"}
+    defaults = {"video_dir": out / "segments", "log_path": out / "feedback.jsonl", "seed": seed}
+    loop = FeedbackLoop(reward_model, source, store, run=run, model_path=model_path, **{**defaults, **settings})
+    return reward_model, loop
+
+
+def _final_evaluation(
+    model: BaseAlgorithm, eval_env: gym.Env, eval_log: Path, cfg: TrainConfig, seed: int, start: float, labels
+) -> dict[str, float]:
+    """The last evaluation: the logged one when it was at the final step, else a fresh one (logged too)."""
+    rows = _read_eval_log(eval_log)
+    if rows and rows[-1]["steps"] == model.num_timesteps:
+        return {k: v for k, v in rows[-1].items() if k not in ("steps", "wall_time_s", "labels")}
+    final = evaluate(model, eval_env, cfg.eval_episodes, seed=seed + 10_000)
+    _append_eval(eval_log, model.num_timesteps, final, start, labels)
+    return final
+
+
+def _eval_video(model: BaseAlgorithm, eval_env: gym.Env, out: Path, cfg: TrainConfig, seed: int) -> Path | None:
+    """``out/eval.mp4``: ``video_episodes`` episodes of the final policy, each last frame held half a second, so
+    that short (early-terminated) episodes can be seen."""
+    if not cfg.video_episodes:
+        return None
+    trajectories = collect(eval_env, model, n_episodes=cfg.video_episodes, render=True, seed=seed + 20_000)
+    fps = video_fps(eval_env)
+    clips = [np.concatenate([t.frames, np.repeat(t.frames[-1:], fps // 2, axis=0)]) for t in trajectories]
+    return write_video(np.concatenate(clips), out / "eval.mp4", fps=fps)
 
 
 def _new_model(cfg: TrainConfig, venv: VecEnv, seed: int, out: Path, use_her: bool) -> BaseAlgorithm:

@@ -11,7 +11,8 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from robofeedback.data.recorder import RolloutRecorder
 from robofeedback.data.trajectory import stack_obs
 from robofeedback.envs.base import scheduled
-from robofeedback.rewards.base import RewardFunction, Transitions, make_reward
+from robofeedback.protocols import RewardFunction, Transitions
+from robofeedback.rewards.base import make_reward
 
 
 def _copy_obs(obs: Any) -> Any:

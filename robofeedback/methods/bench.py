@@ -1,0 +1,98 @@
+"""What the methods' bench sections share: training one suite entry with a reward and reading its result row.
+
+A suite entry is a dict from the suite's YAML, expanded to one seed (``seed``), with the task (``task``), the env
+steps (``steps``), the algorithm (``algo``, default SAC) and the train config (``config``, the suite's ``train:``
+settings under the entry's own).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.callbacks import BaseCallback
+
+from robofeedback.config import deep_merge
+from robofeedback.envs.tasks import task_prompts
+from robofeedback.rl.train import train
+
+
+class EntryError(ValueError):
+    """A suite entry that cannot be run as written."""
+
+
+class EntryProgress(BaseCallback):
+    """Writes the env steps done and to do to the entry's ``progress.json``, for the suite's display."""
+
+    def __init__(self, folder: Path, total: int):
+        super().__init__()
+        self.path, self.total = folder / "progress.json", total
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps % 200 < self.training_env.num_envs:
+            self.path.write_text(json.dumps({"done": int(self.num_timesteps), "total": int(self.total)}))
+        return True
+
+
+def curve(folder: Path) -> list[dict[str, Any]]:
+    """The evaluations of a training run in ``folder``: steps, labels, success rate and env return each."""
+    keys = ("steps", "labels", "success_rate", "mean_env_return")
+    rows = [json.loads(line) for line in (folder / "eval.jsonl").read_text().splitlines() if line.strip()]
+    return [{k: r[k] for k in keys if k in r} for r in rows]
+
+
+def train_entry(entry: dict[str, Any], folder: Path, reward, feedback=None, config: dict | None = None) -> dict:
+    """Train the entry's policy on ``reward`` (learned from ``feedback`` when it is a learned reward) into
+    ``folder``, each method as the suite names it (no family defaults for the method, under the entry's config);
+    returns the row: steps, final success rate and env return, the curve, and for learned rewards the labels
+    used and the reward model's held-out accuracy."""
+    result = train(
+        entry["task"],
+        reward=reward,
+        feedback=feedback,
+        algo=entry.get("algo", "sac"),
+        total_steps=entry["steps"],
+        seed=entry["seed"],
+        out_dir=folder,
+        config=config if config is not None else entry["config"],
+        resume=False,
+        progress=False,
+        callbacks=[EntryProgress(folder, entry["steps"])],
+        method_defaults=False,
+    )
+    row = {
+        "steps": result.steps,
+        "success_rate": result.final_eval.get("success_rate"),
+        "mean_env_return": result.final_eval["mean_env_return"],
+        "curve": curve(folder),
+    }
+    if result.feedback:
+        row["labels"] = result.feedback["labels"]
+        row["reward_accuracy_heldout"] = result.feedback.get("heldout_accuracy")
+    return row
+
+
+def with_budget(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry's config with its label ``budget`` spread over ``rounds`` (default 10) feedback rounds."""
+    budget = int(entry["budget"])
+    per_round = math.ceil(budget / int(entry.get("rounds", 10)))
+    return deep_merge(entry["config"], {"feedback": {"budget": budget, "labels_per_round": per_round}})
+
+
+def prompts(entry: dict[str, Any]) -> tuple[str, str]:
+    """The entry's CLIP goal and baseline prompts, by default the task's known ones."""
+    known = task_prompts(entry["task"])
+    goal, baseline = entry.get("goal") or known.get("goal"), entry.get("baseline") or known.get("baseline")
+    if not goal or not baseline:
+        raise EntryError(f"{entry['method']} needs goal: and baseline: prompts; none are known for {entry['task']}")
+    return goal, baseline
+
+
+def task_text(entry: dict[str, Any]) -> str:
+    """The task in words for the LLM or the judge: the entry's ``text:``, by default the task's known text."""
+    text = entry.get("text") or task_prompts(entry["task"]).get("task")
+    if not text:
+        raise EntryError(f"{entry['method']} needs text: (the task in words); none is known for {entry['task']}")
+    return text

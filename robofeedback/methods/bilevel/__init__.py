@@ -1,0 +1,18 @@
+"""Bi-level video reward learning: a VLM compares the learner's video with an expert's (upper level) and an LLM
+turns that feedback into the next reward (lower level).
+
+Each iteration trains a policy on the current reward R_k, records its video, and the judge scores it against the
+expert video (a similarity and feedback in words); the lower level writes R_{k+1} from that record
+(:class:`~robofeedback.rewards.bilevel.BilevelVideoReward`).
+"""
+
+from robofeedback.methods.bilevel.bench import report, run_entry
+from robofeedback.registry import Method
+
+METHOD = Method(
+    name="bilevel",
+    label="bi-level video",
+    summary="bi-level video rewards: a VLM compares the learner's video with an expert's, an LLM updates the reward",
+    bench=run_entry,
+    report=report,
+)

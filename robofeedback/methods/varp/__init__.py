@@ -1,0 +1,30 @@
+"""VARP: preference labels from a vision-language judge on trajectory sketches, and a reward model regularized by
+the agent's own performance (Singh, Bhaskar, Yu et al. 2025).
+
+The judge labels pairs by the final frame of each segment with the path drawn on it; the reward model adds to
+PEBBLE's Bradley-Terry loss a term on the current policy's recent transitions, weighted by lambda:
+
+    L(psi) = L_BT(psi; D_judge) + lambda * L_agent(psi),   L_agent(psi) = -E_{(s,a) ~ pi_current} [ r_psi(s, a) ]
+
+(:class:`~robofeedback.rewards.varp.AgentRegularizedReward`; ``preference: {agent_reg: lambda}``).
+"""
+
+from robofeedback.methods.varp.bench import run_entry
+from robofeedback.protocols import FeedbackSource
+from robofeedback.registry import Method
+from robofeedback.rewards.varp import AgentRegularizedReward
+
+
+def build(env, cfg, seed: int) -> AgentRegularizedReward:
+    """VARP's agent-regularized reward ensemble sized for ``env``, with the config's ``preference:`` settings."""
+    return AgentRegularizedReward.for_env(env, **{"seed": seed, **cfg.preference})
+
+
+METHOD = Method(
+    name="varp",
+    label="VARP (CLIP judge)",
+    summary="VARP: agent-regularized preferences, usually from a vision-language judge on trajectory sketches",
+    build=build,
+    feedback=FeedbackSource,
+    bench=run_entry,
+)
