@@ -14,7 +14,6 @@ Start it with ``robofeedback app --store runs/feedback.db --port 7860``, or from
 from __future__ import annotations
 
 import asyncio
-import functools
 import html
 import logging
 import os
@@ -40,6 +39,15 @@ from robofeedback.apps.service import (
     AnnotationService,
     AppConfig,
     is_loopback,
+)
+from robofeedback.apps.shell import (
+    as_gradio_error,
+    build_shell,
+    progress_text,
+    request_authorization,
+    said,
+    task_text,
+    videos_html,
 )
 from robofeedback.data.store import FeedbackStore
 
@@ -85,60 +93,6 @@ CSS = """
 """
 
 
-def _error(fn):
-    """Run ``fn``; a refused request becomes a Gradio error (a message in the browser, an error to API callers)."""
-
-    @functools.wraps(fn)
-    def wrapped(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except AnnotationError as e:
-            log.info("refused %s: %s", fn.__name__, e)  # one line: a refused request is no error of the app's
-            raise gr.Error(str(e), print_exception=False) from None
-
-    return wrapped
-
-
-def _authorization(request: gr.Request | None) -> str | None:
-    """The request's ``Authorization`` header (the app's middleware has checked it), if any."""
-    return request.headers.get("authorization") if request is not None else None
-
-
-def progress_text(progress: dict[str, Any]) -> str:
-    parts = [f"**{progress['source']}**: {progress['labels']} labels, {progress['per_minute']:g} per minute"]
-    if progress.get("run"):
-        budget = progress.get("budget")
-        parts.append(
-            f"run `{progress['run']}`: {progress['answered']}" + (f" / {budget}" if budget else "") + " labels"
-        )
-    if "reward_agreement" in progress:
-        parts.append(f"the learned reward agrees with you on {progress['reward_agreement']:.0%} of your labels")
-    if "annotator_agreement" in progress:
-        parts.append(f"annotators agree on {progress['annotator_agreement']:.0%} of doubly-labelled pairs")
-    return " · ".join(parts)
-
-
-def videos_html(query: dict[str, Any], captions: list[str]) -> str:
-    if not query.get("id"):
-        return f"<p>{html.escape(query.get('message', ''))}</p>"
-    missing = set(query.get("missing_videos") or [])
-    figures = []
-    for url, segment, caption in zip(query["videos"], query["segment_ids"], captions, strict=True):
-        if segment in missing:
-            body = f"<p>(segment {html.escape(segment)} has no video file)</p>"
-        else:
-            body = f'<video src="{url}?q={query["id"]}" autoplay loop muted playsinline></video>'
-        figures.append(f"<figure>{body}<figcaption>{html.escape(caption)}</figcaption></figure>")
-    columns = min(len(figures), 3)
-    return f'<div class="rf-videos" style="grid-template-columns: repeat({columns}, 1fr)">{"".join(figures)}</div>'
-
-
-def task_text(query: dict[str, Any], question: str) -> str:
-    if not query.get("id"):
-        return ""
-    return f"### Task: {html.escape(str(query['task']))}\n{question}"
-
-
 def run_charts(status: dict[str, Any]) -> str:
     """A run's curves as charts: success rate and env return against env steps, and the learned reward's agreement
     with each annotator against the labels it has learned from (HTML with inline SVG; empty without curves)."""
@@ -165,17 +119,8 @@ def run_charts(status: dict[str, Any]) -> str:
 def build_blocks(service: AnnotationService) -> gr.Blocks:
     """The Gradio UI over ``service``."""
     with gr.Blocks(title="robofeedback annotation") as blocks:
-        gr.Markdown(
-            "## robofeedback annotation\nEnter your name, then answer the queries. Keys: **1** left, **2** right, "
-            "**3** equal, **0** can't tell; arrow keys nudge the robot in the corrections tab."
-        )
-        with gr.Row():
-            name = gr.Textbox(label="Your name", placeholder="e.g. alice", scale=3, elem_id="annotator-name")
-            start = gr.Button("Start", variant="primary", scale=1, elem_id="start")
-        who = gr.Markdown(elem_id="who")
-        poll_timer = gr.Timer(1.0)  # the tab in view looks for a new query while it shows none
-        active_tab = gr.State("preference")
-
+        shell = build_shell(blocks, service)
+        name, start, who, loader = shell.name, shell.start, shell.who, shell.loader
         with gr.Tabs():
             with gr.Tab("Preferences", id="preferences") as pref_tab:
                 pref_query = gr.JSON(visible=False)
@@ -254,44 +199,6 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
                 train_video = gr.HTML(elem_id="train-video")
                 train_timer = gr.Timer(3.0)
 
-        def said(query, extra=""):
-            return f"Labelling as **{query['progress']['source']}**. {extra}{query.get('message', '')}"
-
-        def loader(kind: str, query_box, id_box, show, shown, refresh, tab):
-            """Wire a tab's loading: its refresh button (the public ``/next_<kind>`` endpoint), selecting the tab,
-            and the timer, which looks for a new query while the tab shows none (or one that has closed)."""
-
-            @_error
-            def next_query(annotator, request: gr.Request):
-                query = service.next(annotator, kind, _authorization(request))
-                return query, query.get("id") or "", said(query)
-
-            next_query.__name__ = f"next_{kind}"
-
-            def poll(annotator, query_id, active, request: gr.Request):
-                skip = gr.skip(), gr.skip(), gr.skip()
-                authorization = _authorization(request)
-                if active != kind or not ((annotator or "").strip() or authorization):  # the tab in view asks
-                    return skip
-                if query_id and service.store.get_query(query_id).status == "pending":
-                    return skip
-                try:
-                    query = service.next(annotator, kind, authorization)
-                except AnnotationError:
-                    return skip
-                if not query.get("id") and not query_id:
-                    return skip
-                return query, query.get("id") or "", said(query)
-
-            outputs = [query_box, id_box, who]
-            refresh.click(next_query, [name], outputs, api_name=f"next_{kind}")
-            tab.select(lambda: kind, None, active_tab, api_visibility="private").then(
-                poll, [name, id_box, active_tab], outputs, api_visibility="private", show_progress="hidden"
-            )
-            poll_timer.tick(poll, [name, id_box, active_tab], outputs, api_visibility="private", show_progress="hidden")
-            query_box.change(show, [query_box], shown, api_visibility="private", show_progress="hidden")
-            return next_query
-
         # -- preferences ------------------------------------------------------------------------
         def show_preference(query):
             if not query:
@@ -309,9 +216,9 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
 
         for value, button in pref_buttons.items():
 
-            @_error
+            @as_gradio_error
             def answer_preference(annotator, query_id, note, request: gr.Request, value=value):
-                query = service.answer(annotator, query_id, note, _authorization(request), value=value)
+                query = service.answer(annotator, query_id, note, request_authorization(request), value=value)
                 return query, query.get("id") or "", said(query), ""
 
             button.click(
@@ -322,9 +229,9 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
                 trigger_mode="once",
             )
 
-        @_error
+        @as_gradio_error
         def undo(annotator, request: gr.Request):
-            query = service.undo(annotator, _authorization(request))
+            query = service.undo(annotator, request_authorization(request))
             return query, query.get("id") or "", said(query, "Took back your last label: here is its query again. ")
 
         pref_undo.click(undo, [name], [pref_query, pref_id, who], api_name="undo")
@@ -347,9 +254,9 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
         rank_shown = [rank_task, rank_videos, rank_best, rank_worst, rank_order, rank_progress]
         loader("ranking", rank_query, rank_id, show_ranking, rank_shown, rank_refresh, rank_tab)
 
-        @_error
+        @as_gradio_error
         def answer_ranking(annotator, query_id, best, worst, order, note, request: gr.Request):
-            authorization = _authorization(request)
+            authorization = request_authorization(request)
             query = service.answer(annotator, query_id, note, authorization, best=best, worst=worst, order=order)
             return query, query.get("id") or "", said(query)
 
@@ -378,9 +285,9 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
 
         for button_name, button in corr_buttons.items():
 
-            @_error
+            @as_gradio_error
             def answer_correction(annotator, query_id, note, request: gr.Request, button_name=button_name):
-                query = service.answer(annotator, query_id, note, _authorization(request), button=button_name)
+                query = service.answer(annotator, query_id, note, request_authorization(request), button=button_name)
                 return query, query.get("id") or "", said(query, "Sent. ")
 
             button.click(
@@ -391,9 +298,9 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
                 trigger_mode="once",
             )
 
-        @_error
+        @as_gradio_error
         def click_correction(annotator, query_id, note, evt: gr.SelectData, request: gr.Request):
-            query = service.answer(annotator, query_id, note, _authorization(request), click=list(evt.index))
+            query = service.answer(annotator, query_id, note, request_authorization(request), click=list(evt.index))
             return query, query.get("id") or "", said(query, "Sent. ")
 
         corr_image.select(
@@ -411,7 +318,7 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
             if task:
                 try:
                     earlier = service.store.factor_ranking(
-                        task, service.identify(annotator, _authorization(request)).source
+                        task, service.identify(annotator, request_authorization(request)).source
                     )
                 except AnnotationError:
                     pass
@@ -445,12 +352,12 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
             api_visibility="private",
         )
 
-        @_error
+        @as_gradio_error
         def rank_factors(annotator, task, order_text, costs, margins, request: gr.Request):
             order = [f.strip() for f in (order_text or "").split(",") if f.strip()]
             if not task:
                 raise AnnotationError("choose a task first")
-            authorization = _authorization(request)
+            authorization = request_authorization(request)
             service.rank_factors(annotator, task, order, costs, margins, authorization)
             return f"Saved: {' > '.join(order)} for {task}, as {service.identify(annotator, authorization).source}."
 
@@ -520,16 +427,6 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
         outputs = [train_table, train_charts, train_video]
         train_timer.tick(training, None, outputs, api_name="training", show_progress="hidden")
 
-        def signed_in(request: gr.Request):
-            """A logged-in annotator's name fills the name box, which they cannot change; an open app says so."""
-            source = service.authenticate(_authorization(request))
-            if source is not None:
-                return gr.update(value=source.removeprefix("human:"), interactive=False), f"Logged in as **{source}**."
-            if service.open:
-                return gr.skip(), "This app runs open: the name you type is recorded as given, unchecked."
-            return gr.skip(), "Log in to label."
-
-        blocks.load(signed_in, None, [name, who], api_visibility="private")
         train_tab.select(training, None, outputs, api_visibility="private")
         blocks.load(training, None, outputs, api_visibility="private")
     return blocks
