@@ -26,15 +26,12 @@ from urllib.parse import quote
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
-import imageio.v3 as iio
 import uvicorn
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 
 from robofeedback.apps.charts import line_chart
 from robofeedback.apps.service import (
-    BUTTONS,
-    PREFERENCE_CHOICES,
     AnnotationError,
     AnnotationService,
     AppConfig,
@@ -43,16 +40,11 @@ from robofeedback.apps.service import (
 from robofeedback.apps.shell import (
     as_gradio_error,
     build_shell,
-    progress_text,
     request_authorization,
-    said,
-    task_text,
-    videos_html,
 )
+from robofeedback.apps.tabs import corrections, preferences, rankings
 from robofeedback.data.store import FeedbackStore
 
-ARROWS = {"left": "←", "right": "→", "up": "↑", "down": "↓", "raise": "⤒ up (z)", "lower": "⤓ down (z)"}
-SHORTCUTS = {"a": "1", "b": "2", "equal": "3", "skip": "0"}
 log = logging.getLogger("robofeedback.app")
 
 # Keyboard shortcuts (ignored while typing in a text box) and keeping the videos of a query in step.
@@ -120,62 +112,11 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
     """The Gradio UI over ``service``."""
     with gr.Blocks(title="robofeedback annotation") as blocks:
         shell = build_shell(blocks, service)
-        name, start, who, loader = shell.name, shell.start, shell.who, shell.loader
+        name = shell.name
         with gr.Tabs():
-            with gr.Tab("Preferences", id="preferences") as pref_tab:
-                pref_query = gr.JSON(visible=False)
-                pref_id = gr.Textbox(visible=False)
-                pref_task = gr.Markdown(elem_id="pref-task")
-                pref_videos = gr.HTML(elem_id="pref-videos")
-                with gr.Row():
-                    pref_buttons = {
-                        value: gr.Button(f"{label} ({SHORTCUTS[value]})", elem_id=f"pref-{value}")
-                        for value, label in PREFERENCE_CHOICES.items()
-                    }
-                with gr.Row():
-                    pref_note = gr.Textbox(label="Note (optional)", scale=4, elem_id="pref-note")
-                    pref_undo = gr.Button("Undo last label", scale=1, elem_id="pref-undo")
-                    pref_refresh = gr.Button("Check for queries", scale=1, elem_id="pref-refresh")
-                pref_progress = gr.Markdown(elem_id="pref-progress")
-
-            with gr.Tab("Rankings", id="rankings") as rank_tab:
-                rank_query = gr.JSON(visible=False)
-                rank_id = gr.Textbox(visible=False)
-                rank_task = gr.Markdown(elem_id="rank-task")
-                rank_videos = gr.HTML(elem_id="rank-videos")
-                with gr.Row():
-                    rank_best = gr.Radio(label="Best", choices=[], elem_id="rank-best")
-                    rank_worst = gr.Radio(label="Worst", choices=[], elem_id="rank-worst")
-                    rank_order = gr.Textbox(
-                        label="Or a full order, best first (e.g. 3, 1, 2)", elem_id="rank-order", scale=2
-                    )
-                with gr.Row():
-                    rank_note = gr.Textbox(label="Note (optional)", scale=4, elem_id="rank-note")
-                    rank_submit = gr.Button("Submit ranking", variant="primary", scale=1, elem_id="rank-submit")
-                    rank_refresh = gr.Button("Check for queries", scale=1, elem_id="rank-refresh")
-                rank_progress = gr.Markdown(elem_id="rank-progress")
-
-            with gr.Tab("Corrections", id="corrections") as corr_tab:
-                corr_query = gr.JSON(visible=False)
-                corr_id = gr.Textbox(visible=False)
-                corr_task = gr.Markdown(elem_id="corr-task")
-                with gr.Row():
-                    corr_image = gr.Image(
-                        label="The robot's plan (yellow); click to push it that way",
-                        interactive=False,
-                        height=420,
-                        elem_id="corr-image",
-                        scale=2,
-                    )
-                    with gr.Column(scale=1):
-                        corr_buttons = {
-                            b: gr.Button(ARROWS[b], elem_id=f"corr-{b}", visible=b in ("left", "right"))
-                            for b in BUTTONS
-                        }
-                        corr_note = gr.Textbox(label="Note (optional)", elem_id="corr-note")
-                        corr_refresh = gr.Button("Check for queries", elem_id="corr-refresh")
-                corr_progress = gr.Markdown(elem_id="corr-progress")
-
+            preferences.build_tab(shell)
+            rankings.build_tab(shell)
+            corrections.build_tab(shell)
             with gr.Tab("Factor ranking", id="factors") as factor_tab:
                 gr.Markdown("Order the task's reward factors by importance, most important first (HERON).")
                 factor_task = gr.Dropdown(label="Task", choices=[], elem_id="factor-task")
@@ -198,114 +139,6 @@ def build_blocks(service: AnnotationService) -> gr.Blocks:
                 train_charts = gr.HTML(elem_id="train-charts")
                 train_video = gr.HTML(elem_id="train-video")
                 train_timer = gr.Timer(3.0)
-
-        # -- preferences ------------------------------------------------------------------------
-        def show_preference(query):
-            if not query:
-                return gr.skip(), gr.skip(), gr.skip()
-            return (
-                task_text(query, "Which clip does the task better?"),
-                videos_html(query, ["Left (1)", "Right (2)"]),
-                progress_text(query["progress"]),
-            )
-
-        pref_shown = [pref_task, pref_videos, pref_progress]
-        next_preference = loader("preference", pref_query, pref_id, show_preference, pref_shown, pref_refresh, pref_tab)
-        for event in (start.click, name.submit):
-            event(next_preference, [name], [pref_query, pref_id, who], api_visibility="private")
-
-        for value, button in pref_buttons.items():
-
-            @as_gradio_error
-            def answer_preference(annotator, query_id, note, request: gr.Request, value=value):
-                query = service.answer(annotator, query_id, note, request_authorization(request), value=value)
-                return query, query.get("id") or "", said(query), ""
-
-            button.click(
-                answer_preference,
-                [name, pref_id, pref_note],
-                [pref_query, pref_id, who, pref_note],
-                api_name=f"answer_preference_{value}",
-                trigger_mode="once",
-            )
-
-        @as_gradio_error
-        def undo(annotator, request: gr.Request):
-            query = service.undo(annotator, request_authorization(request))
-            return query, query.get("id") or "", said(query, "Took back your last label: here is its query again. ")
-
-        pref_undo.click(undo, [name], [pref_query, pref_id, who], api_name="undo")
-
-        # -- rankings ---------------------------------------------------------------------------
-        def show_ranking(query):
-            if not query:
-                return (gr.skip(),) * 6
-            n = len(query.get("segment_ids") or [])
-            choices = [str(i) for i in range(1, n + 1)]
-            return (
-                task_text(query, "Which video does the task best, and which worst?"),
-                videos_html(query, choices),
-                gr.update(choices=choices, value=None),
-                gr.update(choices=choices, value=None),
-                "",
-                progress_text(query["progress"]),
-            )
-
-        rank_shown = [rank_task, rank_videos, rank_best, rank_worst, rank_order, rank_progress]
-        loader("ranking", rank_query, rank_id, show_ranking, rank_shown, rank_refresh, rank_tab)
-
-        @as_gradio_error
-        def answer_ranking(annotator, query_id, best, worst, order, note, request: gr.Request):
-            authorization = request_authorization(request)
-            query = service.answer(annotator, query_id, note, authorization, best=best, worst=worst, order=order)
-            return query, query.get("id") or "", said(query)
-
-        rank_submit.click(
-            answer_ranking,
-            [name, rank_id, rank_best, rank_worst, rank_order, rank_note],
-            [rank_query, rank_id, who],
-            api_name="answer_ranking",
-            trigger_mode="once",
-            preprocess=False,  # K differs per query: the service checks the positions, not the radios' choices
-        )
-
-        # -- corrections ------------------------------------------------------------------------
-        def show_correction(query):
-            if not query:
-                return (gr.skip(),) * (3 + len(BUTTONS))
-            n_u = len(next(iter((query.get("keys") or {}).values()), []))
-            image = iio.imread(service.query_frame(query["id"])) if query.get("frame") else None
-            state = ", ".join(f"{x:.2f}" for x in query.get("state") or [])
-            text = task_text(query, f"Nudge the robot away from danger (state {state}, step {query.get('t', 0)}).")
-            updates = [gr.update(visible=n_u in BUTTONS[b]) for b in BUTTONS]
-            return (text or query.get("message", ""), image, *updates, progress_text(query["progress"]))
-
-        corr_shown = [corr_task, corr_image, *corr_buttons.values(), corr_progress]
-        loader("correction", corr_query, corr_id, show_correction, corr_shown, corr_refresh, corr_tab)
-
-        for button_name, button in corr_buttons.items():
-
-            @as_gradio_error
-            def answer_correction(annotator, query_id, note, request: gr.Request, button_name=button_name):
-                query = service.answer(annotator, query_id, note, request_authorization(request), button=button_name)
-                return query, query.get("id") or "", said(query, "Sent. ")
-
-            button.click(
-                answer_correction,
-                [name, corr_id, corr_note],
-                [corr_query, corr_id, who],
-                api_name=f"correct_{button_name}",
-                trigger_mode="once",
-            )
-
-        @as_gradio_error
-        def click_correction(annotator, query_id, note, evt: gr.SelectData, request: gr.Request):
-            query = service.answer(annotator, query_id, note, request_authorization(request), click=list(evt.index))
-            return query, query.get("id") or "", said(query, "Sent. ")
-
-        corr_image.select(
-            click_correction, [name, corr_id, corr_note], [corr_query, corr_id, who], api_visibility="private"
-        )
 
         # -- factor rankings --------------------------------------------------------------------
         def list_tasks():
