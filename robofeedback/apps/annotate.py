@@ -1,9 +1,10 @@
 """The annotation app: a Gradio UI over the feedback store, served with the segment videos by one FastAPI app.
 
 Tabs: pairwise preferences, rankings of K videos, directional corrections of a safe-MPC robot, factor
-rankings (HERON), and the training runs' status. Every button calls a named Gradio endpoint
-(``/answer_preference_a``, ``/next_ranking``, ...; listed on the app's "Use via API" page), the same one a
-program calls with ``gradio_client``: the ``--auto`` teacher answers that way.
+rankings (HERON), and the training runs' status; each is a module in :mod:`robofeedback.apps.tabs`, built on the
+shell in :mod:`robofeedback.apps.shell` (the sign-in part and what the tabs share). Every button calls a named
+Gradio endpoint (``/answer_preference_a``, ``/next_ranking``, ...; listed on the app's "Use via API" page), the
+same one a program calls with ``gradio_client``: the ``--auto`` teacher answers that way.
 
 Start it with ``robofeedback app --store runs/feedback.db --port 7860``, or from Python::
 
@@ -14,14 +15,11 @@ Start it with ``robofeedback app --store runs/feedback.db --port 7860``, or from
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -30,19 +28,9 @@ import uvicorn
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse
 
-from robofeedback.apps.charts import line_chart
-from robofeedback.apps.service import (
-    AnnotationError,
-    AnnotationService,
-    AppConfig,
-    is_loopback,
-)
-from robofeedback.apps.shell import (
-    as_gradio_error,
-    build_shell,
-    request_authorization,
-)
-from robofeedback.apps.tabs import corrections, preferences, rankings
+from robofeedback.apps.service import AnnotationService, AppConfig, is_loopback
+from robofeedback.apps.shell import build_shell
+from robofeedback.apps.tabs import corrections, factors, preferences, rankings, training
 from robofeedback.data.store import FeedbackStore
 
 log = logging.getLogger("robofeedback.app")
@@ -85,183 +73,13 @@ CSS = """
 """
 
 
-def run_charts(status: dict[str, Any]) -> str:
-    """A run's curves as charts: success rate and env return against env steps, and the learned reward's agreement
-    with each annotator against the labels it has learned from (HTML with inline SVG; empty without curves)."""
-    curve, agreement = status.get("curve") or [], status.get("agreement_curve") or []
-    if not curve and not agreement:
-        return ""
-    charts = []
-    if any(point[1] is not None for point in curve):
-        charts.append(line_chart({"success": [(p[0], p[1]) for p in curve]}, "success rate", "env steps", (0, 1)))
-    if curve:
-        charts.append(
-            line_chart({"env return": [(p[0], p[2]) for p in curve]}, "return (the env's reward)", "env steps")
-        )
-    if agreement:
-        sources = sorted({k for point in agreement for k in point if k != "labels"})
-        series = {s: [(p["labels"], p[s]) for p in agreement if s in p] for s in sources}
-        charts.append(line_chart(series, "learned reward agrees with", "labels", (0, 1)))
-    return (
-        f"<p>Run <code>{html.escape(status['run'])}</code></p><div class='rf-charts' "
-        f"style='display:flex;flex-wrap:wrap;gap:8px'>{''.join(charts)}</div>"
-    )
-
-
 def build_blocks(service: AnnotationService) -> gr.Blocks:
-    """The Gradio UI over ``service``."""
+    """The Gradio UI over ``service``: the shell (the header and sign-in part) and its tabs, one module each."""
     with gr.Blocks(title="robofeedback annotation") as blocks:
         shell = build_shell(blocks, service)
-        name = shell.name
         with gr.Tabs():
-            preferences.build_tab(shell)
-            rankings.build_tab(shell)
-            corrections.build_tab(shell)
-            with gr.Tab("Factor ranking", id="factors") as factor_tab:
-                gr.Markdown("Order the task's reward factors by importance, most important first (HERON).")
-                factor_task = gr.Dropdown(label="Task", choices=[], elem_id="factor-task")
-                with gr.Row():
-                    factor_pick = gr.Radio(label="Factor", choices=[], elem_id="factor-pick", scale=3)
-                    with gr.Column(scale=1):
-                        factor_up = gr.Button("Move up", elem_id="factor-up")
-                        factor_down = gr.Button("Move down", elem_id="factor-down")
-                factor_order = gr.Textbox(label="Order, most important first", elem_id="factor-order")
-                factor_costs = gr.CheckboxGroup(label="Costs (less is better)", choices=[], elem_id="factor-costs")
-                factor_margins = gr.Textbox(
-                    label="Margins (optional, HERON's sigma per factor), e.g. progress=1, alive=0.5",
-                    elem_id="factor-margins",
-                )
-                factor_save = gr.Button("Save ranking", variant="primary", elem_id="factor-save")
-                factor_message = gr.Markdown(elem_id="factor-message")
-
-            with gr.Tab("Training", id="training") as train_tab:
-                train_table = gr.HTML(elem_id="train-table")
-                train_charts = gr.HTML(elem_id="train-charts")
-                train_video = gr.HTML(elem_id="train-video")
-                train_timer = gr.Timer(3.0)
-
-        # -- factor rankings --------------------------------------------------------------------
-        def list_tasks():
-            tasks = list(service.factor_tasks())
-            return gr.update(choices=tasks, value=tasks[0] if tasks else None)
-
-        def pick_task(task, annotator, request: gr.Request):
-            factors = service.factor_tasks().get(task or "", [])
-            order, earlier = factors, None
-            if task:
-                try:
-                    earlier = service.store.factor_ranking(
-                        task, service.identify(annotator, request_authorization(request)).source
-                    )
-                except AnnotationError:
-                    pass
-                if earlier is not None:
-                    order = earlier.payload["order"] + [f for f in factors if f not in earlier.payload["order"]]
-            return gr.update(choices=order, value=None), ", ".join(order), gr.update(choices=factors, value=[])
-
-        factor_tab.select(list_tasks, None, factor_task, api_visibility="private")
-        factor_task.change(
-            pick_task, [factor_task, name], [factor_pick, factor_order, factor_costs], api_visibility="private"
-        )
-
-        def move(order_text, picked, step):
-            order = [f.strip() for f in order_text.split(",") if f.strip()]
-            if picked in order:
-                i = order.index(picked)
-                j = min(max(i + step, 0), len(order) - 1)
-                order[i], order[j] = order[j], order[i]
-            return gr.update(choices=order, value=picked), ", ".join(order)
-
-        factor_up.click(
-            lambda o, p: move(o, p, -1),
-            [factor_order, factor_pick],
-            [factor_pick, factor_order],
-            api_visibility="private",
-        )
-        factor_down.click(
-            lambda o, p: move(o, p, 1),
-            [factor_order, factor_pick],
-            [factor_pick, factor_order],
-            api_visibility="private",
-        )
-
-        @as_gradio_error
-        def rank_factors(annotator, task, order_text, costs, margins, request: gr.Request):
-            order = [f.strip() for f in (order_text or "").split(",") if f.strip()]
-            if not task:
-                raise AnnotationError("choose a task first")
-            authorization = request_authorization(request)
-            service.rank_factors(annotator, task, order, costs, margins, authorization)
-            return f"Saved: {' > '.join(order)} for {task}, as {service.identify(annotator, authorization).source}."
-
-        factor_save.click(
-            rank_factors,
-            [name, factor_task, factor_order, factor_costs, factor_margins],
-            factor_message,
-            api_name="rank_factors",
-            preprocess=False,  # the task and cost lists differ per store: the service checks them, not the widgets
-        )
-
-        # -- training status --------------------------------------------------------------------
-        def training():
-            rows = service.training()
-            if not rows:
-                return "<p>No training runs in this store yet.</p>", "", ""
-            cells = []
-            for row in rows:
-                evaluation = row.get("eval") or {}
-                success = evaluation.get("success_rate")
-                cells.append(
-                    "<tr>"
-                    + "".join(
-                        f"<td>{html.escape(str(v))}</td>"
-                        for v in (
-                            row["run"],
-                            row.get("env", ""),
-                            row.get("state", ""),
-                            f"{row.get('steps', 0)} / {row.get('total_steps', '?')}",
-                            "" if success is None else f"{success:.2f}",
-                            "" if not evaluation else f"{evaluation.get('mean_env_return', 0):.1f}",
-                            f"{row.get('labels', 0)}" + (f" / {row['budget']}" if row.get("budget") else ""),
-                            row.get("pending", 0),
-                            ", ".join(f"{k} {v:.0%}" for k, v in (row.get("agreement") or {}).items()),
-                            ", ".join(f"{k} {v:.2f}" for k, v in (row.get("levels") or {}).items()),
-                        )
-                    )
-                    + "</tr>"
-                )
-            header = "".join(
-                f"<th>{h}</th>"
-                for h in (
-                    "run",
-                    "env",
-                    "state",
-                    "steps",
-                    "success",
-                    "env return",
-                    "labels",
-                    "pending",
-                    "reward agrees",
-                    "decided at (HERON)",
-                )
-            )
-            table = f'<div class="rf-runs"><table><tr>{header}</tr>{"".join(cells)}</table></div>'
-            latest = next((r for r in rows if r.get("eval_video")), None)
-            video = ""
-            if latest is not None:
-                url = f"/media/run/{quote(latest['run'], safe='')}/eval?s={latest.get('eval_steps')}"
-                video = (
-                    f"<p>Latest evaluation of <code>{html.escape(latest['run'])}</code> at step "
-                    f"{latest.get('eval_steps')}:</p><div class='rf-videos' style='grid-template-columns: 1fr 1fr'>"
-                    f"<figure><video src='{url}' autoplay loop muted playsinline></video></figure></div>"
-                )
-            return table, run_charts(rows[0]), video
-
-        outputs = [train_table, train_charts, train_video]
-        train_timer.tick(training, None, outputs, api_name="training", show_progress="hidden")
-
-        train_tab.select(training, None, outputs, api_visibility="private")
-        blocks.load(training, None, outputs, api_visibility="private")
+            for tab in (preferences, rankings, corrections, factors, training):
+                tab.build_tab(shell)
     return blocks
 
 
