@@ -432,73 +432,47 @@ def train(
     start = time.time()
     out = Path(out_dir)
     method = _method(reward, feedback)
-    cfg = _resolve_config(env, algo, total_steps, config, n_envs, method if method_defaults else None)
-    if method is not None and method.configure is not None:
-        cfg = method.configure(cfg)
+    cfg = _resolve_config(env, algo, total_steps, config, n_envs, method, method_defaults)
     torch.set_num_threads(cfg.torch_threads)
-    reward_fn = None if method is not None else make_reward(reward)
-    if feedback is not None and reward_fn is not None and not isinstance(reward_fn, LearnedReward):
-        raise ValueError(f"feedback= is given but the reward ({type(reward_fn).__name__}) does not learn from it")
-    if isinstance(reward_fn, LearnedReward) and feedback is None:
-        raise ValueError(f"{type(reward_fn).__name__} is learned: give feedback= (a teacher, a judge or a HumanQueue)")
+    reward_fn = None if method is not None else _given_reward(reward, feedback)
     use_her = cfg.algo in ("sac", "td3") and cfg.her is not None and isinstance(reward_fn, EnvReward)
     env_kwargs = policy_env_kwargs(env, cfg.env_kwargs, use_her)
-    train_kwargs = dict(env_kwargs)
-    if reward_fn is not None and reward_fn.needs_frames and getattr(reward_fn, "image_size", None):
-        train_kwargs.setdefault("render_size", reward_fn.image_size)  # render at the model's input size only
-    spec, venv, eval_env = _training_envs(env, cfg, seed, train_kwargs, env_kwargs)
+    spec, venv, eval_env = _training_envs(env, cfg, seed, _render_kwargs(env_kwargs, reward_fn), env_kwargs)
     use_her = use_her and _is_goal_space(venv.observation_space)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = out / "checkpoints"
     if method is not None:
         reward_fn = method.build(eval_env, cfg, seed)
-    state = {
-        "env": spec,
-        "algo": cfg.algo,
-        "seed": seed,
-        "reward": method.name if method is not None else type(reward_fn).__name__,
-        "env_kwargs": env_kwargs,
-    }
+    name = method.name if method is not None else type(reward_fn).__name__
+    state = {"env": spec, "algo": cfg.algo, "seed": seed, "reward": name, "env_kwargs": env_kwargs}
     loop = None
     if isinstance(reward_fn, LearnedReward):
         reward_fn, loop = _feedback_loop(reward_fn, feedback, eval_env, store, out, cfg, seed, state, resume)
     if not isinstance(reward_fn, EnvReward):
         venv = VecRewardWrapper(venv, reward_fn)
-    eval_log = out / "eval.jsonl"
-    loaded = _load_checkpoint(ckpt_dir, state, venv, cfg) if resume else None
-    if loaded is None:
-        eval_log.unlink(missing_ok=True)
-        (out / "progress.log").unlink(missing_ok=True)
-        model = _new_model(cfg, venv, seed, out, use_her)
-    else:
-        model, saved_state = loaded
-        _truncate_eval_log(eval_log, model.num_timesteps)
-        start -= saved_state.get("wall_time_s", 0.0)  # wall times continue from the checkpointed run
-
-    status = None
-    if loop is not None:
-        # Scripted sources answer at once and nobody watches: only runs that wait for people render the video.
-        status = RunStatus(loop.store, loop.run, eval_env, out, seed + 30_000, video=not feedback.immediate)
-        status.started(spec, cfg.total_steps, model.num_timesteps, task or task_prompts(spec).get("task"))
+    model, start = _new_or_resumed_model(out, state, venv, cfg, seed, use_her, resume, start)
+    status = _run_status(loop, eval_env, out, seed, spec, cfg, model, task)
     labels = (lambda: loop.labels_used) if loop is not None else None
+    eval_log, ckpt_dir = out / "eval.jsonl", out / "checkpoints"
     eval_cb = EvalCallback(
-        eval_env, cfg.eval_every, cfg.eval_episodes, seed + 10_000, eval_log, start, status, labels, cfg.total_steps
+        eval_env,
+        cfg.eval_every,
+        cfg.eval_episodes,
+        seed + 10_000,
+        eval_log,
+        start,
+        status,
+        labels,
+        cfg.total_steps,
+        echo,
     )
-    eval_cb.echo = echo
     cbs: list[BaseCallback] = [eval_cb, CheckpointCallback(ckpt_dir, cfg.checkpoint_every, state, start)]
+    cbs = ([loop] if loop is not None else []) + cbs
     if not isinstance(reward_fn, EnvReward):
         cbs.append(ModelReturnLogger())
-    if loop is not None:
-        cbs.insert(0, loop)
     remaining = cfg.total_steps - model.num_timesteps
     if remaining > 0:
-        model.learn(
-            remaining,
-            callback=CallbackList(cbs + list(callbacks or [])),
-            reset_num_timesteps=False,
-            tb_log_name="run",
-            progress_bar=progress,
-        )
+        cbs = CallbackList(cbs + list(callbacks or []))
+        model.learn(remaining, callback=cbs, reset_num_timesteps=False, tb_log_name="run", progress_bar=progress)
     save_checkpoint(model, ckpt_dir, state, start)
     final = _final_evaluation(model, eval_env, eval_log, cfg, seed, start, labels)
     if status is not None:
@@ -506,6 +480,70 @@ def train(
     video = _eval_video(model, eval_env, out, cfg, seed)
     curve = plot_learning_curve(eval_log, out / "learning_curve.png", title=f"{cfg.algo.upper()} on {spec}")
     wall = time.time() - start
+    summary = _write_summary(out, state, model, final, wall, video, curve, cfg, loop)
+    venv.close()
+    eval_env.close()
+    return TrainResult(
+        model,
+        out,
+        final,
+        int(model.num_timesteps),
+        wall,
+        video,
+        curve,
+        out / "checkpoints",
+        cfg,
+        summary.get("feedback"),
+    )
+
+
+def _given_reward(reward: Any, feedback: FeedbackSource | None) -> RewardFunction:
+    """The reward function ``reward`` gives (``"env"``, a function, a callable), checked against ``feedback``."""
+    reward_fn = make_reward(reward)
+    if feedback is not None and not isinstance(reward_fn, LearnedReward):
+        raise ValueError(f"feedback= is given but the reward ({type(reward_fn).__name__}) does not learn from it")
+    if isinstance(reward_fn, LearnedReward) and feedback is None:
+        raise ValueError(f"{type(reward_fn).__name__} is learned: give feedback= (a teacher, a judge or a HumanQueue)")
+    return reward_fn
+
+
+def _render_kwargs(env_kwargs: dict, reward_fn: RewardFunction | None) -> dict:
+    """The training envs' kwargs: a reward that looks at frames has them rendered at its model's input size."""
+    kwargs = dict(env_kwargs)
+    if reward_fn is not None and reward_fn.needs_frames and getattr(reward_fn, "image_size", None):
+        kwargs.setdefault("render_size", reward_fn.image_size)
+    return kwargs
+
+
+def _new_or_resumed_model(
+    out: Path, state: dict, venv: VecEnv, cfg: TrainConfig, seed: int, use_her: bool, resume: bool, start: float
+) -> tuple[BaseAlgorithm, float]:
+    """The checkpointed model in ``out`` when resuming (its evaluations after the checkpoint dropped, its wall time
+    carried on), else a new one (and a fresh evaluation log); returns it with the run's start time."""
+    loaded = _load_checkpoint(out / "checkpoints", state, venv, cfg) if resume else None
+    if loaded is None:
+        (out / "eval.jsonl").unlink(missing_ok=True)
+        (out / "progress.log").unlink(missing_ok=True)
+        return _new_model(cfg, venv, seed, out, use_her), start
+    model, saved_state = loaded
+    _truncate_eval_log(out / "eval.jsonl", model.num_timesteps)
+    return model, start - saved_state.get("wall_time_s", 0.0)
+
+
+def _run_status(
+    loop: FeedbackLoop | None, eval_env: gym.Env, out: Path, seed: int, spec: str, cfg: TrainConfig, model, task
+) -> RunStatus | None:
+    """For a run that learns from feedback, its status in the store (the app shows it). Scripted sources answer at
+    once and nobody watches: only runs that wait for people render the video."""
+    if loop is None:
+        return None
+    status = RunStatus(loop.store, loop.run, eval_env, out, seed + 30_000, video=not loop.source.immediate)
+    status.started(spec, cfg.total_steps, model.num_timesteps, task or task_prompts(spec).get("task"))
+    return status
+
+
+def _write_summary(out: Path, state: dict, model, final, wall: float, video, curve, cfg, loop) -> dict[str, Any]:
+    """``out/summary.json``: what ran (the checkpoint's state, the config, the code) and what it gave."""
     summary = {
         **state,
         "steps": int(model.num_timesteps),
@@ -519,11 +557,7 @@ def train(
     if loop is not None:
         summary["feedback"] = loop.summary()
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    venv.close()
-    eval_env.close()
-    return TrainResult(
-        model, out, final, int(model.num_timesteps), wall, video, curve, ckpt_dir, cfg, summary.get("feedback")
-    )
+    return summary
 
 
 def _method(reward: Any, feedback: FeedbackSource | None) -> registry.Method | None:
@@ -545,11 +579,22 @@ def _method(reward: Any, feedback: FeedbackSource | None) -> registry.Method | N
 
 
 def _resolve_config(
-    env: Any, algo: str, total_steps: int, config: Any, n_envs: int | None, method: registry.Method | None
+    env: Any,
+    algo: str,
+    total_steps: int,
+    config: Any,
+    n_envs: int | None,
+    method: registry.Method | None,
+    method_defaults: bool,
 ) -> TrainConfig:
+    """The family's defaults, the method's defaults for the family (with ``method_defaults``), ``config``, and the
+    method's own settings laid under all of them (``Method.configure``)."""
     spec_hint = env if isinstance(env, str) else getattr(env, "spec_name", "")
-    cfg = load_train_config(family_of(spec_hint), algo, total_steps, config, method.name if method else None)
-    return replace(cfg, n_envs=n_envs) if n_envs is not None else cfg
+    defaults = method.name if method is not None and method_defaults else None
+    cfg = load_train_config(family_of(spec_hint), algo, total_steps, config, defaults)
+    if n_envs is not None:
+        cfg = replace(cfg, n_envs=n_envs)
+    return method.configure(cfg) if method is not None and method.configure is not None else cfg
 
 
 def _feedback_loop(
