@@ -141,3 +141,15 @@ def test_an_entry_point_method_trains_shows_in_the_cli_and_runs_in_the_suite(tmp
             "from robofeedback.registry.names('train') yet, so a method from an entry point is no --reward choice"
         )
     assert "goal_distance" in choices
+
+
+def test_the_guide_shows_the_code_as_it_is():
+    """Each line of docs/adding-a-method.md's Python and YAML blocks is a line of the code it shows."""
+    guide = (Path(__file__).parents[1] / "docs" / "adding-a-method.md").read_text()
+    sources = [*sorted((PLUGINS / "robofeedback_example").glob("*.py")), SUITE, Path(__file__)]
+    sources.append(Path(robofeedback.__file__).parent / "registry.py")
+    lines = {line.strip() for path in sources for line in path.read_text().splitlines()}
+    blocks = re.findall(r"```(?:python|yaml)\n(.*?)```", guide, flags=re.S)
+    assert len(blocks) >= 8
+    missing = [line for block in blocks for line in block.splitlines() if line.strip() and line.strip() not in lines]
+    assert not missing, missing
