@@ -7,6 +7,15 @@ import json
 import sys
 from pathlib import Path
 
+from robofeedback.cli.common import (
+    add_app_arguments,
+    add_llm_arguments,
+    add_store_argument,
+    app_server,
+    chat_client,
+    info_keys,
+    positive_int,
+)
 from robofeedback.parallel import add_executor_arguments
 
 EXAMPLES = """examples:
@@ -30,13 +39,6 @@ EXAMPLES = """examples:
   robofeedback store check --store runs/feedback.db
   robofeedback store backup --store runs/feedback.db runs/feedback-backup.db
 """
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,10 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
         "ranking of the env's reward --factors)",
     )
     p.add_argument("--algo", default="sac", choices=["sac", "td3", "ppo"], help="SB3 algorithm (default sac)")
-    p.add_argument("--steps", type=_positive_int, default=20_000, help="total env steps (default 20000)")
+    p.add_argument("--steps", type=positive_int, default=20_000, help="total env steps (default 20000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", default=None, help="output folder (default runs/<env>-<algo>-s<seed>)")
-    p.add_argument("--n-envs", type=_positive_int, default=None, help="parallel envs (default from the config)")
+    p.add_argument("--n-envs", type=positive_int, default=None, help="parallel envs (default from the config)")
     p.add_argument(
         "--config",
         default=None,
@@ -98,10 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
         "threshold (skip, equal), gamma (myopic, default 0.9)",
     )
     g.add_argument("--budget", type=int, default=None, help="total labels to ask for (default 1000)")
-    g.add_argument("--labels-per-round", type=_positive_int, default=None, help="labels per round (default 50)")
-    g.add_argument("--feedback-every", type=_positive_int, default=None, help="env steps between rounds (default 5000)")
+    g.add_argument("--labels-per-round", type=positive_int, default=None, help="labels per round (default 50)")
+    g.add_argument("--feedback-every", type=positive_int, default=None, help="env steps between rounds (default 5000)")
     g.add_argument(
-        "--segment-length", type=_positive_int, default=None, help="steps per segment (default 50; 25 for panda)"
+        "--segment-length", type=positive_int, default=None, help="steps per segment (default 50; 25 for panda)"
     )
     g.add_argument(
         "--selection",
@@ -143,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--max-updates",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="minibatch steps per retraining at most, whatever the labels so far (bounded, warm-started)",
     )
@@ -160,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TAU",
         help="SURF: also learn from unlabelled pairs the model is surer of than TAU (e.g. 0.99)",
     )
-    g.add_argument("--pseudo-ratio", type=_positive_int, default=None, help="SURF: unlabelled per labelled pair (4)")
+    g.add_argument("--pseudo-ratio", type=positive_int, default=None, help="SURF: unlabelled per labelled pair (4)")
     g.add_argument("--pseudo-weight", type=float, default=None, help="SURF: weight of the pseudo-label loss (1)")
     g.add_argument(
         "--crop", type=int, default=None, help="SURF's temporal cropping: cut pairs by up to this many steps (0: off)"
@@ -241,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--alpha", type=float, default=0.0, help="projection strength in [0, 1] (default 0: cosine)")
     g.add_argument("--clip-model", default="mini", help="'mini' (shipped; default), an open_clip folder or name")
     g.add_argument("--pretrained", default=None, help="open_clip tag or checkpoint file for a named --clip-model")
-    g.add_argument("--clip-every", type=_positive_int, default=1, help="score every k-th step, holding the last")
+    g.add_argument("--clip-every", type=positive_int, default=1, help="score every k-th step, holding the last")
     g.add_argument("--clip-at-episode-end", action="store_true", help="score only each episode's last step")
     g.add_argument("--clip-scale", type=float, default=1.0, help="multiply the CLIP reward by this (default 1)")
     g.add_argument("--clip-normalize", action="store_true", help="standardise the reward with running statistics")
@@ -256,10 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--env", required=True, help="env spec, as for train")
     p.add_argument("--task", default=None, help="the task in words (default: the env's known task text)")
-    p.add_argument("--iterations", type=_positive_int, default=5, help="rounds of proposals (default 5)")
-    p.add_argument("--candidates", type=_positive_int, default=6, help="reward functions per round (default 6)")
-    p.add_argument("--steps", type=_positive_int, default=5000, help="env steps per candidate policy (default 5000)")
-    _llm_arguments(p, temperature=1.0)
+    p.add_argument("--iterations", type=positive_int, default=5, help="rounds of proposals (default 5)")
+    p.add_argument("--candidates", type=positive_int, default=6, help="reward functions per round (default 6)")
+    p.add_argument("--steps", type=positive_int, default=5000, help="env steps per candidate policy (default 5000)")
+    add_llm_arguments(p, temperature=1.0)
     p.add_argument(
         "--judge",
         default="script",
@@ -268,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(people in the annotation app, through --store)",
     )
     p.add_argument("--store", default="runs/feedback.db", help="feedback store for --judge app")
-    p.add_argument("--n-jobs", type=_positive_int, default=1, help="candidates trained in parallel (default 1)")
+    p.add_argument("--n-jobs", type=positive_int, default=1, help="candidates trained in parallel (default 1)")
     add_executor_arguments(p, "candidates")
     p.add_argument("--config", default=None, help="YAML training config for the candidates, as for train")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -287,8 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", required=True, help="env spec, as for train")
     p.add_argument("--expert", required=True, help="the expert's video (mp4, webm, ...) or a folder of frames")
     p.add_argument("--task", default=None, help="the task in words (default: the env's known task text)")
-    p.add_argument("--iterations", type=_positive_int, default=5, help="iterations (default 5)")
-    p.add_argument("--steps", type=_positive_int, default=5000, help="env steps per policy (default 5000)")
+    p.add_argument("--iterations", type=positive_int, default=5, help="iterations (default 5)")
+    p.add_argument("--steps", type=positive_int, default=5000, help="env steps per policy (default 5000)")
     p.add_argument("--fps", type=float, default=20.0, help="frames per second the videos are compared at")
     p.add_argument("--start", type=float, default=None, help="trim the expert video: start, in seconds")
     p.add_argument("--end", type=float, default=None, help="trim the expert video: end, in seconds")
@@ -299,9 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vlm-model", default=None, help="--judge chat: the vision model's name on that server")
     p.add_argument("--vlm-key-env", default="OPENAI_API_KEY", help="--judge chat: env variable with its API key")
     p.add_argument("--prompts", default=None, help="--judge chat: folder with your own video_compare.txt")
-    p.add_argument("--video-frames", type=_positive_int, default=8, help="--judge chat: frames sent per video")
+    p.add_argument("--video-frames", type=positive_int, default=8, help="--judge chat: frames sent per video")
     p.add_argument("--video-layout", default="grid", choices=["grid", "sequence"], help="--judge chat: frames as")
-    _llm_arguments(p, temperature=0.7)
+    add_llm_arguments(p, temperature=0.7)
     p.add_argument("--config", default=None, help="YAML training config for the policies, as for train")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", default=None, help="output folder (default runs/video-reward-<env>)")
@@ -320,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--simulated-human", action="store_true", help="the paper's simulated corrector (default)")
     who.add_argument("--human", choices=["terminal", "app"], help="a person at this terminal, or in the app")
     p.add_argument(
-        "--episodes", type=_positive_int, default=40, help="attempts at the task, until one needs no help (default 40)"
+        "--episodes", type=positive_int, default=40, help="attempts at the task, until one needs no help (default 40)"
     )
     p.add_argument("--misspecified", action="store_true", help="the variant whose true constraint is outside")
     p.add_argument("--noise", type=float, default=0.0, help="simulated human: direction noise (default 0)")
@@ -344,12 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="'random', a model .zip, or a train --out folder (its checkpoints/model.zip)",
     )
     count = p.add_mutually_exclusive_group()
-    count.add_argument("--episodes", type=_positive_int, default=None, help="number of episodes (default 3)")
-    count.add_argument("--steps", type=_positive_int, default=None, help="number of steps instead of episodes")
+    count.add_argument("--episodes", type=positive_int, default=None, help="number of episodes (default 3)")
+    count.add_argument("--steps", type=positive_int, default=None, help="number of steps instead of episodes")
     p.add_argument("--seed", type=int, default=0, help="seed of the first reset (default 0)")
     p.add_argument("--out", default="runs/rollouts", help="folder for traj_*.npz and rollout.mp4")
     p.add_argument("--video", action="store_true", help="render every step and write rollout.mp4")
-    p.add_argument("--render-size", type=_positive_int, default=224, help="frame size in pixels (default 224)")
+    p.add_argument("--render-size", type=positive_int, default=224, help="frame size in pixels (default 224)")
     p.add_argument("--stochastic", action="store_true", help="sample policy actions instead of taking the mean")
 
     p = sub.add_parser(
@@ -358,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the annotation app over a feedback store: pairwise preferences, rankings, corrections "
         "and factor rankings, and the status of the runs training on them. Start it before or after the trainers.",
     )
-    _app_arguments(p, "runs/feedback.db")
+    add_app_arguments(p, "runs/feedback.db")
     _store_parser(sub)
     _annotators_parser(sub)
 
@@ -369,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the preferences given in the app) and print the URL. With --auto a scripted Oracle answers through the "
         "app's HTTP endpoints, the path a browser uses, so that the whole loop runs unattended.",
     )
-    _app_arguments(p, "runs/demo/feedback.db")
+    add_app_arguments(p, "runs/demo/feedback.db")
     p.add_argument("--auto", action="store_true", help="a scripted teacher answers the queries (no person needed)")
     p.add_argument(
         "--teacher",
@@ -382,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the comparison run at the end (SAC on the env's own reward, same steps and seed)",
     )
-    p.add_argument("--steps", type=_positive_int, default=12_000, help="env steps to train (default 12000)")
+    p.add_argument("--steps", type=positive_int, default=12_000, help="env steps to train (default 12000)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--out", default="runs/demo", help="training output folder (default runs/demo)")
     p.add_argument(
@@ -407,15 +409,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _app_arguments(p: argparse.ArgumentParser, store: str) -> None:
-    p.add_argument("--store", default=store, help=f"feedback store: a SQLite path or a database URL (default {store})")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 for any free one)")
-    p.add_argument("--run", default=None, help="serve only this run's queries (default: every run's)")
-    p.add_argument("--lease", type=float, default=120.0, help="seconds a served query is held for its annotator")
-    p.add_argument("--redundancy", type=_positive_int, default=1, help="annotators who label each query (default 1)")
-
-
 def _store_parser(sub) -> None:
     p = sub.add_parser(
         "store",
@@ -425,7 +418,7 @@ def _store_parser(sub) -> None:
         "app write); export writes every row as JSONL; import adds an export's rows, checked like the API's, all or "
         "none.",
     )
-    p.add_argument("--store", default="runs/feedback.db", help="a SQLite path or a database URL (default %(default)s)")
+    add_store_argument(p)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("check", help="integrity and schema check, and counts")
     actions.add_parser("backup", help="online backup to a new file").add_argument("to", help="the backup's path")
@@ -441,7 +434,7 @@ def _annotators_parser(sub) -> None:
         "the app with their name and secret; programs (script:*, vlm:*, llm:*) send theirs as a Bearer token. Once "
         "a person is registered, the app asks everyone to log in.",
     )
-    p.add_argument("--store", default="runs/feedback.db", help="a SQLite path or a database URL (default %(default)s)")
+    add_store_argument(p)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="register NAME and print its secret")
     add.add_argument("name", help="a person's name (alice), or with --program a source such as script:oracle")
@@ -449,50 +442,6 @@ def _annotators_parser(sub) -> None:
     add.add_argument("--replace", action="store_true", help="issue a new secret to NAME (the old one stops working)")
     actions.add_parser("list", help="every annotator, live or revoked")
     actions.add_parser("revoke", help="revoke NAME's secret").add_argument("name")
-
-
-def _llm_arguments(p: argparse.ArgumentParser, temperature: float) -> None:
-    p.add_argument("--llm", default=None, help="base URL of an OpenAI-compatible server (…/v1)")
-    p.add_argument("--model", default=None, help="the model's name on that server")
-    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env variable with the API key")
-    p.add_argument("--replay", default=None, help="serve recorded LLM answers from this JSONL file instead")
-    p.add_argument("--record", default=None, help="with --llm: also write the answers to this JSONL file")
-    p.add_argument(
-        "--temperature", type=float, default=temperature, help=f"sampling temperature (default {temperature:g})"
-    )
-    p.add_argument(
-        "--info-key",
-        dest="info_keys",
-        action="append",
-        default=None,
-        metavar="KEY",
-        help="a key of the env's info the reward code may read, besides factors and agent_pos (repeatable; never "
-        "env_reward, success and the like)",
-    )
-
-
-def _info_keys(args: argparse.Namespace) -> tuple[str, ...]:
-    """The info keys the reward code reads: the defaults and those --info-key adds."""
-    from robofeedback.rewards.code import INFO_KEYS
-
-    return tuple(dict.fromkeys(INFO_KEYS + tuple(args.info_keys or ())))
-
-
-def _chat_client(args: argparse.Namespace):
-    """The LLM that --llm / --replay name, or None for the offline path."""
-    if args.replay and args.llm:
-        raise ValueError("give --llm (a live server) or --replay (recorded answers), not both")
-    if args.replay:
-        from robofeedback.feedback.llm import Replay
-
-        return Replay(args.replay)
-    if args.llm:
-        from robofeedback.feedback.llm import OpenAICompatible
-
-        if not args.model:
-            raise ValueError("--llm needs --model, the model's name on that server")
-        return OpenAICompatible(args.llm, args.model, args.api_key_env, record=args.record)
-    return None
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
@@ -748,7 +697,7 @@ def cmd_icpl(args: argparse.Namespace) -> int:
     task = args.task or task_prompts(args.env).get("task")
     if not task:
         raise ValueError(f'icpl needs --task "<the task in words>": no task text is known for {args.env}')
-    proposer = _chat_client(args)
+    proposer = chat_client(args)
     ranker = {"script": ScriptedRanker, "human": TerminalRanker, "app": lambda: StoreRanker(args.store)}[args.judge]()
     out = args.out or f"runs/icpl-{args.env.replace(':', '-')}"
     executor = make_executor(args.executor, args.n_jobs, args.address)
@@ -765,7 +714,7 @@ def cmd_icpl(args: argparse.Namespace) -> int:
         out_dir=out,
         seed=args.seed,
         temperature=args.temperature,
-        info_keys=_info_keys(args),
+        info_keys=info_keys(args),
     )
     with executor:
         summary = loop.run()
@@ -807,7 +756,7 @@ def cmd_video_reward(args: argparse.Namespace) -> int:
         args.expert,
         task,
         judge=judge,
-        llm=_chat_client(args),
+        llm=chat_client(args),
         train_steps=args.steps,
         config=load_yaml(args.config) if args.config else None,
         out_dir=out,
@@ -817,7 +766,7 @@ def cmd_video_reward(args: argparse.Namespace) -> int:
         end=args.end,
         frames_fps=args.frames_fps,
         temperature=args.temperature,
-        info_keys=_info_keys(args),
+        info_keys=info_keys(args),
     )
     summary = loop.run(args.iterations)
     for row in summary["iterations"]:
@@ -926,16 +875,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
-def _app_server(args: argparse.Namespace):
-    from robofeedback.apps.annotate import AppServer
-    from robofeedback.apps.service import AppConfig
-
-    config = AppConfig(run=args.run, lease_seconds=args.lease, redundancy=args.redundancy)
-    return AppServer(args.store, host=args.host, port=args.port, config=config).start()
-
-
 def cmd_app(args: argparse.Namespace) -> int:
-    server = _app_server(args)
+    server = app_server(args)
     print(f"annotation app on {server.url} (store {args.store}); Ctrl-C to stop", flush=True)
     print(f"access: {server.access}", flush=True)
     try:
@@ -957,7 +898,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.teacher != "oracle" and not args.auto:
         raise ValueError("--teacher chooses the scripted teacher of --auto; without --auto a person answers")
     start = time.time()
-    server = _app_server(args)
+    server = app_server(args)
     print(f"annotation app: {server.url}  (store {args.store})\naccess: {server.access}", flush=True)
     auto = None
     if args.auto:
