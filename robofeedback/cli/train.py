@@ -1,10 +1,20 @@
-"""``robofeedback train``: a stable-baselines3 policy trained on the env's reward or a learned one."""
+"""``robofeedback train``: a stable-baselines3 policy trained on the env's reward or a learned one.
+
+Each reward method's flags and the objects built from them sit together, one small set of functions per method:
+preference learning (PEBBLE; its options apply to VARP and HERON too), HERON, VARP and the CLIP reward (VLM-RM).
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from robofeedback.cli.common import positive_int
+
+if TYPE_CHECKING:
+    from robofeedback.feedback.sources import FeedbackSource
+    from robofeedback.rewards.clip import ClipReward
+    from robofeedback.rewards.heron import HierarchicalJudge
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +49,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    g = p.add_argument_group("preference learning (--reward preference)")
+    add_preference_arguments(p)
+    add_heron_arguments(p)
+    add_varp_arguments(p)
+    add_clip_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_preference_arguments(parser: argparse.ArgumentParser) -> None:
+    """Preference learning (PEBBLE): who labels, the feedback loop, the reward model."""
+    g = parser.add_argument_group("preference learning (--reward preference)")
     g.add_argument(
         "--teacher",
         default="oracle",
@@ -81,6 +100,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="share of pairs cut from two places of one episode (same goal and start; default 0: any two)",
     )
+    _add_reward_model_arguments(g)
+
+
+def _add_reward_model_arguments(g: argparse._ArgumentGroup) -> None:
+    """The reward model's options: its inputs, training (SURF), exploration bonus (RUNE) and output."""
     g.add_argument("--input-norm", action="store_true", help="standardise the reward model's inputs per feature")
     g.add_argument(
         "--goal-features",
@@ -137,7 +161,66 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="a constant added to the learned reward (e.g. 1 with --normalize-reward where falls end episodes)",
     )
 
-    g = p.add_argument_group("HERON (--reward heron; the preference-learning options above apply too)")
+
+TEACHER_ARG = {"stochastic": "beta", "mistake": "eps", "skip": "threshold", "equal": "threshold", "myopic": "gamma"}
+
+
+def preference_feedback(args: argparse.Namespace) -> FeedbackSource:
+    """Who labels for --reward preference: the scripted --teacher, or people through the store."""
+    from robofeedback.feedback.sources import HumanQueue
+    from robofeedback.feedback.teachers import make_teacher
+
+    if args.teacher == "human":
+        return HumanQueue(wait_seconds=args.wait)
+    params = {}
+    if args.teacher_arg is not None:
+        if args.teacher not in TEACHER_ARG:
+            raise ValueError(f"the {args.teacher} teacher takes no --teacher-arg")
+        params[TEACHER_ARG[args.teacher]] = args.teacher_arg
+    elif args.teacher in ("skip", "equal"):
+        raise ValueError(f"the {args.teacher} teacher needs --teacher-arg THRESHOLD (in segment-return units)")
+    return make_teacher(args.teacher, seed=args.seed, **params)
+
+
+def feedback_overrides(args: argparse.Namespace) -> dict:
+    """The feedback loop's settings given as flags."""
+    names = {
+        "budget": "budget",
+        "labels_per_round": "labels_per_round",
+        "feedback_every": "every",
+        "segment_length": "segment_length",
+        "selection": "selection",
+        "pretrain_steps": "pretrain_steps",
+        "same_episode": "same_episode",
+    }
+    settings = {key: getattr(args, arg) for arg, key in names.items() if getattr(args, arg) is not None}
+    return {"feedback": settings} if settings else {}
+
+
+def preference_overrides(args: argparse.Namespace) -> dict:
+    """The reward model's settings given as flags (feedback-efficiency options, normalisation, offset)."""
+    names = {
+        "max_updates": "max_updates",
+        "label_smoothing": "label_smoothing",
+        "pseudo_labels": "pseudo_threshold",
+        "pseudo_ratio": "pseudo_ratio",
+        "pseudo_weight": "pseudo_weight",
+        "crop": "crop",
+        "explore_bonus": "explore_bonus",
+        "explore_decay": "explore_decay",
+        "reward_offset": "offset",
+    }
+    model = {key: getattr(args, arg) for arg, key in names.items() if getattr(args, arg) is not None}
+    switches = ("input_norm", "goal_features", "goal_only", "goal_distance")
+    model.update({key: True for key in switches if getattr(args, key)})
+    if args.normalize_reward:
+        model["normalize"] = True
+    return model
+
+
+def add_heron_arguments(parser: argparse.ArgumentParser) -> None:
+    """HERON: the ranking of the env's reward factors and how pairs are compared by it."""
+    g = parser.add_argument_group("HERON (--reward heron; the preference-learning options above apply too)")
     g.add_argument("--factors", default=None, help="the env's reward factors, most important first (comma-separated)")
     g.add_argument("--sigma", default=None, help="margin scale per level, comma-separated, or one number (default 1)")
     g.add_argument(
@@ -167,62 +250,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--ties", default="drop", choices=["drop", "equal"], help="a tie at every level: no label or equal")
     g.add_argument("--level-scale", type=float, default=None, help="alpha >= 1: pairs decided lower count as closer")
 
-    g = p.add_argument_group("VARP (--reward varp; the preference-learning options above apply too)")
-    g.add_argument(
-        "--judge",
-        default="clip",
-        choices=["clip", "chat", "teacher"],
-        help="who labels: 'clip' (offline CLIP judge with --goal, --baseline, --alpha, --clip-model), 'chat' (a vision "
-        "chat model at --vlm-url) or 'teacher' (the scripted --teacher, for comparison)",
-    )
-    g.add_argument(
-        "--sketch",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="draw the agent's path on the frames the judge sees (default on)",
-    )
-    g.add_argument("--agent-reg", type=float, default=None, help="lambda of the agent regularization (default 0.1)")
-    g.add_argument("--judge-margin", type=float, default=0.0, help="CLIP judge: similarity gap below which it abstains")
-    g.add_argument(
-        "--task", default=None, help="the task in words, for the chat judge and people in the app (default: known text)"
-    )
-    g.add_argument("--vlm-url", default=None, help="chat judge: base URL of an OpenAI-compatible server (…/v1)")
-    g.add_argument("--vlm-model", default=None, help="chat judge: model name on that server")
-    g.add_argument("--vlm-key-env", default="OPENAI_API_KEY", help="chat judge: env variable with the API key")
-    g.add_argument("--prompts", default=None, help="chat judge: folder with your own prompt files")
-
-    g = p.add_argument_group("CLIP reward (--reward clip)")
-    g.add_argument("--goal", action="append", help="language goal; repeat to average several prompts")
-    g.add_argument("--baseline", action="append", help="baseline prompt for the goal-baseline projection")
-    g.add_argument("--alpha", type=float, default=0.0, help="projection strength in [0, 1] (default 0: cosine)")
-    g.add_argument("--clip-model", default="mini", help="'mini' (shipped; default), an open_clip folder or name")
-    g.add_argument("--pretrained", default=None, help="open_clip tag or checkpoint file for a named --clip-model")
-    g.add_argument("--clip-every", type=positive_int, default=1, help="score every k-th step, holding the last")
-    g.add_argument("--clip-at-episode-end", action="store_true", help="score only each episode's last step")
-    g.add_argument("--clip-scale", type=float, default=1.0, help="multiply the CLIP reward by this (default 1)")
-    g.add_argument("--clip-normalize", action="store_true", help="standardise the reward with running statistics")
-    g.add_argument("--clip-precision", default="fp32", choices=["fp32", "bf16"], help="image encoder precision")
-    p.set_defaults(func=run)
-
-
-TEACHER_ARG = {"stochastic": "beta", "mistake": "eps", "skip": "threshold", "equal": "threshold", "myopic": "gamma"}
-
-
-def _feedback_source(args: argparse.Namespace):
-    from robofeedback.feedback.sources import HumanQueue
-    from robofeedback.feedback.teachers import make_teacher
-
-    if args.teacher == "human":
-        return HumanQueue(wait_seconds=args.wait)
-    params = {}
-    if args.teacher_arg is not None:
-        if args.teacher not in TEACHER_ARG:
-            raise ValueError(f"the {args.teacher} teacher takes no --teacher-arg")
-        params[TEACHER_ARG[args.teacher]] = args.teacher_arg
-    elif args.teacher in ("skip", "equal"):
-        raise ValueError(f"the {args.teacher} teacher needs --teacher-arg THRESHOLD (in segment-return units)")
-    return make_teacher(args.teacher, seed=args.seed, **params)
-
 
 def _numbers(text: str | None, name: str, cast=float) -> list | None:
     if text is None:
@@ -233,7 +260,8 @@ def _numbers(text: str | None, name: str, cast=float) -> list | None:
         raise ValueError(f"--{name} takes comma-separated numbers, got {text!r}") from None
 
 
-def _heron_judge(args: argparse.Namespace):
+def heron_feedback(args: argparse.Namespace) -> HierarchicalJudge:
+    """The HERON judge: --factors, or the ranking people gave in the app (--ranking-from)."""
     from robofeedback.rewards.heron import HierarchicalJudge
 
     options = {"granularity": args.granularity, "ties": args.ties}
@@ -258,46 +286,44 @@ def _heron_judge(args: argparse.Namespace):
     return HierarchicalJudge([f.strip() for f in args.factors.split(",")], signs=signs, **options)
 
 
-def _feedback_overrides(args: argparse.Namespace) -> dict:
-    names = {
-        "budget": "budget",
-        "labels_per_round": "labels_per_round",
-        "feedback_every": "every",
-        "segment_length": "segment_length",
-        "selection": "selection",
-        "pretrain_steps": "pretrain_steps",
-        "same_episode": "same_episode",
-    }
-    settings = {key: getattr(args, arg) for arg, key in names.items() if getattr(args, arg) is not None}
-    return {"feedback": settings} if settings else {}
+def heron_overrides(args: argparse.Namespace) -> dict:
+    """HERON's reward-model settings given as flags."""
+    return {} if args.level_scale is None else {"level_scale": args.level_scale}
 
 
-def _preference_overrides(args: argparse.Namespace) -> dict:
-    """The reward model's settings given as flags (feedback-efficiency options, normalisation, offset)."""
-    names = {
-        "max_updates": "max_updates",
-        "label_smoothing": "label_smoothing",
-        "pseudo_labels": "pseudo_threshold",
-        "pseudo_ratio": "pseudo_ratio",
-        "pseudo_weight": "pseudo_weight",
-        "crop": "crop",
-        "explore_bonus": "explore_bonus",
-        "explore_decay": "explore_decay",
-        "reward_offset": "offset",
-    }
-    model = {key: getattr(args, arg) for arg, key in names.items() if getattr(args, arg) is not None}
-    switches = ("input_norm", "goal_features", "goal_only", "goal_distance")
-    model.update({key: True for key in switches if getattr(args, key)})
-    if args.normalize_reward:
-        model["normalize"] = True
-    return model
+def add_varp_arguments(parser: argparse.ArgumentParser) -> None:
+    """VARP: the judge of trajectory sketches and the agent regularization."""
+    g = parser.add_argument_group("VARP (--reward varp; the preference-learning options above apply too)")
+    g.add_argument(
+        "--judge",
+        default="clip",
+        choices=["clip", "chat", "teacher"],
+        help="who labels: 'clip' (offline CLIP judge with --goal, --baseline, --alpha, --clip-model), 'chat' (a vision "
+        "chat model at --vlm-url) or 'teacher' (the scripted --teacher, for comparison)",
+    )
+    g.add_argument(
+        "--sketch",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="draw the agent's path on the frames the judge sees (default on)",
+    )
+    g.add_argument("--agent-reg", type=float, default=None, help="lambda of the agent regularization (default 0.1)")
+    g.add_argument("--judge-margin", type=float, default=0.0, help="CLIP judge: similarity gap below which it abstains")
+    g.add_argument(
+        "--task", default=None, help="the task in words, for the chat judge and people in the app (default: known text)"
+    )
+    g.add_argument("--vlm-url", default=None, help="chat judge: base URL of an OpenAI-compatible server (…/v1)")
+    g.add_argument("--vlm-model", default=None, help="chat judge: model name on that server")
+    g.add_argument("--vlm-key-env", default="OPENAI_API_KEY", help="chat judge: env variable with the API key")
+    g.add_argument("--prompts", default=None, help="chat judge: folder with your own prompt files")
 
 
-def _judge(args: argparse.Namespace):
+def varp_feedback(args: argparse.Namespace) -> FeedbackSource:
+    """VARP's judge: CLIP, a vision chat model, or the scripted --teacher."""
     from robofeedback.feedback.vlm import ChatVLMJudge, ClipJudge, task_prompts
 
     if args.judge == "teacher":
-        return _feedback_source(args)
+        return preference_feedback(args)
     known = task_prompts(args.env)
     if args.judge == "chat":
         task = args.task or known.get("task")
@@ -326,7 +352,28 @@ def _judge(args: argparse.Namespace):
     )
 
 
-def _clip_reward(args: argparse.Namespace):
+def varp_overrides(args: argparse.Namespace) -> dict:
+    """VARP's reward-model settings given as flags."""
+    return {} if args.agent_reg is None else {"agent_reg": args.agent_reg}
+
+
+def add_clip_arguments(parser: argparse.ArgumentParser) -> None:
+    """The CLIP reward (VLM-RM): prompts, model and how often frames are scored."""
+    g = parser.add_argument_group("CLIP reward (--reward clip)")
+    g.add_argument("--goal", action="append", help="language goal; repeat to average several prompts")
+    g.add_argument("--baseline", action="append", help="baseline prompt for the goal-baseline projection")
+    g.add_argument("--alpha", type=float, default=0.0, help="projection strength in [0, 1] (default 0: cosine)")
+    g.add_argument("--clip-model", default="mini", help="'mini' (shipped; default), an open_clip folder or name")
+    g.add_argument("--pretrained", default=None, help="open_clip tag or checkpoint file for a named --clip-model")
+    g.add_argument("--clip-every", type=positive_int, default=1, help="score every k-th step, holding the last")
+    g.add_argument("--clip-at-episode-end", action="store_true", help="score only each episode's last step")
+    g.add_argument("--clip-scale", type=float, default=1.0, help="multiply the CLIP reward by this (default 1)")
+    g.add_argument("--clip-normalize", action="store_true", help="standardise the reward with running statistics")
+    g.add_argument("--clip-precision", default="fp32", choices=["fp32", "bf16"], help="image encoder precision")
+
+
+def clip_reward(args: argparse.Namespace) -> ClipReward:
+    """The CLIP reward that the --goal, --baseline and --clip-* flags describe."""
     from robofeedback.rewards.clip import ClipReward
 
     if not args.goal:
@@ -345,24 +392,35 @@ def _clip_reward(args: argparse.Namespace):
     )
 
 
+FEEDBACK = {"preference": preference_feedback, "varp": varp_feedback, "heron": heron_feedback}
+
+
+def _reward_and_feedback(
+    args: argparse.Namespace, config: dict
+) -> tuple[str | ClipReward, FeedbackSource | None, dict]:
+    """The reward to train on, who labels (None for a fixed reward), and ``config`` with the method's flags in."""
+    from robofeedback.config import deep_merge
+
+    if args.reward == "clip":
+        return clip_reward(args), None, config
+    if args.reward not in FEEDBACK:
+        return args.reward, None, config
+    feedback = FEEDBACK[args.reward](args)
+    model = preference_overrides(args)
+    if args.reward == "heron":
+        model.update(heron_overrides(args))
+    elif args.reward == "varp":
+        model.update(varp_overrides(args))
+    config = deep_merge(deep_merge(config, feedback_overrides(args)), {"preference": model})
+    return args.reward, feedback, config
+
+
 def run(args: argparse.Namespace) -> int:
-    from robofeedback.config import deep_merge, load_yaml
+    from robofeedback.config import load_yaml
     from robofeedback.rl.train import train
 
     out = args.out or f"runs/{args.env.replace(':', '-')}-{args.algo}-s{args.seed}"
-    config = load_yaml(args.config) if args.config else {}
-    feedback = None
-    reward = _clip_reward(args) if args.reward == "clip" else args.reward
-    if args.reward in ("preference", "varp", "heron"):
-        feedback = {"preference": _feedback_source, "varp": _judge, "heron": _heron_judge}[args.reward](args)
-        config = deep_merge(config, _feedback_overrides(args))
-    if args.reward in ("preference", "varp", "heron"):
-        model = _preference_overrides(args)
-        if args.reward == "heron" and args.level_scale is not None:
-            model["level_scale"] = args.level_scale
-        config = deep_merge(config, {"preference": model})
-    if args.reward == "varp" and args.agent_reg is not None:
-        config = deep_merge(config, {"preference": {"agent_reg": args.agent_reg}})
+    reward, feedback, config = _reward_and_feedback(args, load_yaml(args.config) if args.config else {})
     result = train(
         args.env,
         reward=reward,
