@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from robofeedback.cli.common import add_app_arguments, app_server, positive_int
+
+if TYPE_CHECKING:
+    from robofeedback.apps.annotate import AppServer
+    from robofeedback.rl.train import TrainResult
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -47,12 +53,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    import time
+ENV = "panda:PandaReachDense-v3"
 
+
+def run(args: argparse.Namespace) -> int:
     from robofeedback.apps.auto import AutoAnnotator
-    from robofeedback.bench.preference import heldout_accuracy
-    from robofeedback.config import config_dir, deep_merge, load_yaml
+    from robofeedback.config import config_dir, load_yaml
     from robofeedback.feedback.sources import HumanQueue
     from robofeedback.rl.train import train
 
@@ -68,11 +74,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("open the URL, enter your name and compare the clips; training waits for each round's answers")
     wait = args.wait if args.wait is not None else (60.0 if args.auto else 300.0)
-    task, config = "panda:PandaReachDense-v3", load_yaml(args.config or config_dir() / "demo.yaml")
+    config = load_yaml(args.config or config_dir() / "demo.yaml")
     print(f"progress: one line per evaluation, also in {Path(args.out) / 'progress.log'}", flush=True)
     try:
         result = train(
-            task,
+            ENV,
             reward="preference",
             algo="sac",
             total_steps=args.steps,
@@ -88,9 +94,25 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if auto is not None:
             auto.stop()
+    record, summary = _report(args, result, config, start)
+    if not args.no_compare:
+        true = _compare(args, config)
+        summary += (
+            f"; SAC on the env's own reward: success {true.get('success_rate', float('nan')):.2f} "
+            f"({time.time() - start:.0f} s in all)"
+        )
+        record["true_reward_success_rate"] = true.get("success_rate")
+    _finish(args, server, record, summary)
+    return 0
+
+
+def _report(args: argparse.Namespace, result: TrainResult, config: dict, start: float) -> tuple[dict, str]:
+    """Print how well the learned reward agrees with the env's; the run's record (demo.json) and summary line."""
+    from robofeedback.bench.preference import heldout_accuracy
+
     final, fb = result.final_eval, result.feedback
     success = final.get("success_rate", float("nan"))
-    fresh = heldout_accuracy(result.out_dir, task, config, result.model, args.seed)
+    fresh = heldout_accuracy(result.out_dir, ENV, config, result.model, args.seed)
     print(
         f"learned reward: agrees with the env's reward on {fresh:.2f} of 500 fresh segment pairs (final policy and "
         f"random actions); on the last round's {fb['selection']}-picked queries, before learning them: "
@@ -111,24 +133,31 @@ def run(args: argparse.Namespace) -> int:
         f"demo: success {success:.2f} on {result.config.eval_episodes} evaluation episodes after {result.steps} "
         f"steps, from {fb['labels']} labels given in the app, {record['wall_time_s']:.0f} s"
     )
-    if not args.no_compare:
-        print("comparison: SAC on the env's own reward, same steps and seed ...", flush=True)
-        true = train(
-            task,
-            reward="env",
-            algo="sac",
-            total_steps=args.steps,
-            seed=args.seed,
-            out_dir=Path(args.out) / "true-reward",
-            config=deep_merge(config, {"video_episodes": 0}),
-            resume=False,
-            progress=False,
-        )
-        summary += (
-            f"; SAC on the env's own reward: success {true.final_eval.get('success_rate', float('nan')):.2f} "
-            f"({time.time() - start:.0f} s in all)"
-        )
-        record["true_reward_success_rate"] = true.final_eval.get("success_rate")
+    return record, summary
+
+
+def _compare(args: argparse.Namespace, config: dict) -> dict:
+    """The comparison run, SAC on the env's own reward with the same steps and seed; its final evaluation."""
+    from robofeedback.config import deep_merge
+    from robofeedback.rl.train import train
+
+    print("comparison: SAC on the env's own reward, same steps and seed ...", flush=True)
+    true = train(
+        ENV,
+        reward="env",
+        algo="sac",
+        total_steps=args.steps,
+        seed=args.seed,
+        out_dir=Path(args.out) / "true-reward",
+        config=deep_merge(config, {"video_episodes": 0}),
+        resume=False,
+        progress=False,
+    )
+    return true.final_eval
+
+
+def _finish(args: argparse.Namespace, server: AppServer, record: dict, summary: str) -> None:
+    """Print and write the summary (demo.json, progress.log), and stop the app, with --keep-serving on Ctrl-C."""
     print(summary, flush=True)
     (Path(args.out) / "demo.json").write_text(json.dumps(record, indent=2) + "\n")
     with open(Path(args.out) / "progress.log", "a") as f:
@@ -140,4 +169,3 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
     server.stop()
-    return 0
