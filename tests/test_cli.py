@@ -245,13 +245,14 @@ def test_demo_auto_runs_the_loop_through_the_app(tmp_path, capsys, tiny_train_co
 
 
 def test_feedback_efficiency_flags_become_reward_model_settings():
-    from robofeedback.cli import _preference_overrides, build_parser
+    from robofeedback.cli import build_parser
+    from robofeedback.cli.train import preference_overrides
 
     args = build_parser().parse_args(
         ["train", "--env", "panda:PandaReachDense-v3", "--reward", "preference", "--goal-features", "--goal-only"]
         + ["--goal-distance", "--input-norm", "--label-smoothing", "0.1", "--max-updates", "9"]
     )
-    assert _preference_overrides(args) == {
+    assert preference_overrides(args) == {
         "goal_features": True,
         "goal_only": True,
         "goal_distance": True,
