@@ -42,8 +42,9 @@ class Method:
     - ``feedback``: the type ``train``'s ``feedback=`` must have when the reward is learned (a
       :class:`~robofeedback.protocols.FeedbackSource` subclass), or None when it learns from none.
     - ``configure(cfg)``: the method's settings laid under what the caller set (HERON's network and cadence).
-    - ``add_arguments(parser)`` / ``from_args(args)``: its flags of ``robofeedback train --reward name`` and what
-      they make: ``(reward, feedback, config overrides)``.
+    - ``add_arguments(parser)`` / ``from_args(args)``: its own flags of ``robofeedback train --reward name`` (the
+      shared ones are the CLI's: who labels, the CLIP prompts, the feedback loop) and what the flags make:
+      ``(reward, feedback, config overrides)``.
     - ``add_commands(subparsers)``: commands of its own (``robofeedback icpl``, ...).
     - ``bench(entry, folder, executor)``: runs one bench-suite entry of the method into ``folder``, returning the
       entry's result row; ``report(rows)``: Markdown lines of the method's own section in the suite's report.
@@ -66,8 +67,6 @@ class Method:
             raise ValueError(
                 f"a method's name is a Python identifier (it names YAML entries and flags), got {self.name!r}"
             )
-        if self.from_args is not None and self.add_arguments is None:
-            raise ValueError(f"method {self.name!r} reads flags (from_args) but adds none (add_arguments)")
 
 
 _methods: dict[str, Method] = {}

@@ -21,7 +21,6 @@ from robofeedback.registry import ENTRY_POINT_GROUP
 
 PLUGINS = Path(__file__).parent / "plugins"
 SUITE = PLUGINS / "example_suite.yaml"
-LEGACY_REWARD_CHOICES = ["env", "preference", "clip", "varp", "heron"]
 
 # Runs in a fresh interpreter, so that the registry's once-only loading sees the installed entry point.
 CHECK = """
@@ -134,13 +133,8 @@ def test_an_entry_point_method_trains_shows_in_the_cli_and_runs_in_the_suite(tmp
 
     found = re.search(r"--reward \{([^}]*)\}", out["train_help"])
     assert found, out["train_help"][:2000]
-    choices = found.group(1).split(",")
-    if "goal_distance" not in choices and choices == LEGACY_REWARD_CHOICES:
-        pytest.skip(
-            "robofeedback train --reward's choices are hard-coded in robofeedback/cli.py: the CLI does not build them "
-            "from robofeedback.registry.names('train') yet, so a method from an entry point is no --reward choice"
-        )
-    assert "goal_distance" in choices
+    assert "goal_distance" in found.group(1).split(",")
+    assert "--distance-factor" in out["train_help"] and "--action-cost" in out["train_help"]
 
 
 def test_the_guide_shows_the_code_as_it_is():

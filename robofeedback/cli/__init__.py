@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from robofeedback.cli import annotators, app, bench, demo, envs, icpl, rollout, safe_mpc, store, train, video_reward
+from robofeedback import registry
+from robofeedback.cli import annotators, app, bench, demo, envs, rollout, store, train
 
 EXAMPLES = """examples:
   robofeedback envs
@@ -30,11 +31,12 @@ EXAMPLES = """examples:
 """
 
 
-COMMANDS = (envs, train, icpl, video_reward, safe_mpc, rollout, app, store, annotators, demo, bench)
+COMMANDS = (envs, train, rollout, app, store, annotators, demo, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``robofeedback`` parser, one subcommand per module of ``COMMANDS``, in that order."""
+    """The ``robofeedback`` parser: ``envs`` and ``train``, the commands of the registered methods (``icpl``, ...),
+    then the rest of ``COMMANDS``."""
     parser = argparse.ArgumentParser(
         prog="robofeedback",
         description="Learn robot rewards and safety constraints from human and AI feedback.",
@@ -42,7 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
+    for command in COMMANDS[:2]:
+        command.add_parser(subparsers)
+    for method in registry.methods().values():
+        if method.add_commands is not None:
+            method.add_commands(subparsers)
+    for command in COMMANDS[2:]:
         command.add_parser(subparsers)
     return parser
 

@@ -1,24 +1,24 @@
-"""``robofeedback train``: a stable-baselines3 policy trained on the env's reward or a learned one.
+"""``robofeedback train``: a stable-baselines3 policy trained on the env's reward, or on a method's reward.
 
-Each reward method's flags and the objects built from them sit together, one small set of functions per method:
-preference learning (PEBBLE; its options apply to VARP and HERON too), HERON, VARP and the CLIP reward (VLM-RM).
+The ``--reward`` choices and each method's flags come from :mod:`robofeedback.registry`. The flags shared by
+methods are here: who labels, the CLIP prompts and model, and the feedback loop and reward model of learned rewards
+(the preference core's, which PEBBLE, VARP and HERON share).
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
-from robofeedback.cli.common import positive_int
-
-if TYPE_CHECKING:
-    from robofeedback.feedback.sources import FeedbackSource
-    from robofeedback.rewards.clip import ClipReward
-    from robofeedback.rewards.heron import HierarchicalJudge
+from robofeedback import registry
+from robofeedback.config import deep_merge, load_yaml
+from robofeedback.methods.arguments import add_clip_arguments, add_teacher_arguments, positive_int
+from robofeedback.protocols import FeedbackSource, RewardFunction
+from robofeedback.rl.train import train
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """The ``train`` command's arguments."""
+    """The ``train`` command's arguments: the general ones, the shared groups, then each method's own."""
+    methods = {name: registry.get(name) for name in registry.names("train")}
     p = subparsers.add_parser(
         "train",
         help="train a stable-baselines3 policy on a reward",
@@ -30,11 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--reward",
         default="env",
-        choices=["env", "preference", "clip", "varp", "heron"],
-        help="reward to train on: 'env' (the env's own; default), 'preference' (learned from --teacher's labels), "
-        "'clip' (VLM-RM: CLIP similarity of each frame to --goal), 'varp' (learned from a --judge's labels on "
-        "trajectory sketches, regularized by the agent's own data) or 'heron' (learned from comparisons by a "
-        "ranking of the env's reward --factors)",
+        choices=["env", *methods],
+        help="reward to train on: 'env' (the env's own; default), or "
+        + "; ".join(f"{m.summary}" for m in methods.values()),
     )
     p.add_argument("--algo", default="sac", choices=["sac", "td3", "ppo"], help="SB3 algorithm (default sac)")
     p.add_argument("--steps", type=positive_int, default=20_000, help="total env steps (default 20000)")
@@ -49,29 +47,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    add_preference_arguments(p)
-    add_heron_arguments(p)
-    add_varp_arguments(p)
+    p.add_argument(
+        "--task", default=None, help="the task in words, for a chat judge and people in the app (default: known text)"
+    )
+    add_teacher_arguments(p)
+    _add_learned_reward_arguments(p)
     add_clip_arguments(p)
+    for method in methods.values():
+        if method.add_arguments is not None:
+            method.add_arguments(p)
     p.set_defaults(func=run)
 
 
-def add_preference_arguments(parser: argparse.ArgumentParser) -> None:
-    """Preference learning (PEBBLE): who labels, the feedback loop, the reward model."""
-    g = parser.add_argument_group("preference learning (--reward preference)")
-    g.add_argument(
-        "--teacher",
-        default="oracle",
-        choices=["oracle", "stochastic", "mistake", "skip", "equal", "myopic", "human"],
-        help="who labels: a B-Pref scripted teacher, or 'human' (people in the annotation app, through --store)",
-    )
-    g.add_argument(
-        "--teacher-arg",
-        type=float,
-        default=None,
-        help="the teacher's parameter: beta (stochastic, default 1), eps (mistake, default 0.1), "
-        "threshold (skip, equal), gamma (myopic, default 0.9)",
-    )
+def _add_learned_reward_arguments(parser: argparse.ArgumentParser) -> None:
+    """The feedback loop and the reward model of a learned reward (PEBBLE's, which VARP and HERON share)."""
+    g = parser.add_argument_group("learned rewards: the feedback loop and the reward model")
     g.add_argument("--budget", type=int, default=None, help="total labels to ask for (default 1000)")
     g.add_argument("--labels-per-round", type=positive_int, default=None, help="labels per round (default 50)")
     g.add_argument("--feedback-every", type=positive_int, default=None, help="env steps between rounds (default 5000)")
@@ -87,12 +77,6 @@ def add_preference_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--pretrain-steps", type=int, default=None, help="PEBBLE's unsupervised exploration steps first")
     g.add_argument(
         "--store", default=None, help="feedback store: a SQLite path or a database URL (default --out/feedback.db)"
-    )
-    g.add_argument(
-        "--wait",
-        type=float,
-        default=0.0,
-        help="with --teacher human: seconds to wait for a round's answers before training on (default 0)",
     )
     g.add_argument(
         "--same-episode",
@@ -162,26 +146,6 @@ def _add_reward_model_arguments(g: argparse._ArgumentGroup) -> None:
     )
 
 
-TEACHER_ARG = {"stochastic": "beta", "mistake": "eps", "skip": "threshold", "equal": "threshold", "myopic": "gamma"}
-
-
-def preference_feedback(args: argparse.Namespace) -> FeedbackSource:
-    """Who labels for --reward preference: the scripted --teacher, or people through the store."""
-    from robofeedback.feedback.sources import HumanQueue
-    from robofeedback.feedback.teachers import make_teacher
-
-    if args.teacher == "human":
-        return HumanQueue(wait_seconds=args.wait)
-    params = {}
-    if args.teacher_arg is not None:
-        if args.teacher not in TEACHER_ARG:
-            raise ValueError(f"the {args.teacher} teacher takes no --teacher-arg")
-        params[TEACHER_ARG[args.teacher]] = args.teacher_arg
-    elif args.teacher in ("skip", "equal"):
-        raise ValueError(f"the {args.teacher} teacher needs --teacher-arg THRESHOLD (in segment-return units)")
-    return make_teacher(args.teacher, seed=args.seed, **params)
-
-
 def feedback_overrides(args: argparse.Namespace) -> dict:
     """The feedback loop's settings given as flags."""
     names = {
@@ -218,209 +182,26 @@ def preference_overrides(args: argparse.Namespace) -> dict:
     return model
 
 
-def add_heron_arguments(parser: argparse.ArgumentParser) -> None:
-    """HERON: the ranking of the env's reward factors and how pairs are compared by it."""
-    g = parser.add_argument_group("HERON (--reward heron; the preference-learning options above apply too)")
-    g.add_argument("--factors", default=None, help="the env's reward factors, most important first (comma-separated)")
-    g.add_argument("--sigma", default=None, help="margin scale per level, comma-separated, or one number (default 1)")
-    g.add_argument(
-        "--signs", default=None, help="+1 (reward) or -1 (cost) per factor, comma-separated (default: the env's)"
-    )
-    g.add_argument(
-        "--ranking-from",
-        default=None,
-        metavar="STORE",
-        help="take the order, signs and margins from the latest factor ranking of --env in this feedback store "
-        "(what the annotation app writes) instead of --factors",
-    )
-    g.add_argument(
-        "--wait-ranking",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="with --ranking-from: if the store has no ranking of --env, ask for one in the app's factor-ranking "
-        "tab and wait this long (default 0: fail at once)",
-    )
-    g.add_argument(
-        "--granularity",
-        default="transition",
-        choices=["transition", "segment"],
-        help="compare single transitions (default, as the authors' code does) or segments by per-factor sums",
-    )
-    g.add_argument("--ties", default="drop", choices=["drop", "equal"], help="a tie at every level: no label or equal")
-    g.add_argument("--level-scale", type=float, default=None, help="alpha >= 1: pairs decided lower count as closer")
-
-
-def _numbers(text: str | None, name: str, cast=float) -> list | None:
-    if text is None:
-        return None
-    try:
-        return [cast(part) for part in text.split(",")]
-    except ValueError:
-        raise ValueError(f"--{name} takes comma-separated numbers, got {text!r}") from None
-
-
-def heron_feedback(args: argparse.Namespace) -> HierarchicalJudge:
-    """The HERON judge: --factors, or the ranking people gave in the app (--ranking-from)."""
-    from robofeedback.rewards.heron import HierarchicalJudge
-
-    options = {"granularity": args.granularity, "ties": args.ties}
-    sigma, signs = _numbers(args.sigma, "sigma"), _numbers(args.signs, "signs", int)
-    if sigma is not None:
-        options["sigma"] = sigma[0] if len(sigma) == 1 else sigma
-    if args.ranking_from:
-        if args.factors:
-            raise ValueError("give --factors or --ranking-from, not both")
-        factors = None
-        if args.wait_ranking > 0:  # the app shows people the env's named factors to rank
-            from robofeedback.envs import make
-
-            env = make(args.env)
-            factors = list(env.factor_info)
-            env.close()
-        return HierarchicalJudge.from_store(
-            args.ranking_from, args.env, signs=signs, factors=factors, wait_seconds=args.wait_ranking, **options
-        )
-    if not args.factors:
-        raise ValueError("--reward heron needs --factors (most important first) or --ranking-from STORE")
-    return HierarchicalJudge([f.strip() for f in args.factors.split(",")], signs=signs, **options)
-
-
-def heron_overrides(args: argparse.Namespace) -> dict:
-    """HERON's reward-model settings given as flags."""
-    return {} if args.level_scale is None else {"level_scale": args.level_scale}
-
-
-def add_varp_arguments(parser: argparse.ArgumentParser) -> None:
-    """VARP: the judge of trajectory sketches and the agent regularization."""
-    g = parser.add_argument_group("VARP (--reward varp; the preference-learning options above apply too)")
-    g.add_argument(
-        "--judge",
-        default="clip",
-        choices=["clip", "chat", "teacher"],
-        help="who labels: 'clip' (offline CLIP judge with --goal, --baseline, --alpha, --clip-model), 'chat' (a vision "
-        "chat model at --vlm-url) or 'teacher' (the scripted --teacher, for comparison)",
-    )
-    g.add_argument(
-        "--sketch",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="draw the agent's path on the frames the judge sees (default on)",
-    )
-    g.add_argument("--agent-reg", type=float, default=None, help="lambda of the agent regularization (default 0.1)")
-    g.add_argument("--judge-margin", type=float, default=0.0, help="CLIP judge: similarity gap below which it abstains")
-    g.add_argument(
-        "--task", default=None, help="the task in words, for the chat judge and people in the app (default: known text)"
-    )
-    g.add_argument("--vlm-url", default=None, help="chat judge: base URL of an OpenAI-compatible server (…/v1)")
-    g.add_argument("--vlm-model", default=None, help="chat judge: model name on that server")
-    g.add_argument("--vlm-key-env", default="OPENAI_API_KEY", help="chat judge: env variable with the API key")
-    g.add_argument("--prompts", default=None, help="chat judge: folder with your own prompt files")
-
-
-def varp_feedback(args: argparse.Namespace) -> FeedbackSource:
-    """VARP's judge: CLIP, a vision chat model, or the scripted --teacher."""
-    from robofeedback.feedback.vlm import ChatVLMJudge, ClipJudge, task_prompts
-
-    if args.judge == "teacher":
-        return preference_feedback(args)
-    known = task_prompts(args.env)
-    if args.judge == "chat":
-        task = args.task or known.get("task")
-        if not task:
-            raise ValueError(f"--judge chat needs --task: no task text is known for {args.env}")
-        return ChatVLMJudge(
-            task,
-            base_url=args.vlm_url,
-            model=args.vlm_model,
-            api_key_env=args.vlm_key_env,
-            prompts=args.prompts,
-            sketch=args.sketch,
-        )
-    goal = args.goal or known.get("goal")
-    if not goal:
-        raise ValueError(f'--judge clip needs --goal "<what the frame shows when the task is done>" for {args.env}')
-    baseline = args.baseline or (known.get("baseline") if not args.goal else None)
-    return ClipJudge(
-        goal,
-        baseline=baseline,
-        alpha=args.alpha if baseline else 0.0,
-        model=args.clip_model,
-        pretrained=args.pretrained,
-        margin=args.judge_margin,
-        sketch=args.sketch,
-    )
-
-
-def varp_overrides(args: argparse.Namespace) -> dict:
-    """VARP's reward-model settings given as flags."""
-    return {} if args.agent_reg is None else {"agent_reg": args.agent_reg}
-
-
-def add_clip_arguments(parser: argparse.ArgumentParser) -> None:
-    """The CLIP reward (VLM-RM): prompts, model and how often frames are scored."""
-    g = parser.add_argument_group("CLIP reward (--reward clip)")
-    g.add_argument("--goal", action="append", help="language goal; repeat to average several prompts")
-    g.add_argument("--baseline", action="append", help="baseline prompt for the goal-baseline projection")
-    g.add_argument("--alpha", type=float, default=0.0, help="projection strength in [0, 1] (default 0: cosine)")
-    g.add_argument("--clip-model", default="mini", help="'mini' (shipped; default), an open_clip folder or name")
-    g.add_argument("--pretrained", default=None, help="open_clip tag or checkpoint file for a named --clip-model")
-    g.add_argument("--clip-every", type=positive_int, default=1, help="score every k-th step, holding the last")
-    g.add_argument("--clip-at-episode-end", action="store_true", help="score only each episode's last step")
-    g.add_argument("--clip-scale", type=float, default=1.0, help="multiply the CLIP reward by this (default 1)")
-    g.add_argument("--clip-normalize", action="store_true", help="standardise the reward with running statistics")
-    g.add_argument("--clip-precision", default="fp32", choices=["fp32", "bf16"], help="image encoder precision")
-
-
-def clip_reward(args: argparse.Namespace) -> ClipReward:
-    """The CLIP reward that the --goal, --baseline and --clip-* flags describe."""
-    from robofeedback.rewards.clip import ClipReward
-
-    if not args.goal:
-        raise ValueError('--reward clip needs --goal "<what the frame shows when the task is done>"')
-    return ClipReward(
-        goal=args.goal,
-        baseline=args.baseline,
-        alpha=args.alpha,
-        model=args.clip_model,
-        pretrained=args.pretrained,
-        precision=args.clip_precision,
-        scale=args.clip_scale,
-        normalize=args.clip_normalize,
-        every=args.clip_every,
-        at_episode_end=args.clip_at_episode_end,
-    )
-
-
-FEEDBACK = {"preference": preference_feedback, "varp": varp_feedback, "heron": heron_feedback}
-
-
-def _reward_and_feedback(
+def reward_and_feedback(
     args: argparse.Namespace, config: dict
-) -> tuple[str | ClipReward, FeedbackSource | None, dict]:
-    """The reward to train on, who labels (None for a fixed reward), and ``config`` with the method's flags in."""
-    from robofeedback.config import deep_merge
-
-    if args.reward == "clip":
-        return clip_reward(args), None, config
-    if args.reward not in FEEDBACK:
-        return args.reward, None, config
-    feedback = FEEDBACK[args.reward](args)
-    model = preference_overrides(args)
-    if args.reward == "heron":
-        model.update(heron_overrides(args))
-    elif args.reward == "varp":
-        model.update(varp_overrides(args))
-    config = deep_merge(deep_merge(config, feedback_overrides(args)), {"preference": model})
-    return args.reward, feedback, config
+) -> tuple[str | RewardFunction, FeedbackSource | None, dict]:
+    """The reward to train on, who labels (None for a fixed reward), and ``config`` with the flags in: the method's
+    own, and for a learned reward the feedback loop's and reward model's."""
+    if args.reward == "env":
+        return "env", None, config
+    method = registry.get(args.reward)
+    reward, feedback, overrides = method.from_args(args) if method.from_args else (args.reward, None, {})
+    config = deep_merge(config, overrides)
+    if method.feedback is not None:
+        config = deep_merge(config, feedback_overrides(args))
+        config = deep_merge(config, {"preference": preference_overrides(args)})
+    return reward, feedback, config
 
 
 def run(args: argparse.Namespace) -> int:
-    from robofeedback.config import load_yaml
-    from robofeedback.rl.train import train
-
+    """Train as the flags say and print where the results went."""
     out = args.out or f"runs/{args.env.replace(':', '-')}-{args.algo}-s{args.seed}"
-    reward, feedback, config = _reward_and_feedback(args, load_yaml(args.config) if args.config else {})
+    reward, feedback, config = reward_and_feedback(args, load_yaml(args.config) if args.config else {})
     result = train(
         args.env,
         reward=reward,

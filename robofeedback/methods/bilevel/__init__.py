@@ -7,12 +7,14 @@ expert video (a similarity and feedback in words); the lower level writes R_{k+1
 """
 
 from robofeedback.methods.bilevel.bench import report, run_entry
+from robofeedback.methods.bilevel.cli import add_parser
 from robofeedback.registry import Method
 
 METHOD = Method(
     name="bilevel",
     label="bi-level video",
     summary="bi-level video rewards: a VLM compares the learner's video with an expert's, an LLM updates the reward",
+    add_commands=add_parser,
     bench=run_entry,
     report=report,
 )

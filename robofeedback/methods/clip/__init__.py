@@ -9,11 +9,14 @@ so alpha = 0 is the plain cosine similarity and alpha = 1 keeps only the goal-ba
 """
 
 from robofeedback.methods.clip.bench import run_entry
+from robofeedback.methods.clip.cli import add_arguments, from_args
 from robofeedback.registry import Method
 
 METHOD = Method(
     name="clip",
     label="VLM-RM (mini CLIP)",
     summary="VLM-RM: CLIP similarity between the rendered frame and a language goal",
+    add_arguments=add_arguments,
+    from_args=from_args,
     bench=run_entry,
 )

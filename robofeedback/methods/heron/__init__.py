@@ -7,6 +7,7 @@ goes to level l + 1. PEBBLE's Bradley-Terry ensemble learns a reward from these 
 """
 
 from robofeedback.methods.heron.bench import report, run_entry
+from robofeedback.methods.heron.cli import add_arguments, from_args
 from robofeedback.registry import Method
 from robofeedback.rewards import heron
 from robofeedback.rewards.preference import PreferenceReward
@@ -31,6 +32,8 @@ METHOD = Method(
     build=build,
     feedback=heron.HierarchicalJudge,
     configure=configure,
+    add_arguments=add_arguments,
+    from_args=from_args,
     bench=run_entry,
     report=report,
 )

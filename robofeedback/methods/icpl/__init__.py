@@ -7,12 +7,14 @@ only feedback (:class:`~robofeedback.rewards.icpl.ICPL`).
 """
 
 from robofeedback.methods.icpl.bench import report, run_entry
+from robofeedback.methods.icpl.cli import add_parser
 from robofeedback.registry import Method
 
 METHOD = Method(
     name="icpl",
     label="ICPL",
     summary="ICPL: an LLM writes reward code, a person or a judge ranks the trained policies' videos",
+    add_commands=add_parser,
     bench=run_entry,
     report=report,
 )

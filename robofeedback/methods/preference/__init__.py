@@ -13,6 +13,7 @@ bench entries.
 """
 
 from robofeedback.methods.preference.bench import run_entry
+from robofeedback.methods.preference.cli import from_args
 from robofeedback.protocols import FeedbackSource
 from robofeedback.registry import Method
 from robofeedback.rewards.preference import PreferenceReward
@@ -29,5 +30,6 @@ METHOD = Method(
     summary="PEBBLE: a reward ensemble learned from pairwise preferences (a teacher, a judge or people)",
     build=build,
     feedback=FeedbackSource,
+    from_args=from_args,
     bench=run_entry,
 )

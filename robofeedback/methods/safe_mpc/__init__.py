@@ -8,12 +8,14 @@ declares that Theta_0 cannot hold the true constraint (:mod:`robofeedback.safety
 """
 
 from robofeedback.methods.safe_mpc.bench import report, run_entry
+from robofeedback.methods.safe_mpc.cli import add_parser
 from robofeedback.registry import Method
 
 METHOD = Method(
     name="safe_mpc",
     label="safe MPC",
     summary="safe MPC: a constraint learned from directional corrections with cutting planes",
+    add_commands=add_parser,
     bench=run_entry,
     report=report,
 )

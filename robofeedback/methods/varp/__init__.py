@@ -10,6 +10,7 @@ PEBBLE's Bradley-Terry loss a term on the current policy's recent transitions, w
 """
 
 from robofeedback.methods.varp.bench import run_entry
+from robofeedback.methods.varp.cli import add_arguments, from_args
 from robofeedback.protocols import FeedbackSource
 from robofeedback.registry import Method
 from robofeedback.rewards.varp import AgentRegularizedReward
@@ -26,5 +27,7 @@ METHOD = Method(
     summary="VARP: agent-regularized preferences, usually from a vision-language judge on trajectory sketches",
     build=build,
     feedback=FeedbackSource,
+    add_arguments=add_arguments,
+    from_args=from_args,
     bench=run_entry,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from robofeedback.cli.common import add_llm_arguments, chat_client, info_keys, positive_int
+from robofeedback.methods.arguments import add_llm_arguments, chat_client, info_keys, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from robofeedback.cli.common import add_llm_arguments, chat_client, info_keys, positive_int
+from robofeedback.methods.arguments import add_llm_arguments, chat_client, info_keys, positive_int
 from robofeedback.parallel import add_executor_arguments
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from robofeedback.cli.common import positive_int
+from robofeedback.methods.arguments import positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
