@@ -47,7 +47,9 @@ class Method:
       ``(reward, feedback, config overrides)``.
     - ``add_commands(subparsers)``: commands of its own (``robofeedback icpl``, ...).
     - ``bench(entry, folder, executor)``: runs one bench-suite entry of the method into ``folder``, returning the
-      entry's result row; ``report(rows)``: Markdown lines of the method's own section in the suite's report.
+      entry's result row; ``trains_policies``: whether its entries train policies (then they get the suite's
+      ``train:`` settings under their ``config:``); ``report(rows)``: Markdown lines of the method's own section in
+      the suite's report.
     """
 
     name: str
@@ -60,6 +62,7 @@ class Method:
     from_args: Callable[[argparse.Namespace], tuple[Any, Any, dict]] | None = None
     add_commands: Callable[[Any], None] | None = None
     bench: Callable[..., dict[str, Any]] | None = None
+    trains_policies: bool = True
     report: Callable[[list[dict[str, Any]]], list[str]] | None = None
 
     def __post_init__(self) -> None:

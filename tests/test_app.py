@@ -177,8 +177,8 @@ def test_ranking_tab(store, clips, app, browser):
 
 
 def test_correction_tab_sends_a_direction_to_the_robot(tmp_path, store, app, browser):
-    from robofeedback.safety.alignment import StoreHuman
-    from robofeedback.safety.mpc import SafeMPC
+    from robofeedback.methods.safe_mpc.alignment import StoreHuman
+    from robofeedback.methods.safe_mpc.mpc import SafeMPC
 
     env = make("safety:drone", seed=0, render_size=224)
     game = env.game

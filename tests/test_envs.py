@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from robofeedback.envs import BackendNotInstalledError, UnknownEnvError, available, make
+from robofeedback import envs
+from robofeedback.envs import BackendNotInstalledError, UnknownEnvError, available, make, register_family
+from robofeedback.envs.generic import GymEnv
 
 PANDA = ["PandaReach-v3", "PandaPush-v3", "PandaSlide-v3", "PandaPickAndPlace-v3", "PandaStack-v3"]
 METAWORLD = ["reach", "push", "pick-place", "button-press-topdown", "drawer-open", "door-open", "window-open"]
@@ -222,6 +224,23 @@ def test_missing_backend_says_how_to_install_it(monkeypatch):
     with pytest.raises(BackendNotInstalledError, match=r"pip install 'robofeedback\[metaworld\]'"):
         make("metaworld:reach")
     assert available()["metaworld"]["installed"] is False
+
+
+def test_families_registered_by_others_are_made_and_listed(monkeypatch):
+    monkeypatch.setattr(envs, "_families", dict(envs._families))
+    register_family("toy", GymEnv, lambda: ["Pendulum-v1"], "gym", "one Gymnasium task")
+    with pytest.warns(UserWarning, match="agent_pos"):
+        env = make("toy:Pendulum-v1", seed=0, render_size=32)
+    env.reset()
+    assert isinstance(env, GymEnv) and env.spec_name == "Pendulum-v1" and env.render().shape == (32, 32, 3)
+    with pytest.raises(UnknownEnvError, match="Did you mean Pendulum-v1"):
+        make("toy:Pendulum-v0")
+    listed = available()
+    assert listed["toy"]["ids"] == ["Pendulum-v1"] and listed["safety"]["ids"] == ["pendulum", "drone", "arm"]
+    with pytest.raises(ValueError, match="two env families are named 'toy'"):
+        register_family("toy", GymEnv, lambda: [], "gym", "another")
+    with pytest.raises(ValueError, match="without ':'"):
+        register_family("a:b", GymEnv, lambda: [], "gym", "a colon")
 
 
 def test_bad_options_are_refused():

@@ -148,7 +148,7 @@ def cutting_plane(r: int = 20, corrections: int = 15, repeats: int = 3, seed: in
     """Central cuts in random directions through the current guess in the box [-1, 1]^r, one re-centring each, in
     ``repeats`` fresh learners; the median over all re-centrings (this machine's timings jump by a third from one
     run to the next, and the median is what a person correcting the robot mostly waits)."""
-    from robofeedback.safety.cutting_plane import CuttingPlaneLearner
+    from robofeedback.methods.safe_mpc.cutting_plane import CuttingPlaneLearner
 
     rng = np.random.default_rng(seed)
     seconds = []

@@ -54,6 +54,11 @@ def method_names() -> list[str]:
     return [*BASELINES, *registry.names("bench"), "perf"]
 
 
+def trains(method: str) -> bool:
+    """Whether a registered method's entries train policies (and get the suite's ``train:`` settings)."""
+    return registry.get(method).trains_policies
+
+
 def label(method: str) -> str:
     """How the report names a method."""
     return BASELINES[method] if method in BASELINES else registry.get(method).label
@@ -108,7 +113,7 @@ def expand(suite: dict[str, Any], only: list[str] | None = None, tasks: list[str
                 raise SuiteError(f"perf entry {i} needs a measure")
         elif "task" not in entry:
             raise SuiteError(f"entry {i} ({entry['method']}) needs a task")
-        if entry["method"] not in ("random", "safe_mpc", "perf"):
+        if entry["method"] == "env" or entry["method"] in registry.names("bench") and trains(entry["method"]):
             entry["config"] = deep_merge(copy.deepcopy(suite.get("train", {})), entry.get("config", {}))
         if only and entry["method"] not in only or tasks and entry["task"] not in tasks:
             continue

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from robofeedback.envs import available, families, make
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """The ``envs`` command's arguments."""
@@ -17,8 +19,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from robofeedback.envs import FAMILIES, available, make
-
     if args.describe:
         env = make(args.describe)
         description = env.describe()
@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
             sign = {1: "+", -1: "-"}.get(factor["sign"], "?")
             print(f"    {sign} {name}: {factor['description']}")
         return 0
-    if args.family and args.family not in FAMILIES:
-        print(f"unknown family {args.family!r}; choose from {', '.join(FAMILIES)}", file=sys.stderr)
+    if args.family and args.family not in families():
+        print(f"unknown family {args.family!r}; choose from {', '.join(families())}", file=sys.stderr)
         return 2
     info = available()
     if args.family:

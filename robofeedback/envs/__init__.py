@@ -5,8 +5,9 @@ Specs are ``family:id``:
 - ``panda:PandaReach-v3`` (also Push, Slide, PickAndPlace, Stack, Flip, and their Dense/Joints variants);
 - ``metaworld:reach`` or ``metaworld:reach-v3`` (any MetaWorld v3 task);
 - ``bullet:AntBulletEnv-v0`` (Ant, HalfCheetah, Hopper, Walker2D, Humanoid);
-- ``safety:pendulum``, ``safety:drone``, ``safety:arm`` (games with a hidden safety constraint, for safe MPC);
-- any other registered Gymnasium id, e.g. ``Pendulum-v1``.
+- any other registered Gymnasium id, e.g. ``Pendulum-v1``;
+- the families that methods register with :func:`register_family`: ``safety:pendulum``, ``safety:drone``,
+  ``safety:arm`` (safe MPC's games with a hidden safety constraint).
 
 Every env returned keeps the info contract of :class:`~robofeedback.envs.base.RobotEnv`.
 """
@@ -18,12 +19,19 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 
+from robofeedback import registry
+from robofeedback.envs import bullet, metaworld, panda
 from robofeedback.envs.base import FactorInfo, RobotEnv
+from robofeedback.envs.bullet import BulletLocomotionEnv
 from robofeedback.envs.camera import Camera
+from robofeedback.envs.generic import GymEnv
+from robofeedback.envs.metaworld import MetaWorldEnv
+from robofeedback.envs.panda import PandaEnv
 
 # MuJoCo picks its OpenGL backend when it is first imported: headless EGL unless the user chose.
 if "MUJOCO_GL" not in os.environ:
@@ -35,7 +43,19 @@ if "MUJOCO_GL" not in os.environ:
         )
     os.environ["MUJOCO_GL"] = "egl"
 
-__all__ = ["Camera", "FactorInfo", "RobotEnv", "make", "available", "UnknownEnvError", "BackendNotInstalledError"]
+__all__ = [
+    "BackendNotInstalledError",
+    "Camera",
+    "FactorInfo",
+    "Family",
+    "RobotEnv",
+    "UnknownEnvError",
+    "available",
+    "families",
+    "get_family",
+    "make",
+    "register_family",
+]
 
 
 class UnknownEnvError(ValueError):
@@ -46,76 +66,101 @@ class BackendNotInstalledError(ImportError):
     """A spec whose simulator package is not installed."""
 
 
-# family -> (package extra that installs it, description)
-FAMILIES: dict[str, tuple[str, str]] = {
-    "panda": ("panda", "panda-gym arm tasks in PyBullet"),
-    "metaworld": ("metaworld", "MetaWorld v3 Sawyer tasks in MuJoCo"),
-    "bullet": ("bullet", "PyBullet locomotion"),
-    "safety": ("safety", "safety games with a hidden constraint (pendulum, drone, PyBullet arm)"),
-}
+@dataclass(frozen=True)
+class Family:
+    """A family of envs that ``make("<name>:<id>")`` makes: its adapter, the ids it offers, and the package extra
+    that installs its simulator."""
+
+    name: str
+    make: Callable[..., RobotEnv]  # (id, seed=, render_size=, **kwargs) -> the env
+    ids: Callable[[], list[str]]  # the ids; an ImportError when the simulator is missing
+    extra: str
+    description: str
+    normalize: Callable[[str], str] | None = None  # an id as given -> the id it names (metaworld's "-v3" suffix)
 
 
-def _panda_ids() -> list[str]:
-    from robofeedback.envs import panda
-
-    return panda.env_ids()
+_families: dict[str, Family] = {}
 
 
-def _metaworld_ids() -> list[str]:
-    from robofeedback.envs import metaworld
+def register_family(
+    name: str,
+    make: Callable[..., RobotEnv],
+    ids: Callable[[], list[str]],
+    extra: str,
+    description: str,
+    normalize: Callable[[str], str] | None = None,
+) -> Family:
+    """Add the env family ``name`` (specs ``name:<id>``); a second, different family of the same name is an error.
+    Methods whose envs are their own (safe MPC's games) register their family when their package is imported."""
+    if not name or ":" in name:
+        raise ValueError(f"an env family's name is a non-empty word without ':', got {name!r}")
+    family = Family(name, make, ids, extra, description, normalize)
+    known = _families.get(name)
+    if known is not None and known != family:
+        raise ValueError(f"two env families are named {name!r}: {known.description!r} and {description!r}")
+    _families[name] = family
+    return family
 
-    return metaworld.task_names()
+
+def families() -> dict[str, Family]:
+    """Every env family by name: the simulators' and those the registry's methods register."""
+    registry.methods()
+    return dict(_families)
+
+
+def get_family(name: str) -> Family | None:
+    """The env family ``name``, or None; a name not registered yet loads the registry's methods (which register
+    theirs) before it is given up."""
+    if name not in _families:
+        registry.methods()
+    return _families.get(name)
 
 
 def _bullet_ids() -> list[str]:
-    from robofeedback.envs import bullet
-
     bullet._import_backend()
     return list(bullet.ENV_IDS)
 
 
-def _safety_ids() -> list[str]:
-    from robofeedback.envs import safety
-
-    return list(safety.GAMES)
-
-
-_ID_LISTS: dict[str, Callable[[], list[str]]] = {
-    "panda": _panda_ids,
-    "metaworld": _metaworld_ids,
-    "bullet": _bullet_ids,
-    "safety": _safety_ids,
-}
+register_family("panda", PandaEnv, panda.env_ids, "panda", "panda-gym arm tasks in PyBullet")
+register_family(
+    "metaworld",
+    MetaWorldEnv,
+    metaworld.task_names,
+    "metaworld",
+    "MetaWorld v3 Sawyer tasks in MuJoCo",
+    normalize=lambda name: name.removesuffix("-v3"),
+)
+register_family("bullet", BulletLocomotionEnv, _bullet_ids, "bullet", "PyBullet locomotion")
 
 
-def family_ids(family: str) -> list[str]:
+def family_ids(name: str) -> list[str]:
     """The ids a family offers; raises :class:`BackendNotInstalledError` if its simulator is missing."""
-    if family not in _ID_LISTS:
-        raise UnknownEnvError(f"unknown env family {family!r}; choose one of {sorted(_ID_LISTS)} or a Gymnasium id")
+    found = get_family(name)
+    if found is None:
+        raise UnknownEnvError(f"unknown env family {name!r}; choose one of {sorted(_families)} or a Gymnasium id")
     try:
-        return _ID_LISTS[family]()
+        return found.ids()
     except ImportError as e:
-        extra = FAMILIES[family][0]
         raise BackendNotInstalledError(
-            f"env family {family!r} needs a package that is not installed ({e}); "
-            f"install it with: pip install 'robofeedback[{extra}]'"
+            f"env family {name!r} needs a package that is not installed ({e}); "
+            f"install it with: pip install 'robofeedback[{found.extra}]'"
         ) from e
 
 
 def available() -> dict[str, dict[str, Any]]:
     """What can be made here: per family, whether its simulator is installed and which ids it offers."""
     out: dict[str, dict[str, Any]] = {}
-    for family, (extra, description) in FAMILIES.items():
+    for name, found in families().items():
         try:
-            ids, error = family_ids(family), None
+            ids, error = family_ids(name), None
         except BackendNotInstalledError as e:
             ids, error = [], str(e)
-        out[family] = {
-            "description": description,
+        out[name] = {
+            "description": found.description,
             "installed": error is None,
             "ids": ids,
             "error": error,
-            "extra": extra,
+            "extra": found.extra,
         }
     return out
 
@@ -155,39 +200,24 @@ def policy_env_kwargs(env: Any, env_kwargs: dict[str, Any], hindsight: bool = Fa
 
 
 def _make(spec: str, seed: int | None, render_size: int | tuple[int, int], kwargs: dict[str, Any]) -> RobotEnv:
-    family, sep, name = spec.partition(":")
-    if sep and family in FAMILIES:
-        valid = family_ids(family)
-        if family == "metaworld":
-            name = name.removesuffix("-v3")
+    prefix, sep, name = spec.partition(":")
+    found = get_family(prefix) if sep else None
+    if found is not None:
+        valid = family_ids(prefix)
+        if found.normalize is not None:
+            name = found.normalize(name)
         _check_id(spec, name, valid)
-        if family == "panda":
-            from robofeedback.envs.panda import PandaEnv
-
-            return PandaEnv(name, seed=seed, render_size=render_size, **kwargs)
-        if family == "metaworld":
-            from robofeedback.envs.metaworld import MetaWorldEnv
-
-            return MetaWorldEnv(name, seed=seed, render_size=render_size, **kwargs)
-        if family == "safety":
-            from robofeedback.envs.safety import SafetyEnv
-
-            return SafetyEnv(name, seed=seed, render_size=render_size, **kwargs)
-        from robofeedback.envs.bullet import BulletLocomotionEnv
-
-        return BulletLocomotionEnv(name, seed=seed, render_size=render_size, **kwargs)
+        return found.make(name, seed=seed, render_size=render_size, **kwargs)
     if sep and spec not in gym.registry:
         raise UnknownEnvError(
-            f"unknown env family {family!r} in spec {spec!r}; families are {', '.join(sorted(FAMILIES))}, "
+            f"unknown env family {prefix!r} in spec {spec!r}; families are {', '.join(sorted(_families))}, "
             "or give a registered Gymnasium id"
         )
     if spec not in gym.registry:
         close = difflib.get_close_matches(spec, list(gym.registry), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UnknownEnvError(
-            f"unknown env spec {spec!r}.{hint} Use family:id with a family in {sorted(FAMILIES)} "
+            f"unknown env spec {spec!r}.{hint} Use family:id with a family in {sorted(families())} "
             "(run `robofeedback envs` to list them) or a registered Gymnasium id"
         )
-    from robofeedback.envs.generic import GymEnv
-
     return GymEnv(spec, seed=seed, render_size=render_size, **kwargs)

@@ -39,7 +39,7 @@ from robofeedback.config import config_dir, deep_merge, load_yaml, require_posit
 from robofeedback.data.rollout import collect
 from robofeedback.data.store import FeedbackStore
 from robofeedback.data.video import write_video
-from robofeedback.envs import FAMILIES, RobotEnv, make, policy_env_kwargs
+from robofeedback.envs import RobotEnv, get_family, make, policy_env_kwargs
 from robofeedback.envs.tasks import task_prompts
 from robofeedback.protocols import FeedbackSource, LearnedReward, RewardFunction
 from robofeedback.rewards.base import EnvReward, make_reward
@@ -98,7 +98,7 @@ class TrainConfig:
 def family_of(spec: str) -> str:
     """The config family of an env spec: its ``family:`` prefix, or ``gym`` for plain Gymnasium ids."""
     prefix, sep, _ = spec.partition(":")
-    return prefix if sep and prefix in FAMILIES else "gym"
+    return prefix if sep and get_family(prefix) is not None else "gym"
 
 
 def load_train_config(

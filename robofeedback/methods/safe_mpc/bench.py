@@ -1,37 +1,150 @@
-"""Safe MPC's bench entries: one game and variant with the simulated human, and the report's table of them."""
+"""Safe MPC's bench section: alignment on the safety games with the simulated human, next to the paper's figures
+with people.
+
+An entry (``{method: safe_mpc, task: safety:<game>, trials: 20, attempts: 40, misspecified: false}``, see
+``configs/bench/suites/safe_mpc.yaml``) runs ``trials`` seeded trials of up to ``attempts`` attempts on the game,
+or on its misspecified variant (the true constraint outside the hypothesis box). Its row holds the success rate
+(an attempt that reached the goal with no correction and no violation), corrections per trial (mean, spread, max)
+next to the certified bound K, the corrections used until the goal was first reached (with help), violations, the
+maximum-volume-ellipsoid solve time per correction, and how many trials declared misspecification and why.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from robofeedback.bench.safety import first_reached, game_row
+from robofeedback.config import require_positive_ints
+from robofeedback.envs import make
+from robofeedback.methods.bench import EntryError
+from robofeedback.methods.safe_mpc.alignment import align, summarize
+from robofeedback.methods.safe_mpc.games import GAMES
+
+# Xie et al. (arXiv 2407.04216), with people: corrections per trial and success (their code's analysis notebooks).
+PAPER = {
+    "pendulum": "about 12 corrections to converge (simulated user, 50 runs: 12.8 ± 2.1)",
+    "drone": "15.7 ± 10.6 corrections, success 0.89 ± 0.08 (15 users x 10 trials)",
+    "arm": "16.5 ± 6.2 corrections, success 0.89 ± 0.11 (15 users x 10 trials)",
+}
+
+# The learner's rules that declare misspecification, by words of the reason it gives (cutting_plane.py).
+RULES = {
+    "the ellipsoid problem has no solution": "no parameters left",
+    "the robot was seen in an unsafe state": "a violation no parameters explain",
+    "the remaining ellipsoid's volume": "volume below V_min",
+    "corrections exceed the certified bound": "more than K corrections",
+}
+
+SUITE_KEYS = ("method", "task", "seed", "name")  # what the suite gives every entry, besides the method's settings
+
+
+@dataclass(frozen=True)
+class SafeMPCEntry:
+    """A safe-MPC bench entry's settings: ``trials`` trials of up to ``attempts`` attempts each, on the game's
+    ``misspecified`` variant when asked."""
+
+    trials: int = 5
+    attempts: int = 40
+    misspecified: bool = False
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> SafeMPCEntry:
+        """The settings of an entry's keys besides the suite's own; a key it does not know is an error naming it."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise EntryError(
+                f"safe_mpc entries take {', '.join(known)} (and {', '.join(SUITE_KEYS)}); unknown: {', '.join(unknown)}"
+            )
+        out = cls(**settings)
+        require_positive_ints(trials=out.trials, attempts=out.attempts)
+        if not isinstance(out.misspecified, bool):
+            raise EntryError(f"misspecified must be true or false, got {out.misspecified!r}")
+        return out
+
+
+def game_of(task: str) -> str:
+    """The game of a ``safety:<game>`` task."""
+    family, _, game = task.partition(":")
+    if family != "safety" or game not in GAMES:
+        raise EntryError(
+            f"safe_mpc entries run on a safety game, one of safety:{', safety:'.join(GAMES)}; got {task!r}"
+        )
+    return game
+
+
+def game_row(game: str, settings: SafeMPCEntry, first_seed: int) -> dict[str, Any]:
+    """The trials of one game (seeded ``first_seed``, ``first_seed + 1``, ...), summarised."""
+    env = make(f"safety:{game}", seed=0, render_size=96, misspecified=settings.misspecified)
+    seeds = range(first_seed, first_seed + settings.trials)
+    trials = [align(env, seed=seed, episodes=settings.attempts) for seed in seeds]
+    row = {
+        "game": game,
+        "misspecified": settings.misspecified,
+        "r": env.game.model.features.r,
+        "epsilon": env.game.model.epsilon,
+        "episodes": settings.attempts,
+        **summarize(trials),
+        "attempts_mean": sum(t.attempts for t in trials) / len(trials),
+        "theta_error_mean": sum(t.theta_error for t in trials) / len(trials),
+        "reasons": sorted({t.reason.split(":")[0] for t in trials if t.misspecified}),
+    }
+    env.close()
+    return row
 
 
 def run_entry(entry: dict[str, Any], folder: Path, executor) -> dict[str, Any]:
-    """``trials`` trials of ``attempts`` each on the entry's game (``misspecified`` puts the true constraint
-    outside the hypothesis box); seed s runs the trial seeds s * trials ... (s + 1) * trials - 1."""
-    game, trials = entry["task"].removeprefix("safety:"), entry.get("trials", 5)
-    row = game_row(
-        game, bool(entry.get("misspecified", False)), trials, entry.get("attempts", 40), entry["seed"] * trials
-    )
-    return {k: v for k, v in row.items() if k not in ("wall_time_s", "git_commit")}
+    """One entry's trials on its game; seed s runs the trial seeds s * trials ... (s + 1) * trials - 1."""
+    settings = SafeMPCEntry.from_dict({k: v for k, v in entry.items() if k not in SUITE_KEYS})
+    return game_row(game_of(entry["task"]), settings, entry["seed"] * settings.trials)
+
+
+def first_reached(row: dict[str, Any]) -> str:
+    """'share of trials, corrections until then (mean ± std)' for the trials whose robot reached the goal at all."""
+    if row.get("first_success_corrections_mean") is None:
+        return "0.00" if "first_success_rate" in row else "-"  # "-": a row from before this was measured
+    spread = f"{row['first_success_corrections_mean']:.1f} ± {row['first_success_corrections_std']:.1f}"
+    return f"{row['first_success_rate']:.2f}, {spread}"
+
+
+def rule(reason: str) -> str:
+    """The rule that declared misspecification, named from the learner's reason (the reason itself if none is
+    known)."""
+    return next((name for words, name in RULES.items() if words in reason), reason)
+
+
+def declared(row: dict[str, Any]) -> str:
+    """How many trials declared misspecification, and by which rules."""
+    rules = sorted({rule(reason) for reason in row["reasons"]})
+    return f"{row['declared_misspecified']} / {row['trials']}" + (f" ({', '.join(rules)})" if rules else "")
 
 
 def report(rows: list[dict[str, Any]]) -> list[str]:
-    """The section of the suite's report on the safety games."""
+    """The section of the suite's report on the safety games, next to the paper's figures with people."""
     lines = [
         "## Safe MPC from directional corrections (simulated human)",
         "",
-        "| game | variant | r | trials | success (no help needed) | corrections (mean ± std) | bound K "
-        "| goal first reached: trials, corrections until then | declared misspecified | MVE solve per cut |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "Per game: trials (seeds) of up to `attempts` attempts, learning carried across attempts (corrections and "
+        "violations both cut). A trial succeeds when an attempt reaches the goal with no correction and without "
+        "entering the unsafe region: the robot needed no more help. 'Goal first reached' counts the corrections "
+        "until an attempt first got there, with help. The simulated human corrects with probability 0.3 when the "
+        "plan comes within 2 of the true boundary. K is the certificate ln(Vol Theta_0 / V_min) / -ln(1 - 1/r), "
+        "V_min the ball of radius epsilon.",
+        "",
+        "| game | variant | r | trials | success (no help needed) | corrections (mean ± std, max) | bound K "
+        "| goal first reached: trials, corrections until then | violations | declared misspecified (rule) "
+        "| MVE solve per cut (mean / max) | paper, with people |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        mve = f"{r['mve_ms_mean']:.0f} ms" if r.get("mve_ms_mean") is not None else "-"
+        mve = f"{r['mve_ms_mean']:.0f} / {r['mve_ms_max']:.0f} ms" if r["mve_ms_mean"] is not None else "-"
+        paper = "" if r["misspecified"] else PAPER[r["game"]]
         lines.append(
             f"| {r['task']} | {'misspecified' if r['misspecified'] else 'true constraint inside'} | {r['r']} "
-            f"| {r['trials']} | {r['success_rate']:.2f} | {r['corrections_mean']:.1f} ± {r['corrections_std']:.1f} "
-            f"| {r['bound']} | {first_reached(r)} | {r['declared_misspecified']} / {r['trials']} | {mve} |"
+            f"| {r['trials']} | {r['success_rate']:.2f} | {r['corrections_mean']:.1f} ± {r['corrections_std']:.1f}, "
+            f"{r['corrections_max']} | {r['bound']} | {first_reached(r)} | {r['violations']} | {declared(r)} "
+            f"| {mve} | {paper} |"
         )
     return [*lines, ""]

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
+
+from robofeedback.data.store import FeedbackStore
+from robofeedback.data.video import write_video
+from robofeedback.envs import make
 from robofeedback.methods.arguments import positive_int
+from robofeedback.methods.safe_mpc.alignment import SimulatedHuman, StoreHuman, TerminalHuman, align
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -39,14 +46,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import fields
-
-    import numpy as np
-
-    from robofeedback.data.store import FeedbackStore
-    from robofeedback.data.video import write_video
-    from robofeedback.envs import make
-    from robofeedback.safety.alignment import SimulatedHuman, StoreHuman, TerminalHuman, align
 
     env = make(f"safety:{args.game}", seed=args.seed, render_size=224, misspecified=args.misspecified)
     out = Path(args.out or f"runs/safe-mpc-{args.game}")  # made once the game is known to exist

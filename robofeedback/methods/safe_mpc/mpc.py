@@ -13,7 +13,8 @@ smooth, even where a guess of theta calls the plan unsafe); above it the barrier
 Besides the plan, :meth:`SafeMPC.gradients` gives what a directional correction needs at the plan: grad_u J,
 phi_0(xi), phi(xi) and their Jacobians d phi_0 / du and d phi / du; :meth:`SafeMPC.barrier_gradient` gives
 grad_u B under any theta (the simulated human's, under the true one). The features are the game's
-(:mod:`robofeedback.envs.safety`: RBFs over position, polynomials, or any object with the same interface).
+(:mod:`robofeedback.methods.safe_mpc.games`: RBFs over position, polynomials, or any object with the same
+interface).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robofeedback.envs.safety import GameModel, PolynomialFeatures, RBFFeatures, StateFeatures
+from robofeedback.methods.safe_mpc.games import GameModel, PolynomialFeatures, RBFFeatures, StateFeatures
 
 __all__ = ["Plan", "PolynomialFeatures", "RBFFeatures", "SafeMPC", "StateFeatures"]
 
@@ -57,8 +58,8 @@ class Plan:
 
 
 class SafeMPC:
-    """The barrier MPC of a :class:`~robofeedback.envs.safety.GameModel` (horizon, gamma and control box from the
-    model unless given). ``ipopt`` options are passed to IPOPT (printing is off by default)."""
+    """The barrier MPC of a :class:`~robofeedback.methods.safe_mpc.games.GameModel` (horizon, gamma and control box
+    from the model unless given). ``ipopt`` options are passed to IPOPT (printing is off by default)."""
 
     def __init__(
         self,

@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import imageio.v3 as iio
 import numpy as np
 
-from robofeedback.safety.cutting_plane import CuttingPlaneLearner
-from robofeedback.safety.mpc import SafeMPC
+from robofeedback.data.store import FeedbackStore
+from robofeedback.methods.safe_mpc.cutting_plane import CuttingPlaneLearner
+from robofeedback.methods.safe_mpc.mpc import SafeMPC
 
 
 class SimulatedHuman:
@@ -100,8 +102,6 @@ class TerminalHuman:
     def direction(self, mpc: SafeMPC, x0, goal, u, frame=None, t: int = 0):
         keys = KEYS[mpc.model.n_u]
         if frame is not None and self.frame_path:
-            import imageio.v3 as iio
-
             iio.imwrite(self.frame_path, frame)
         plan = mpc.states(x0, u)
         self.show(f"t={t} state {np.round(x0, 3)}; plan heads to {np.round(plan[min(5, len(plan) - 1)], 3)}")
@@ -127,8 +127,6 @@ class StoreHuman:
         poll_seconds: float = 0.2,
         frame_dir: str | Path = "runs/safe-mpc/frames",
     ):
-        from robofeedback.data.store import FeedbackStore
-
         self.store = store if isinstance(store, FeedbackStore) else FeedbackStore(store)
         self.run, self.wait_seconds, self.poll_seconds = run, wait_seconds, poll_seconds
         self.frame_dir = Path(frame_dir)
@@ -152,8 +150,6 @@ class StoreHuman:
             "keys": KEYS[mpc.model.n_u],
         }
         if frame is not None:
-            import imageio.v3 as iio
-
             self.frame_dir.mkdir(parents=True, exist_ok=True)
             path = self.frame_dir / f"{self.run}-{time.time_ns()}.png"
             iio.imwrite(path, frame)

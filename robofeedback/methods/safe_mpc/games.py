@@ -1,4 +1,5 @@
-"""Safety games (``safety:<game>``): tasks with a hidden safety constraint, for safe MPC from directional feedback.
+"""Safety games (``safety:<game>``, the env family this method registers): tasks with a hidden safety constraint, for
+safe MPC from directional feedback.
 
 Each game is a Gymnasium env with a known model (its dynamics, a task cost, and the family of constraint
 features the learner may use) and a hidden true constraint in that family: a state x is unsafe when
@@ -38,8 +39,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from robofeedback.envs.base import CTRL_COST, FactorInfo, RobotEnv, ctrl_cost, quiet_native_output
+from robofeedback.envs.base import CTRL_COST, FactorInfo, RobotEnv, _parse_size, ctrl_cost, quiet_native_output
 from robofeedback.envs.camera import Camera
+from robofeedback.envs.pybullet_view import orbit_camera, render_pybullet
 
 
 class _NumpyOps:
@@ -533,14 +535,10 @@ class ArmGame(SafetyGame):
         return np.asarray(self._p.getLinkState(self._robot, self._ee)[4])
 
     def camera_for(self) -> Camera:
-        from robofeedback.envs.pybullet_view import orbit_camera
-
         settings = {"distance": 0.9, "yaw": 50.0, "pitch": -35.0, "fov": 60.0}
         return orbit_camera(self._pybullet, (0.5, 0.0, 0.15), settings, self.width, self.height)
 
     def draw(self) -> np.ndarray:
-        from robofeedback.envs.pybullet_view import render_pybullet
-
         cam = self.camera_for()
         img = np.ascontiguousarray(render_pybullet(self._pybullet, self._p, cam, False))
         if self.plan is not None:
@@ -570,6 +568,11 @@ def top_down_camera(low: np.ndarray, high: np.ndarray, width: int, height: int) 
 GAMES: dict[str, type[SafetyGame]] = {"pendulum": PendulumGame, "drone": DroneGame, "arm": ArmGame}
 
 
+def game_names() -> list[str]:
+    """The games' names, the ids of the ``safety`` env family."""
+    return list(GAMES)
+
+
 class SafetyEnv(RobotEnv):
     """A safety game with the info contract: ``agent_pos``, ``factors`` (distance to the goal, control cost, and the
     true constraint c_H as ``constraint``), ``success`` (goal reached without a violation) and its camera."""
@@ -579,8 +582,6 @@ class SafetyEnv(RobotEnv):
     def __init__(
         self, game: str, seed: int | None = None, render_size=224, misspecified: bool = False, max_steps: int = 100
     ):
-        from robofeedback.envs.base import _parse_size
-
         size = _parse_size(render_size)
         super().__init__(GAMES[game](misspecified, max_steps, size), f"safety:{game}", seed=seed, render_size=size)
         self.game = self.env.unwrapped
