@@ -167,8 +167,10 @@ class FeedbackSource:
 class RewardProposer(Protocol):
     """Writes candidate reward functions (ICPL's LLM, or a scripted stand-in) and learns from the ranking."""
 
+    name: str  # the proposer in the loop's summary (``llm:<model>``, ``offline:factor-weights``)
+
     def propose(self, n: int, seed: int) -> list[tuple[str, str]]:
-        """``n`` candidates as (code, note)."""
+        """``n`` candidates as (code, response): the code is "" where an answer held none."""
 
     def learn(self, good: Any, bad: Any, note: str, previous_good: Any | None) -> None:
         """Take in which candidate was best and which worst, with the ranker's note."""
@@ -177,6 +179,8 @@ class RewardProposer(Protocol):
 class CandidateRanker(Protocol):
     """Ranks trained candidates by their videos (a person, or a synthetic judge): ICPL's human in the loop."""
 
+    name: str  # the ranker in the loop's summary (``script:icpl-ranker``, ``human:terminal``)
+
     def rank(self, candidates: Sequence[Any]) -> tuple[int, int, str]:
         """The indices of the best and the worst candidate, and a note."""
 
@@ -184,11 +188,13 @@ class CandidateRanker(Protocol):
 class RewardUpdater(Protocol):
     """The lower level of the bi-level video loop: turns the judge's feedback into the next reward."""
 
+    name: str  # the lower level in the loop's summary (``llm:<model>``, ``offline:feedback-weights``)
+
     def initial(self, seed: int) -> tuple[str, str, list | None]:
-        """The first reward: (code, note, weights)."""
+        """The first reward: (code, response or note, the prompt's messages or None when no model was asked)."""
 
     def observe(self, record: dict[str, Any]) -> None:
         """Take in one iteration's record (the judge's similarity and feedback, the policy's figures)."""
 
     def propose(self, record: dict[str, Any], seed: int) -> tuple[str, str, list | None]:
-        """The next reward after ``record``: (code, note, weights)."""
+        """The next reward after ``record``: (code, response or note, the prompt's messages or None)."""

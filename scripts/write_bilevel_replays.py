@@ -1,4 +1,4 @@
-"""Write the hand-written replays that `python -m robofeedback.bench.bilevel` serves in place of an LLM
+"""Write the hand-written replays that `robofeedback bench --suite bilevel` serves in place of an LLM
 (assets/bilevel/*.jsonl).
 
 They are written by hand to read like a code model's answers to the bi-level loop's prompts on MetaWorld

@@ -1,4 +1,4 @@
-"""Write the hand-written replays that `python -m robofeedback.bench.icpl` serves in place of an LLM
+"""Write the hand-written replays that `robofeedback bench --suite icpl` serves in place of an LLM
 (assets/icpl/*.jsonl). They are not a model's answers and do not depend on the prompt.
 
 They are written to read like a code model's answers to ICPL's prompts: a short analysis, then a

@@ -16,7 +16,7 @@ label's note.
 A -1 (and an answer that cannot be parsed) becomes ``uncertain``: "skip" by
 default (the label is dropped, as RL-VLM-F does) or "equal".
 
-For bi-level reward learning from expert videos (``robofeedback.rewards.bilevel``),
+For bi-level reward learning from expert videos (``robofeedback.methods.bilevel``),
 judges compare two whole videos and return :class:`VideoFeedback` (text and a
 similarity): :meth:`ChatVLMJudge.compare_videos` asks the chat model and keeps its
 answer verbatim; :class:`ClipVideoJudge` is the offline judge, which aligns the two

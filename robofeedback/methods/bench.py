@@ -7,20 +7,54 @@ settings under the entry's own).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from robofeedback.config import deep_merge
+from robofeedback.config import assets_dir, deep_merge
 from robofeedback.envs.tasks import task_prompts
 from robofeedback.rl.train import train
+
+# beside every result of reward code that weights the env's factors, or that a hand-written replay served
+FACTOR_NOTE = (
+    "The offline proposer and lower level write weighted sums of the env's named reward factors, which on panda and "
+    "MetaWorld are components of the env's own reward (on PyBullet locomotion they sum to it exactly): they start "
+    "near the true reward. A hand-written replay is not a model: its answers are served whatever the prompt says."
+)
+
+# the keys the suite itself puts in or reads from every entry, beside the method's own
+SUITE_KEYS = ("method", "task", "seed", "config", "name")
+
+Settings = TypeVar("Settings")
 
 
 class EntryError(ValueError):
     """A suite entry that cannot be run as written."""
+
+
+def settings_from_dict(cls: type[Settings], entry: dict[str, Any]) -> Settings:
+    """The settings dataclass ``cls`` of a method's entry: an unknown key, or a missing one that has no default, is
+    an :class:`EntryError` naming the key and the ones allowed."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    method = entry.get("method", "?")
+    for key in entry:
+        if key not in fields:
+            raise EntryError(f"{method} entry: unknown key {key!r}; allowed keys: {', '.join(fields)}")
+    for name, f in fields.items():
+        missing = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if missing and name not in entry:
+            raise EntryError(f"{method} entry: {name!r} is required; allowed keys: {', '.join(fields)}")
+    return cls(**entry)
+
+
+def expert_video(task: str) -> Path:
+    """The expert video shipped for ``task`` (``assets/videos/<task>-expert.mp4``, made by
+    ``scripts/make_expert_video.py``)."""
+    return assets_dir() / "videos" / f"{task.replace(':', '-')}-expert.mp4"
 
 
 class EntryProgress(BaseCallback):

@@ -1,36 +1,80 @@
-"""The bi-level loop's bench entries: the expert video of the task from ``assets/videos``, the offline lower level
-or a hand-written replay."""
+"""The bi-level loop's bench section: its suite entries (the expert video of the task from ``assets/videos``, the
+offline lower level or a hand-written replay), and its table in the suite's report.
+
+``robofeedback bench --suite bilevel`` runs the study of ``configs/bench/suites/bilevel.yaml`` on MetaWorld
+drawer-close with the shipped expert video (made by ``scripts/make_expert_video.py``):
+
+- the offline path: the CLIP + time-warping judge and the factor-weight lower level (no model anywhere);
+- the LLM path: the same judge, and the lower level's answers served from ``assets/bilevel`` (a hand-written
+  replay, not a model: written by ``scripts/write_bilevel_replays.py`` to read like a code model's and served
+  whatever the feedback says; a live model runs the same loop with ``robofeedback video-reward --llm ...``);
+- next to them, an ``icpl`` entry with the offline proposer and the scripted ranker, the same number of iterations
+  with two candidates each (so twice the env steps), which sees the task's success instead of a video; with
+  ``expert_video: true`` its best candidate per iteration is rendered on the same episode and scored by the same
+  judge, in ICPL's section of the report.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robofeedback.bench.common import FACTOR_NOTE
 from robofeedback.config import assets_dir
 from robofeedback.feedback.llm import Replay
-from robofeedback.methods.bench import task_text
-from robofeedback.rewards.bilevel import BilevelVideoReward
+from robofeedback.methods.bench import FACTOR_NOTE, EntryError, expert_video, settings_from_dict, task_text
+from robofeedback.methods.bilevel.model import BilevelVideoReward
+from robofeedback.parallel import Executor
+
+UPDATERS = ("offline", "replay")
 
 
-def run_entry(entry: dict[str, Any], folder: Path, executor) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BilevelEntry:
+    """What a ``bilevel`` suite entry may say: the loop's size, its lower level and the frame rate the videos are
+    compared at."""
+
+    task: str
+    seed: int
+    steps: int  # env steps per policy
+    config: dict[str, Any] = field(default_factory=dict)
+    method: str = "bilevel"
+    name: str | None = None
+    text: str | None = None  # the task in words (default: the task's known text)
+    updater: str = "offline"  # "offline" (factor weights) or "replay" (hand-written answers of assets/bilevel)
+    iterations: int = 2
+    fps: float = 20.0
+
+    @classmethod
+    def from_dict(cls, entry: dict[str, Any]) -> BilevelEntry:
+        """The entry's settings; an unknown key or lower level is an :class:`EntryError` naming it."""
+        settings = settings_from_dict(cls, entry)
+        if settings.updater not in UPDATERS:
+            raise EntryError(f"bilevel entry: updater must be one of {', '.join(UPDATERS)}, got {settings.updater!r}")
+        return settings
+
+
+def run_entry(entry: dict[str, Any], folder: Path, executor: Executor) -> dict[str, Any]:
     """``iterations`` rounds, each training a policy for ``steps``; ``updater: replay`` serves the hand-written
     lower level of ``assets/bilevel``."""
-    name = entry["task"].replace(":", "-")
-    llm = Replay(assets_dir() / "bilevel" / f"{name}.jsonl") if entry.get("updater", "offline") == "replay" else None
-    steps = entry["steps"]
+    settings = BilevelEntry.from_dict(entry)
+    text = task_text(dataclasses.asdict(settings))
+    name = settings.task.replace(":", "-")
+    llm = Replay(assets_dir() / "bilevel" / f"{name}.jsonl") if settings.updater == "replay" else None
+    steps = settings.steps
     loop = BilevelVideoReward(
-        entry["task"],
-        assets_dir() / "videos" / f"{name}-expert.mp4",
-        task_text(entry),
+        settings.task,
+        expert_video(settings.task),
+        text,
         llm=llm,
         train_steps=steps,
-        config=entry["config"],
+        config=settings.config,
         out_dir=folder,
-        seed=entry["seed"],
-        fps=entry.get("fps", 20.0),
+        seed=settings.seed,
+        fps=settings.fps,
     )
-    summary = loop.run(entry.get("iterations", 2))
+    summary = loop.run(settings.iterations)
     curve = [
         {"steps": (i + 1) * steps, "success_rate": it["success_rate"], "mean_env_return": it["mean_env_return"]}
         for i, it in enumerate(summary["iterations"])
@@ -47,6 +91,28 @@ def run_entry(entry: dict[str, Any], folder: Path, executor) -> dict[str, Any]:
     }
 
 
+def _values(xs: list, digits: int = 2) -> str:
+    return ", ".join("-" if x is None else f"{x:.{digits}f}" for x in xs)
+
+
 def report(rows: list[dict[str, Any]]) -> list[str]:
-    """What the bi-level rows in the reward-learning table mean."""
-    return ["The bi-level loop's env steps count every policy it trained. " + FACTOR_NOTE, ""]
+    """The bi-level loop's section of the suite's report: similarity to the expert and success per iteration."""
+    lines = [
+        "## Bi-level reward learning from an expert video",
+        "",
+        "Each task's expert video (`assets/videos/<task>-expert.mp4`: a scripted expert, another camera, other "
+        "colours), compared at the entry's fps. Success and return are the task's own, on the evaluation episodes "
+        "after each policy's training; the similarity is the judge's on one rendered episode (seed + 30000, the same "
+        "every iteration). The bi-level loop's env steps count every policy it trained. " + FACTOR_NOTE,
+        "",
+        "| task | judge | lower level | seed | policies x steps | similarity per iteration | success per iteration "
+        "| wall time s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['judge']} | {r['lower_level']} | {r['seed']} "
+            f"| {len(r['similarity'])} x {r['config']['steps']} | {_values(r['similarity'], 3)} "
+            f"| {_values([c['success_rate'] for c in r['curve']])} | {r['wall_time_s']} |"
+        )
+    return [*lines, ""]

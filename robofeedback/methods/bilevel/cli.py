@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from robofeedback.config import load_yaml
+from robofeedback.envs.tasks import task_prompts
+from robofeedback.feedback.vlm import ChatVLMJudge, ClipVideoJudge
 from robofeedback.methods.arguments import add_llm_arguments, chat_client, info_keys, positive_int
+from robofeedback.methods.bilevel.model import BilevelVideoReward
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -44,10 +48,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from robofeedback.config import load_yaml
-    from robofeedback.feedback.vlm import ChatVLMJudge, ClipVideoJudge, task_prompts
-    from robofeedback.rewards.bilevel import BilevelVideoReward
-
     task = args.task or task_prompts(args.env).get("task")
     if not task:
         raise ValueError(f'video-reward needs --task "<the task in words>": no task text is known for {args.env}')

@@ -3,7 +3,7 @@ refines the rewards from that ranking (Yu et al. 2024, In-Context Preference Lea
 
 Each iteration proposes K candidate reward functions R_1..R_K given the task, the env and the previous best and
 worst with the ranker's note; a policy is trained on each, and the ranking of their videos (best, worst) is the
-only feedback (:class:`~robofeedback.rewards.icpl.ICPL`).
+only feedback (:class:`~robofeedback.methods.icpl.model.ICPL`).
 """
 
 from robofeedback.methods.icpl.bench import report, run_entry

@@ -1,35 +1,107 @@
-"""ICPL's bench entries: the loop with the offline proposer or a hand-written replay, candidates trained in turn."""
+"""ICPL's bench section: its suite entries (the loop with the offline factor-weight proposer or a hand-written
+replay, with the scripted ranker), and its table in the suite's report.
+
+``robofeedback bench --suite icpl`` runs the study of ``configs/bench/suites/icpl.yaml``: the best candidate's
+success per iteration on panda reach and MetaWorld drawer-close, for the offline proposer and for the whole LLM
+loop served hand-written answers. The replays (``assets/icpl/<task>.jsonl``, written by
+``scripts/write_icpl_replays.py``) are answers written by hand to read like a code LLM's and served whatever the
+prompt says, for a reproducible run of the loop's machinery without a server; they measure no model. A live model
+runs the same loop with ``robofeedback icpl --llm ...``. Each ranking of K candidates counts as K - 1 pairwise
+preferences, the unit the preference core's label budget is counted in.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robofeedback.bench.common import FACTOR_NOTE
-from robofeedback.bench.icpl import replay_path
+from stable_baselines3 import SAC
+
+from robofeedback.config import assets_dir
+from robofeedback.data.rollout import collect
+from robofeedback.data.video import read_video, resample
+from robofeedback.envs import make, policy_env_kwargs
 from robofeedback.feedback.llm import Replay
-from robofeedback.methods.bench import task_text
-from robofeedback.rewards.icpl import ICPL
+from robofeedback.feedback.vlm import ClipVideoJudge
+from robofeedback.methods.bench import FACTOR_NOTE, EntryError, expert_video, settings_from_dict, task_text
+from robofeedback.methods.icpl.model import ICPL
+from robofeedback.parallel import Executor
+
+PROPOSERS = ("offline", "replay")
 
 
-def run_entry(entry: dict[str, Any], folder: Path, executor) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ICPLEntry:
+    """What an ``icpl`` suite entry may say: the loop's size, its proposer, and whether to score each iteration's
+    best policy against the task's shipped expert video."""
+
+    task: str
+    seed: int
+    steps: int  # env steps per candidate
+    config: dict[str, Any] = field(default_factory=dict)
+    method: str = "icpl"
+    name: str | None = None
+    text: str | None = None  # the task in words (default: the task's known text)
+    proposer: str = "offline"  # "offline" (factor weights) or "replay" (hand-written answers of assets/icpl)
+    replay: str | None = None  # whose replay to serve (default: the entry's task)
+    iterations: int = 2
+    candidates: int = 2
+    expert_video: bool = False  # score each iteration's best policy against assets/videos/<task>-expert.mp4
+    fps: float = 20.0  # the frame rate both videos are compared at
+
+    @classmethod
+    def from_dict(cls, entry: dict[str, Any]) -> ICPLEntry:
+        """The entry's settings; an unknown key or proposer is an :class:`EntryError` naming it."""
+        settings = settings_from_dict(cls, entry)
+        if settings.proposer not in PROPOSERS:
+            raise EntryError(f"icpl entry: proposer must be one of {', '.join(PROPOSERS)}, got {settings.proposer!r}")
+        return settings
+
+
+def replay_path(task: str) -> Path:
+    """The hand-written replay of ``task`` (``assets/icpl/<task>.jsonl``)."""
+    return assets_dir() / "icpl" / f"{task.replace(':', '-')}.jsonl"
+
+
+def video_similarity(settings: ICPLEntry, summary: dict[str, Any], folder: Path) -> list[float]:
+    """Each iteration's best candidate, rendered on one episode (seed + 30000, the episode the bi-level loop
+    renders) and scored against the task's expert video by the offline video judge."""
+    judge, fps = ClipVideoJudge(), settings.fps
+    expert = read_video(expert_video(settings.task), fps=fps)
+    env_kwargs = policy_env_kwargs(settings.task, settings.config.get("env_kwargs", {}))
+    env = make(settings.task, seed=settings.seed, **env_kwargs)
+    similarity = []
+    for it in summary["iterations"]:
+        iteration, cand = it["best"].removeprefix("iter").split("-cand")
+        model = SAC.load(folder / f"iter{iteration}" / f"cand{cand}" / "checkpoints" / "model.zip", device="cpu")
+        (episode,) = collect(env, model, n_episodes=1, render=True, seed=settings.seed + 30_000)
+        learner = resample(episode.frames, env.metadata["render_fps"], fps)
+        similarity.append(judge.compare_videos(learner, expert, fps).similarity)
+    env.close()
+    return similarity
+
+
+def run_entry(entry: dict[str, Any], folder: Path, executor: Executor) -> dict[str, Any]:
     """``iterations`` rounds of ``candidates`` reward functions, each trained for ``steps``; the proposer is the
-    offline one, or with ``proposer: replay`` the hand-written answers of the entry's task (or of ``replay:``)."""
-    proposer = None
-    if entry.get("proposer", "offline") == "replay":
-        proposer = Replay(replay_path(entry.get("replay", entry["task"])))
-    candidates, steps = entry.get("candidates", 2), entry["steps"]
+    offline one, or with ``proposer: replay`` the hand-written answers of the entry's task (or of ``replay:``).
+    With ``expert_video: true`` the row also holds each iteration's best policy's similarity to the expert."""
+    settings = ICPLEntry.from_dict(entry)
+    text = task_text(dataclasses.asdict(settings))
+    proposer = Replay(replay_path(settings.replay or settings.task)) if settings.proposer == "replay" else None
+    candidates, steps = settings.candidates, settings.steps
     loop = ICPL(
-        entry["task"],
-        task_text(entry),
+        settings.task,
+        text,
         proposer=proposer,
-        iterations=entry.get("iterations", 2),
+        iterations=settings.iterations,
         candidates=candidates,
         train_steps=steps,
-        config=entry["config"],
+        config=settings.config,
         executor=executor,
         out_dir=folder,
-        seed=entry["seed"],
+        seed=settings.seed,
     )
     summary = loop.run()
     curve = [
@@ -41,7 +113,7 @@ def run_entry(entry: dict[str, Any], folder: Path, executor) -> dict[str, Any]:
         }
         for i, it in enumerate(summary["iterations"])
     ]
-    return {
+    row = {
         "steps": curve[-1]["steps"],
         "labels": curve[-1]["labels"],
         "success_rate": summary["best"]["success_rate"],
@@ -49,12 +121,36 @@ def run_entry(entry: dict[str, Any], folder: Path, executor) -> dict[str, Any]:
         "proposer": summary["proposer"],
         "curve": curve,
     }
+    if settings.expert_video:
+        row["similarity"] = video_similarity(settings, summary, folder)
+    return row
+
+
+def _values(xs: list, digits: int = 2) -> str:
+    return ", ".join("-" if x is None else f"{x:.{digits}f}" for x in xs)
 
 
 def report(rows: list[dict[str, Any]]) -> list[str]:
-    """What ICPL's rows in the reward-learning table mean."""
-    return [
+    """ICPL's section of the suite's report: what its rows mean, and the best candidate per iteration."""
+    video = any("similarity" in r for r in rows)
+    lines = [
+        "## ICPL",
+        "",
+        "Scripted ranker (success, then env return, of each candidate's final policy on the evaluation episodes). "
         "ICPL's env steps count every policy it trained; its labels are its rankings counted as pairwise "
         "preferences. " + FACTOR_NOTE,
         "",
+        "| task | proposer | seed | K | steps per candidate | best success per iteration "
+        + ("| similarity to the expert video per iteration " if video else "")
+        + "| pairwise preferences | wall time s |",
+        "|---|---|---|---|---|---|" + ("---|" if video else "") + "---|---|",
     ]
+    for r in rows:
+        config = r["config"]
+        similarity = f"| {_values(r['similarity'], 3) if 'similarity' in r else '-'} " if video else ""
+        lines.append(
+            f"| {r['task']} | {r['proposer']} | {r['seed']} | {config.get('candidates', 2)} | {config['steps']} "
+            f"| {_values([c['success_rate'] for c in r['curve']])} {similarity}| {r['labels']} "
+            f"| {r['wall_time_s']} |"
+        )
+    return [*lines, ""]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from robofeedback.config import load_yaml
+from robofeedback.envs.tasks import task_prompts
 from robofeedback.methods.arguments import add_llm_arguments, chat_client, info_keys, positive_int
-from robofeedback.parallel import add_executor_arguments
+from robofeedback.methods.icpl.model import ICPL, ScriptedRanker, StoreRanker, TerminalRanker
+from robofeedback.parallel import add_executor_arguments, make_executor
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,11 +43,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from robofeedback.config import load_yaml
-    from robofeedback.feedback.vlm import task_prompts
-    from robofeedback.parallel import make_executor
-    from robofeedback.rewards.icpl import ICPL, ScriptedRanker, StoreRanker, TerminalRanker
-
     task = args.task or task_prompts(args.env).get("task")
     if not task:
         raise ValueError(f'icpl needs --task "<the task in words>": no task text is known for {args.env}')

@@ -6,15 +6,8 @@ import pytest
 from robofeedback.cli import main
 from robofeedback.data.store import FeedbackStore
 from robofeedback.feedback.llm import OpenAICompatible, Replay
-from robofeedback.rewards.icpl import (
-    ICPL,
-    Candidate,
-    ScriptedRanker,
-    StoreRanker,
-    TerminalRanker,
-    factor_code,
-    parse_weights,
-)
+from robofeedback.methods.icpl.model import ICPL, Candidate, ScriptedRanker, StoreRanker, TerminalRanker
+from robofeedback.rewards.codegen import factor_code, parse_weights
 
 TINY = {
     "eval_every": 300,
@@ -52,7 +45,7 @@ def test_offline_proposer_runs_the_loop(tmp_path):
 
 def test_the_offline_proposer_moves_from_the_rejected_weights_past_the_preferred_ones():
     from robofeedback.envs import make
-    from robofeedback.rewards.icpl import FactorProposer
+    from robofeedback.methods.icpl.model import FactorProposer
 
     proposer = FactorProposer(make("panda:PandaReach-v3", seed=0, render_size=32), seed=0, step=0.5, noise=0.3)
     first = [parse_weights(code) for code, _ in proposer.propose(3, seed=0)]
@@ -186,10 +179,10 @@ def test_the_shipped_replay_is_what_its_script_writes():
     import importlib.util
     from pathlib import Path
 
-    from robofeedback.bench.icpl import replay_path
+    from robofeedback.methods.icpl.bench import replay_path
     from robofeedback.rewards.code import check_code, extract_code
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "write_icpl_replays.py"
+    script = Path(__file__).resolve().parents[3] / "scripts" / "write_icpl_replays.py"
     spec = importlib.util.spec_from_file_location("write_icpl_replays", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -15,7 +15,8 @@ Each iteration ``i`` writes ``out_dir/iter<i>/``: ``code.py`` (with the LLM's ``
 ``learner.mp4``, ``side_by_side.mp4`` (learner left, expert right), ``feedback.txt`` and ``result.json``
 (similarity, the task's own success and return, the judge's measurements). A finished iteration is never
 redone, so a crashed or stopped run continues where it stopped.
-The loop trains policies, so it reaches into ``robofeedback.rl`` (lazily, through ICPL's candidate training).
+The loop trains policies (through :func:`robofeedback.methods.reward_code.train_candidate`); its lower levels keep
+:class:`~robofeedback.protocols.RewardUpdater`.
 """
 
 from __future__ import annotations
@@ -27,21 +28,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from robofeedback.data.trajectory import Trajectory
 from robofeedback.data.video import VideoError, read_video, resample, side_by_side, write_video
-from robofeedback.envs import policy_env_kwargs
+from robofeedback.envs import make, policy_env_kwargs
+from robofeedback.feedback.llm import OpenAICompatible, Replay
+from robofeedback.feedback.vlm import ChatVLMJudge, ClipVideoJudge
+from robofeedback.methods.reward_code import train_candidate
+from robofeedback.protocols import RewardUpdater
 from robofeedback.rewards.code import INFO_KEYS, RewardCodeError, check_info_keys, extract_code
-from robofeedback.rewards.icpl import (
+from robofeedback.rewards.codegen import (
     FEEDBACK_TIPS,
     SYSTEM_PROMPT,
-    Candidate,
     describe_env,
     factor_code,
     parse_weights,
     probe_transitions,
     smoke_test,
     trace_text,
-    train_candidate,
 )
 
 
@@ -204,7 +209,7 @@ class LLMRewardUpdater:
 
 def trace_text_of(record: dict[str, Any]) -> str:
     """An iteration's reward-component trace as the prompt shows it."""
-    return trace_text(Candidate(record["iteration"], 0, record["code"], trace=record.get("trace") or {}))
+    return trace_text(record.get("trace") or {})
 
 
 class BilevelVideoReward:
@@ -227,8 +232,8 @@ class BilevelVideoReward:
         env: str,
         expert: str | Path,
         task: str,
-        judge=None,
-        llm=None,
+        judge: ClipVideoJudge | ChatVLMJudge | None = None,
+        llm: OpenAICompatible | Replay | None = None,
         train_steps: int = 5000,
         config: dict | None = None,
         out_dir: str | Path = "runs/video-reward",
@@ -241,8 +246,6 @@ class BilevelVideoReward:
         temperature: float = 0.7,
         info_keys: Sequence[str] = INFO_KEYS,
     ):
-        from robofeedback.envs import make
-
         if not isinstance(task, str) or not task.strip():
             raise ValueError(f"task must describe the task in words, got {task!r}")
         if train_steps < 1 or max_rounds < 1:
@@ -255,13 +258,9 @@ class BilevelVideoReward:
         env_kwargs = policy_env_kwargs(env, self.config.get("env_kwargs", {}))
         self.env = make(env, seed=seed, **env_kwargs)
         self.env_fps = float(self.env.metadata.get("render_fps") or 25)
-        from robofeedback.feedback.vlm import ClipVideoJudge
-
         self.judge = judge if judge is not None else ClipVideoJudge()
         if llm is not None:
-            self.updater: LLMRewardUpdater | FeedbackWeightUpdater = LLMRewardUpdater(
-                llm, self.task, self.env, temperature, self.info_keys
-            )
+            self.updater: RewardUpdater = LLMRewardUpdater(llm, self.task, self.env, temperature, self.info_keys)
         elif isinstance(self.judge, ClipVideoJudge):
             self.updater = FeedbackWeightUpdater(self.env)
         else:
@@ -276,8 +275,6 @@ class BilevelVideoReward:
     def run(self, iterations: int = 5) -> dict[str, Any]:
         """Run up to ``iterations`` iterations (finished ones in ``out_dir`` are kept, not redone); returns (and
         writes to ``summary.json``) the similarity, success and return per iteration and the best iteration."""
-        from tqdm.auto import tqdm
-
         if not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -326,8 +323,6 @@ class BilevelVideoReward:
         )
 
     def _iteration(self, i: int, code: str, folder: Path) -> dict[str, Any]:
-        from robofeedback.data.trajectory import Trajectory
-
         result = train_candidate(
             self.spec,
             code,

@@ -13,8 +13,9 @@ Each iteration:
    and the history of how the best code changed between iterations (one extra LLM call each iteration).
 
 Everything is written under ``out_dir/iter<i>/cand<j>/``: prompt, response, code, trace, video, score.
-The loop trains policies, so it reaches into ``robofeedback.rl`` (lazily): it is an outer loop around
-training, like the benchmarks.
+The loop trains policies (through :func:`robofeedback.methods.reward_code.train_candidate`): it is an outer loop
+around training. The proposers keep :class:`~robofeedback.protocols.RewardProposer`, the rankers
+:class:`~robofeedback.protocols.CandidateRanker`.
 """
 
 from __future__ import annotations
@@ -28,31 +29,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from robofeedback.envs import policy_env_kwargs
-from robofeedback.parallel import LocalExecutor
-from robofeedback.rewards.code import FUNCTION, INFO_KEYS, CodeReward, RewardCodeError, check_info_keys, extract_code
-
-SYSTEM_PROMPT = """You are a reward engineer. You write reward functions in Python for reinforcement learning \
-agents so that they learn the task described to you as quickly and reliably as possible.
-
-Write one function, with exactly this signature:
-
-    def compute_reward(obs, action, info):
-        ...
-        return reward, components
-
-- obs is the observation after the action, a 1-D numpy array (the layout is described below); action is
-  a 1-D numpy array; info is a dict with only the keys described below.
-- reward is a float; components is a dict from short names (letters, digits, _) to the float terms the
-  reward is made of.
-- You may import only math and numpy (as np). No file, network or system access; plain helper functions
-  and classes are fine.
-- Answer with the function in one ```python code block."""
-
-FEEDBACK_TIPS = """Analyse the traces first: a component whose values barely change teaches the agent nothing \
-(rescale it or replace it); a component that dominates the others hides them (scale it down or transform \
-it, e.g. with np.exp(-x / temperature)). Then write an improved reward function, in one ```python block."""
+from robofeedback.data.store import FeedbackStore
+from robofeedback.data.trajectory import Trajectory
+from robofeedback.envs import make, policy_env_kwargs
+from robofeedback.feedback.llm import OpenAICompatible, Replay
+from robofeedback.methods.reward_code import train_candidate
+from robofeedback.parallel import Executor, LocalExecutor
+from robofeedback.protocols import CandidateRanker, RewardProposer
+from robofeedback.rewards.code import INFO_KEYS, RewardCodeError, check_info_keys, extract_code
+from robofeedback.rewards.codegen import (
+    FEEDBACK_TIPS,
+    SYSTEM_PROMPT,
+    describe_env,
+    factor_code,
+    parse_weights,
+    probe_transitions,
+    smoke_test,
+    trace_text,
+)
 
 
 @dataclass
@@ -77,45 +73,6 @@ class Candidate:
     @property
     def name(self) -> str:
         return f"iter{self.iteration}-cand{self.index}"
-
-
-INFO_DESCRIPTIONS = {
-    "agent_pos": "3-D position of the end effector or body, a numpy array",
-    "factors": "a dict of the env's named reward factors, below",
-}
-
-
-def describe_env(env, info_keys: Sequence[str] = INFO_KEYS) -> str:
-    """What the proposer is told about ``env``: observation layout, action space, the ``info`` keys the reward
-    code can read (``info_keys``, the same the sandbox passes) and the env's named reward factors."""
-    lines = [f"Environment: {env.spec_name}."]
-    layout = env.observation_layout() if hasattr(env, "observation_layout") else None
-    lines.append(f"obs: {env.observation_space.shape[0]} numbers.")
-    lines += [f"  obs[{start}:{end}]: {text}" for (start, end), text in (layout or [])]
-    lines.append(
-        f"action: {env.action_space.shape[0]} numbers in [{env.action_space.low.min():g}, "
-        f"{env.action_space.high.max():g}]."
-    )
-    keys = [f"{key} ({INFO_DESCRIPTIONS.get(key, 'provided by the env')})" for key in info_keys]
-    lines.append(
-        f"info keys: {', '.join(keys)}. Nothing else: not the env's own reward, not whether the task succeeded."
-    )
-    if "factors" in info_keys:
-        for name, factor in env.factor_info.items():
-            kind = "a reward term" if factor.sign > 0 else "a cost term"
-            lines.append(f'  info["factors"]["{name}"]: {factor.description} ({kind})')
-    return "\n".join(lines)
-
-
-def trace_text(candidate: Candidate) -> str:
-    """A candidate's reward-component trace for the prompt: about 10 values over training, then max/mean/min."""
-    if not candidate.trace:
-        return "(no trace)"
-    lines = []
-    for name, values in candidate.trace.items():
-        shown = ", ".join(f"{v:.3g}" for v in values)
-        lines.append(f"{name}: [{shown}], max {max(values):.3g}, mean {np.mean(values):.3g}, min {min(values):.3g}")
-    return "\n".join(lines)
 
 
 class LLMProposer:
@@ -163,7 +120,8 @@ class LLMProposer:
             (difference,) = self.client.complete(question, n=1, temperature=0.0, seed=0)
             self.history.append(
                 f"From {previous_good.name} to {good.name}:\n{difference.strip()}\n"
-                f"The policy trained on {previous_good.name} gave these reward traces:\n{trace_text(previous_good)}"
+                f"The policy trained on {previous_good.name} gave these reward traces:\n"
+                f"{trace_text(previous_good.trace)}"
             )
         parts = []
         if self.history:
@@ -173,9 +131,9 @@ class LLMProposer:
             )
         parts += [
             f"The preferred reward function ({good.name}):\n```python\n{good.code}```\n"
-            f"Its components over training (about 10 points):\n{trace_text(good)}",
+            f"Its components over training (about 10 points):\n{trace_text(good.trace)}",
             f"The rejected reward function ({bad.name}):\n```python\n{bad.code}```\n"
-            f"Its components over training:\n{trace_text(bad)}",
+            f"Its components over training:\n{trace_text(bad.trace)}",
             "A person watched the videos of the policies trained on these rewards and preferred the first over "
             f"the second.{' Their note: ' + note if note else ''} Keep what makes the first better and move away "
             "from the second.",
@@ -213,30 +171,6 @@ class FactorProposer:
 
     def learn(self, good: Candidate, bad: Candidate, note: str, previous_good: Candidate | None) -> None:
         self.good, self.bad = parse_weights(good.code), parse_weights(bad.code)
-
-
-def factor_code(weights: dict[str, float]) -> str:
-    """Reward code that sums ``weights[name] * info["factors"][name]``."""
-    lines = [
-        "# generated by the offline factor-weight proposer (not an LLM)",
-        f"def {FUNCTION}(obs, action, info):",
-        '    factors = info["factors"]',
-        "    components = {",
-    ]
-    lines += [f'        "{name}": {w!r} * factors["{name}"],' for name, w in weights.items()]
-    lines += ["    }", "    return sum(components.values()), components", ""]
-    return "\n".join(lines)
-
-
-def parse_weights(code: str) -> dict[str, float]:
-    """The weights of :func:`factor_code`'s output."""
-    weights = {}
-    for line in code.splitlines():
-        line = line.strip()
-        if line.startswith('"') and '* factors["' in line:
-            name, rest = line.split('": ', 1)
-            weights[name.strip('"')] = float(rest.split(" * ")[0])
-    return weights
 
 
 class ScriptedRanker:
@@ -285,14 +219,10 @@ class StoreRanker:
     name = "human:app"
 
     def __init__(self, store, run: str = "icpl", wait_seconds: float = 3600.0, poll_seconds: float = 2.0):
-        from robofeedback.data.store import FeedbackStore
-
         self.store = store if isinstance(store, FeedbackStore) else FeedbackStore(store)
         self.run, self.wait_seconds, self.poll_seconds = run, wait_seconds, poll_seconds
 
     def rank(self, candidates: Sequence[Candidate]) -> tuple[int, int, str]:
-        from robofeedback.data.trajectory import Trajectory
-
         ids = []
         for c in candidates:
             trajectory = Trajectory.load(Path(c.out_dir) / "final_episode.npz")
@@ -310,109 +240,6 @@ class StoreRanker:
         best = label.payload.get("best") or order[0]
         worst = label.payload.get("worst") or order[-1]
         return ids.index(best), ids.index(worst), label.note or ""
-
-
-def component_trace(infos_by_episode: list[dict[str, float]], points: int = 10) -> dict[str, list[float]]:
-    """Per-episode sums of each reward component, averaged over ``points`` equal stretches of training."""
-    if not infos_by_episode:
-        return {}
-    chunks = np.array_split(np.arange(len(infos_by_episode)), min(points, len(infos_by_episode)))
-    names = list(dict.fromkeys(k for episode in infos_by_episode for k in episode))
-    return {
-        name: [float(np.mean([infos_by_episode[i].get(name, 0.0) for i in chunk])) for chunk in chunks]
-        for name in names
-    }
-
-
-def train_candidate(
-    spec: str,
-    code: str,
-    steps: int,
-    seed: int,
-    out_dir: str,
-    config: dict,
-    resume: bool = False,
-    frames: bool = False,
-    info_keys: Sequence[str] = INFO_KEYS,
-) -> dict[str, Any]:
-    """Train a policy on ``code``'s reward (reading ``info_keys`` of the env's info) and report the final
-    evaluation, the component trace and the video; a reward-code failure during training is returned as the
-    candidate's error. One episode of the final policy is saved as ``final_episode.npz`` (with its rendered frames
-    when ``frames``); ``resume`` continues a checkpoint in ``out_dir``."""
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    from robofeedback.data.rollout import collect
-    from robofeedback.envs import make
-    from robofeedback.rl.train import train
-
-    class Trace(BaseCallback):
-        def __init__(self):
-            super().__init__()
-            self.episodes: list[dict[str, float]] = []
-            self.running: dict[int, dict[str, float]] = {}
-
-        def _on_step(self) -> bool:
-            for i, (info, done) in enumerate(zip(self.locals["infos"], self.locals["dones"], strict=True)):
-                sums = self.running.setdefault(i, {})
-                for name, value in info.get("factors", {}).items():
-                    if name.startswith("reward/"):
-                        component = name.removeprefix("reward/")
-                        sums[component] = sums.get(component, 0.0) + value
-                if done:
-                    self.episodes.append(self.running.pop(i))
-            return True
-
-    reward = CodeReward(code, info_keys=info_keys)
-    tracer = Trace()
-    try:
-        result = train(
-            spec,
-            reward=reward,
-            total_steps=steps,
-            seed=seed,
-            out_dir=out_dir,
-            config=config,
-            resume=resume,
-            progress=False,
-            callbacks=[tracer],
-        )
-    except RewardCodeError as e:
-        return {"error": str(e)}
-    finally:
-        reward.close()
-    env_kwargs = json.loads((Path(out_dir) / "summary.json").read_text())["env_kwargs"]  # as train made the env
-    env = make(spec, seed=seed + 30_000, **env_kwargs)
-    episode = collect(env, result.model, n_episodes=1, render=frames, seed=seed + 30_000)[0]
-    episode.save(Path(out_dir) / "final_episode.npz")
-    return {
-        "success_rate": result.final_eval.get("success_rate"),
-        "mean_env_return": result.final_eval["mean_env_return"],
-        "trace": component_trace(tracer.episodes),
-        "video": str(result.video) if result.video else None,
-    }
-
-
-def probe_transitions(env, seed: int):
-    """Five real transitions of random actions in ``env``, to try reward code on before training with it."""
-    from robofeedback.data.rollout import collect
-
-    return collect(env, None, n_steps=5, seed=seed)[0]
-
-
-def smoke_test(code: str, probe, info_keys: Sequence[str] = INFO_KEYS) -> str | None:
-    """Why ``code`` cannot be trained on (refused by the sandbox, or failing on the ``probe`` transitions), or None
-    when it runs."""
-    if not code:
-        return "the answer held no reward function"
-    try:
-        reward = CodeReward(code, info_keys=info_keys)
-        try:
-            reward.compute(probe.obs[1:], probe.actions, probe.infos)
-        finally:
-            reward.close()
-    except RewardCodeError as e:
-        return str(e)
-    return None
 
 
 def _train_job(job: tuple) -> dict[str, Any]:
@@ -436,22 +263,20 @@ class ICPL:
         self,
         env: str,
         task: str,
-        proposer=None,
-        ranker=None,
+        proposer: RewardProposer | OpenAICompatible | Replay | None = None,
+        ranker: CandidateRanker | None = None,
         iterations: int = 5,
         candidates: int = 6,
         train_steps: int = 5000,
         config: dict | None = None,
         n_jobs: int = 1,
-        executor=None,
+        executor: Executor | None = None,
         out_dir: str | Path = "runs/icpl",
         seed: int = 0,
         max_rounds: int = 5,
         temperature: float = 1.0,
         info_keys: Sequence[str] = INFO_KEYS,
     ):
-        from robofeedback.envs import make
-
         if candidates < 2:
             raise ValueError(f"candidates must be >= 2 (a best and a worst), got {candidates}")
         if min(iterations, train_steps, n_jobs, max_rounds) < 1:
@@ -461,13 +286,14 @@ class ICPL:
         self.config = dict(config or {})
         env_kwargs = policy_env_kwargs(env, self.config.get("env_kwargs", {}))
         self.env = make(env, seed=seed, **env_kwargs)
+        self.proposer: RewardProposer
         if proposer is None:
             self.proposer = FactorProposer(self.env, seed=seed)
         elif hasattr(proposer, "complete"):
             self.proposer = LLMProposer(proposer, task, self.env, temperature=temperature, info_keys=self.info_keys)
         else:
             self.proposer = proposer
-        self.ranker = ranker or ScriptedRanker()
+        self.ranker: CandidateRanker = ranker or ScriptedRanker()
         self.iterations, self.candidates, self.train_steps = iterations, candidates, train_steps
         self.n_jobs, self.max_rounds = n_jobs, max_rounds
         self.executor = executor
@@ -477,8 +303,6 @@ class ICPL:
 
     def run(self) -> dict[str, Any]:
         """Run every iteration; returns (and writes to ``summary.json``) the best candidate per iteration."""
-        from tqdm.auto import tqdm
-
         self.out_dir.mkdir(parents=True, exist_ok=True)
         previous_good = None
         best_overall: Candidate | None = None

@@ -9,8 +9,8 @@ from robofeedback.config import assets_dir
 from robofeedback.data.video import VideoError, read_video, write_video
 from robofeedback.feedback.llm import OpenAICompatible, Replay
 from robofeedback.feedback.vlm import ChatVLMJudge, ClipVideoJudge, dtw, motion_track, parse_similarity
-from robofeedback.rewards.bilevel import BilevelVideoReward, FeedbackWeightUpdater, load_expert_video
-from robofeedback.rewards.icpl import factor_code, parse_weights
+from robofeedback.methods.bilevel.model import BilevelVideoReward, FeedbackWeightUpdater, load_expert_video
+from robofeedback.rewards.codegen import factor_code, parse_weights
 
 EXPERT = assets_dir() / "videos" / "metaworld-drawer-close-expert.mp4"
 TINY = {
@@ -260,7 +260,7 @@ def test_the_shipped_replay_is_what_its_script_writes():
 
     from robofeedback.rewards.code import check_code, extract_code
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "write_bilevel_replays.py"
+    script = Path(__file__).resolve().parents[3] / "scripts" / "write_bilevel_replays.py"
     spec = importlib.util.spec_from_file_location("write_bilevel_replays", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
