@@ -93,6 +93,7 @@ class MujocoView:
         if self._renderer is None:
             _load_triton_before_llvmpipe()
             self._renderer = mujoco.Renderer(self.model, self.height, self.width)
+            _close_views_at_exit()
         self._update(data)
         self._renderer.update_scene(data, camera=self._cam)
         if self.fast:
@@ -123,8 +124,18 @@ class MujocoView:
             self._renderer = None
 
 
-@atexit.register
 def _close_views() -> None:
-    # EGL contexts freed by the garbage collector after interpreter teardown print errors; free them first.
     for view in list(_LIVE_VIEWS):
         view.close()
+
+
+def _close_views_at_exit() -> None:
+    """Close every view's renderer at exit, before MuJoCo terminates the EGL display.
+
+    MuJoCo's first EGL context registers ``eglTerminate`` with atexit; a context destroyed after that (by the
+    garbage collector at interpreter teardown, or by a handler registered earlier, since atexit runs its handlers
+    last-registered first) fails with ``EGL_NOT_INITIALIZED`` and prints a traceback. So this handler is
+    (re-)registered whenever a renderer is made, which puts it after ``eglTerminate`` and makes it run before.
+    """
+    atexit.unregister(_close_views)
+    atexit.register(_close_views)
