@@ -3,7 +3,7 @@
 Items A and B are compared by the decision tree the ranking z_1 > z_2 > ... > z_n (signs s_l) induces: at level
 l, A is preferred if s_l z_l(A) > s_l z_l(B) + sigma_l std(z_l), B if the reverse, and otherwise the comparison
 goes to level l + 1. PEBBLE's Bradley-Terry ensemble learns a reward from these labels
-(:class:`~robofeedback.rewards.heron.HierarchicalJudge` labels them), with HERON's network and cadence.
+(:class:`~robofeedback.methods.heron.model.HierarchicalJudge` labels them), with HERON's network and cadence.
 """
 
 from robofeedback.methods.heron.bench import report, run_entry

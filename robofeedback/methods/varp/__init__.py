@@ -6,13 +6,13 @@ PEBBLE's Bradley-Terry loss a term on the current policy's recent transitions, w
 
     L(psi) = L_BT(psi; D_judge) + lambda * L_agent(psi),   L_agent(psi) = -E_{(s,a) ~ pi_current} [ r_psi(s, a) ]
 
-(:class:`~robofeedback.rewards.varp.AgentRegularizedReward`; ``preference: {agent_reg: lambda}``).
+(:class:`~robofeedback.methods.varp.model.AgentRegularizedReward`; ``preference: {agent_reg: lambda}``).
 """
 
 from robofeedback.methods.varp.bench import run_entry
 from robofeedback.protocols import FeedbackSource
 from robofeedback.registry import Method
-from robofeedback.rewards.varp import AgentRegularizedReward
+from robofeedback.methods.varp.model import AgentRegularizedReward
 
 
 def build(env, cfg, seed: int) -> AgentRegularizedReward:
