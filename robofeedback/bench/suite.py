@@ -72,11 +72,11 @@ def suite_path(name: str | Path) -> Path:
 
 
 def variant(entry: dict[str, Any]) -> str:
-    """What sets an entry apart from others of its method and task: its ``name``, or its measure, teacher, proposer,
-    lower level, label budget and constraint variant."""
+    """What sets an entry apart from others of its method and task: its ``name``, or its measure, study arm,
+    teacher, proposer, lower level, label budget and constraint variant."""
     if entry.get("name") or entry.get("measure"):
         return entry.get("name") or entry["measure"]
-    parts = [str(entry[k]) for k in ("teacher", "proposer", "updater") if k in entry]
+    parts = [str(entry[k]) for k in ("arm", "teacher", "proposer", "updater") if k in entry]
     parts += [f"{entry['budget']} labels"] if "budget" in entry else []
     parts += ["misspecified"] if entry.get("misspecified") else []
     return ", ".join(parts)

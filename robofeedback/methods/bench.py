@@ -9,18 +9,56 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from stable_baselines3.common.callbacks import BaseCallback
 
 from robofeedback.config import deep_merge
 from robofeedback.envs.tasks import task_prompts
-from robofeedback.rl.train import train
+from robofeedback.rl.train import TrainResult, train
 
 
 class EntryError(ValueError):
     """A suite entry that cannot be run as written."""
+
+
+E = TypeVar("E", bound="Entry")
+
+
+@dataclass
+class Entry:
+    """What every learning entry of a method's bench section holds; a method's own settings subclass it.
+
+    ``arm`` names one arm of a study (it sets the entry apart in results and the report); ``budget`` labels are
+    spread over ``rounds`` feedback rounds. ``YAML_KEYS`` maps a YAML key to its field where the two differ.
+    """
+
+    method: str
+    task: str
+    seed: int
+    steps: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+    algo: str = "sac"
+    name: str | None = None
+    arm: str | None = None
+    budget: int | None = None
+    rounds: int = 10
+
+    YAML_KEYS: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def from_dict(cls: type[E], entry: dict[str, Any]) -> E:
+        """The settings of ``entry``; a key the method does not know is a ValueError naming it and the known ones."""
+        renamed = {name: key for key, name in cls.YAML_KEYS.items()}
+        allowed = sorted(renamed.get(f.name, f.name) for f in fields(cls))
+        for key in entry:
+            if key not in allowed:
+                raise EntryError(
+                    f"a {entry.get('method')} entry does not take {key!r}: its keys are {', '.join(allowed)}"
+                )
+        return cls(**{cls.YAML_KEYS.get(k, k): v for k, v in entry.items()})
 
 
 class EntryProgress(BaseCallback):
@@ -48,6 +86,13 @@ def train_entry(entry: dict[str, Any], folder: Path, reward, feedback=None, conf
     ``folder``, each method as the suite names it (no family defaults for the method, under the entry's config);
     returns the row: steps, final success rate and env return, the curve, and for learned rewards the labels
     used and the reward model's held-out accuracy."""
+    return trained(entry, folder, reward, feedback, config)[1]
+
+
+def trained(
+    entry: dict[str, Any], folder: Path, reward, feedback=None, config: dict | None = None
+) -> tuple[TrainResult, dict]:
+    """:func:`train_entry`'s training result (the policy, the reward) and its row."""
     result = train(
         entry["task"],
         reward=reward,
@@ -71,7 +116,7 @@ def train_entry(entry: dict[str, Any], folder: Path, reward, feedback=None, conf
     if result.feedback:
         row["labels"] = result.feedback["labels"]
         row["reward_accuracy_heldout"] = result.feedback.get("heldout_accuracy")
-    return row
+    return result, row
 
 
 def with_budget(entry: dict[str, Any]) -> dict[str, Any]:

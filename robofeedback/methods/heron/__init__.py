@@ -7,8 +7,8 @@ goes to level l + 1. PEBBLE's Bradley-Terry ensemble learns a reward from these 
 """
 
 from robofeedback.methods.heron.bench import report, run_entry
+from robofeedback.methods.heron.model import MODEL_DEFAULTS, HierarchicalJudge, loop_defaults
 from robofeedback.registry import Method
-from robofeedback.rewards import heron
 from robofeedback.rewards.preference import PreferenceReward
 
 
@@ -19,8 +19,8 @@ def build(env, cfg, seed: int) -> PreferenceReward:
 
 def configure(cfg):
     """HERON's network and retraining cadence, under whatever the config sets."""
-    cfg.feedback = {**heron.loop_defaults(cfg), **cfg.feedback}
-    cfg.preference = {**heron.MODEL_DEFAULTS, **cfg.preference}
+    cfg.feedback = {**loop_defaults(cfg), **cfg.feedback}
+    cfg.preference = {**MODEL_DEFAULTS, **cfg.preference}
     return cfg
 
 
@@ -29,7 +29,7 @@ METHOD = Method(
     label="HERON",
     summary="HERON: preferences decided by a ranking of the task's reward factors",
     build=build,
-    feedback=heron.HierarchicalJudge,
+    feedback=HierarchicalJudge,
     configure=configure,
     bench=run_entry,
     report=report,

@@ -12,7 +12,7 @@ which VARP and HERON build on too; this package registers PEBBLE as ``train(rewa
 bench entries.
 """
 
-from robofeedback.methods.preference.bench import run_entry
+from robofeedback.methods.preference.bench import report, run_entry
 from robofeedback.protocols import FeedbackSource
 from robofeedback.registry import Method
 from robofeedback.rewards.preference import PreferenceReward
@@ -30,4 +30,5 @@ METHOD = Method(
     build=build,
     feedback=FeedbackSource,
     bench=run_entry,
+    report=report,
 )

@@ -9,10 +9,10 @@ PEBBLE's Bradley-Terry loss a term on the current policy's recent transitions, w
 (:class:`~robofeedback.methods.varp.model.AgentRegularizedReward`; ``preference: {agent_reg: lambda}``).
 """
 
-from robofeedback.methods.varp.bench import run_entry
+from robofeedback.methods.varp.bench import report, run_entry
+from robofeedback.methods.varp.model import AgentRegularizedReward
 from robofeedback.protocols import FeedbackSource
 from robofeedback.registry import Method
-from robofeedback.methods.varp.model import AgentRegularizedReward
 
 
 def build(env, cfg, seed: int) -> AgentRegularizedReward:
@@ -27,4 +27,5 @@ METHOD = Method(
     build=build,
     feedback=FeedbackSource,
     bench=run_entry,
+    report=report,
 )
