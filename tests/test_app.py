@@ -219,7 +219,7 @@ def test_correction_tab_sends_a_direction_to_the_robot(tmp_path, store, app, bro
 
 
 def test_factor_ranking_tab_feeds_heron(store, app, browser):
-    from robofeedback.rewards.heron import HierarchicalJudge
+    from robofeedback.methods.heron.model import HierarchicalJudge
 
     page = open_page(browser, app.url, "erin")
     page.get_by_role("tab", name="Factor ranking").click()
@@ -438,7 +438,7 @@ def test_live_training_learns_from_answers_given_over_http(tmp_path, tiny_train_
 
 
 def test_heron_asks_the_app_for_a_factor_ranking_and_waits(store):
-    from robofeedback.rewards.heron import HierarchicalJudge
+    from robofeedback.methods.heron.model import HierarchicalJudge
 
     task, factors = "bullet:AntBulletEnv-v0", ["progress", "alive", "joints_at_limit"]
     judges = []

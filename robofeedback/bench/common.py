@@ -1,69 +1,13 @@
-"""What the benchmark modules share: the config-and-tasks command line, and the end of a report."""
+"""What the benchmark modules share: reading results, and running entries in worker processes."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from robofeedback.config import config_dir, load_yaml, run_metadata
 from robofeedback.parallel import LocalExecutor
-
-# beside every result of reward code that weights the env's factors, or that a hand-written replay served
-FACTOR_NOTE = (
-    "The offline proposer and lower level write weighted sums of the env's named reward factors, which on panda and "
-    "MetaWorld are components of the env's own reward (on PyBullet locomotion they sum to it exactly): they start "
-    "near the true reward. A hand-written replay is not a model: its answers are served whatever the prompt says."
-)
-
-
-def config_arguments(description: str, name: str) -> argparse.ArgumentParser:
-    """A parser with ``--config`` (default ``configs/bench/<name>.yaml``), ``--out``, ``--jobs`` and ``--tasks``."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--config", default=str(config_dir() / "bench" / f"{name}.yaml"))
-    parser.add_argument("--out", default=f"runs/bench/{name}")
-    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel worker processes")
-    parser.add_argument("--tasks", nargs="*", help="only these tasks")
-    return parser
-
-
-def load_spec(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
-    """The bench config, kept to ``--tasks`` when given, and the output folder (made)."""
-    spec = load_yaml(args.config)
-    if args.tasks:
-        spec["tasks"] = {k: v for k, v in spec["tasks"].items() if k in args.tasks}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    return spec, out
-
-
-def report_footer(plot: Path, caption: str, spec: dict[str, Any]) -> list[str]:
-    """A report's last lines: the plot, the settings it ran with, and the code it ran."""
-    return [
-        "",
-        f"![{caption}]({plot.name})",
-        "",
-        "Settings:",
-        "",
-        "```yaml",
-        json.dumps(spec, indent=2),
-        "```",
-        "",
-        f"Code: `{json.dumps(run_metadata())}`",
-    ]
-
-
-def mean_spread(values: list, digits: int = 2) -> str:
-    """``mean ± std`` of the values that are not None (just the value when there is one, ``-`` when none)."""
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    spread = f" ± {np.std(values):.{digits}f}" if len(values) > 1 else ""
-    return f"{np.mean(values):.{digits}f}{spread}"
 
 
 def read_results(out: Path) -> list[dict[str, Any]]:

@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from robofeedback.bench.common import mean_spread, read_results, run_entries
+from robofeedback.bench.common import read_results, run_entries
 from robofeedback.config import run_metadata
+from robofeedback.methods.bench import mean_spread
 
 TARGETS = {"oracle": 0.9, "mistake": 0.8}
 

@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 
 from robofeedback import registry
-from robofeedback.bench.common import mean_spread, read_results
+from robofeedback.bench.common import read_results
 from robofeedback.bench.perf import MEASURES
 from robofeedback.config import config_dir, deep_merge, load_yaml, run_metadata
 from robofeedback.envs import make
-from robofeedback.methods.bench import EntryError, train_entry
+from robofeedback.methods.bench import EntryError, mean_spread, train_entry
 from robofeedback.parallel import add_executor_arguments
 from robofeedback.rl.train import evaluate
 
@@ -77,11 +77,11 @@ def suite_path(name: str | Path) -> Path:
 
 
 def variant(entry: dict[str, Any]) -> str:
-    """What sets an entry apart from others of its method and task: its ``name``, or its measure, teacher, proposer,
-    lower level, label budget and constraint variant."""
+    """What sets an entry apart from others of its method and task: its ``name``, or its measure, study arm,
+    teacher, proposer, lower level, label budget and constraint variant."""
     if entry.get("name") or entry.get("measure"):
         return entry.get("name") or entry["measure"]
-    parts = [str(entry[k]) for k in ("teacher", "proposer", "updater") if k in entry]
+    parts = [str(entry[k]) for k in ("arm", "teacher", "proposer", "updater") if k in entry]
     parts += [f"{entry['budget']} labels"] if "budget" in entry else []
     parts += ["misspecified"] if entry.get("misspecified") else []
     return ", ".join(parts)

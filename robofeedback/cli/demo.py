@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from robofeedback.cli.common import add_app_arguments, app_server, positive_int
+from robofeedback.methods.preference.bench import heldout_accuracy
 
 if TYPE_CHECKING:
     from robofeedback.apps.annotate import AppServer
@@ -108,8 +109,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace, result: TrainResult, config: dict, start: float) -> tuple[dict, str]:
     """Print how well the learned reward agrees with the env's; the run's record (demo.json) and summary line."""
-    from robofeedback.bench.preference import heldout_accuracy
-
     final, fb = result.final_eval, result.feedback
     success = final.get("success_rate", float("nan"))
     fresh = heldout_accuracy(result.out_dir, ENV, config, result.model, args.seed)

@@ -10,14 +10,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from robofeedback.config import assets_dir, deep_merge
 from robofeedback.envs.tasks import task_prompts
-from robofeedback.rl.train import train
+from robofeedback.rl.train import TrainResult, train
 
 # beside every result of reward code that weights the env's factors, or that a hand-written replay served
 FACTOR_NOTE = (
@@ -30,6 +32,15 @@ FACTOR_NOTE = (
 SUITE_KEYS = ("method", "task", "seed", "config", "name")
 
 Settings = TypeVar("Settings")
+
+
+def mean_spread(values: list, digits: int = 2) -> str:
+    """``mean ± std`` of the values that are not None (just the value when there is one, ``-`` when none)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    spread = f" ± {np.std(values):.{digits}f}" if len(values) > 1 else ""
+    return f"{np.mean(values):.{digits}f}{spread}"
 
 
 class EntryError(ValueError):
@@ -57,6 +68,43 @@ def expert_video(task: str) -> Path:
     return assets_dir() / "videos" / f"{task.replace(':', '-')}-expert.mp4"
 
 
+E = TypeVar("E", bound="Entry")
+
+
+@dataclass
+class Entry:
+    """What every learning entry of a method's bench section holds; a method's own settings subclass it.
+
+    ``arm`` names one arm of a study (it sets the entry apart in results and the report); ``budget`` labels are
+    spread over ``rounds`` feedback rounds. ``YAML_KEYS`` maps a YAML key to its field where the two differ.
+    """
+
+    method: str
+    task: str
+    seed: int
+    steps: int = 0
+    config: dict[str, Any] = field(default_factory=dict)
+    algo: str = "sac"
+    name: str | None = None
+    arm: str | None = None
+    budget: int | None = None
+    rounds: int = 10
+
+    YAML_KEYS: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def from_dict(cls: type[E], entry: dict[str, Any]) -> E:
+        """The settings of ``entry``; a key the method does not know is a ValueError naming it and the known ones."""
+        renamed = {name: key for key, name in cls.YAML_KEYS.items()}
+        allowed = sorted(renamed.get(f.name, f.name) for f in fields(cls))
+        for key in entry:
+            if key not in allowed:
+                raise EntryError(
+                    f"a {entry.get('method')} entry does not take {key!r}: its keys are {', '.join(allowed)}"
+                )
+        return cls(**{cls.YAML_KEYS.get(k, k): v for k, v in entry.items()})
+
+
 class EntryProgress(BaseCallback):
     """Writes the env steps done and to do to the entry's ``progress.json``, for the suite's display."""
 
@@ -82,6 +130,13 @@ def train_entry(entry: dict[str, Any], folder: Path, reward, feedback=None, conf
     ``folder``, each method as the suite names it (no family defaults for the method, under the entry's config);
     returns the row: steps, final success rate and env return, the curve, and for learned rewards the labels
     used and the reward model's held-out accuracy."""
+    return trained(entry, folder, reward, feedback, config)[1]
+
+
+def trained(
+    entry: dict[str, Any], folder: Path, reward, feedback=None, config: dict | None = None
+) -> tuple[TrainResult, dict]:
+    """:func:`train_entry`'s training result (the policy, the reward) and its row."""
     result = train(
         entry["task"],
         reward=reward,
@@ -105,7 +160,7 @@ def train_entry(entry: dict[str, Any], folder: Path, reward, feedback=None, conf
     if result.feedback:
         row["labels"] = result.feedback["labels"]
         row["reward_accuracy_heldout"] = result.feedback.get("heldout_accuracy")
-    return row
+    return result, row
 
 
 def with_budget(entry: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from robofeedback.envs import make
-from robofeedback.rewards.heron import HierarchicalJudge
+from robofeedback.methods.heron.model import HierarchicalJudge
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

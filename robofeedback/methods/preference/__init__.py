@@ -12,7 +12,7 @@ which VARP and HERON build on too; this package registers PEBBLE as ``train(rewa
 bench entries.
 """
 
-from robofeedback.methods.preference.bench import run_entry
+from robofeedback.methods.preference.bench import report, run_entry
 from robofeedback.methods.preference.cli import from_args
 from robofeedback.protocols import FeedbackSource
 from robofeedback.registry import Method
@@ -32,4 +32,5 @@ METHOD = Method(
     feedback=FeedbackSource,
     from_args=from_args,
     bench=run_entry,
+    report=report,
 )

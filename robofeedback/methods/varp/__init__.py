@@ -6,14 +6,14 @@ PEBBLE's Bradley-Terry loss a term on the current policy's recent transitions, w
 
     L(psi) = L_BT(psi; D_judge) + lambda * L_agent(psi),   L_agent(psi) = -E_{(s,a) ~ pi_current} [ r_psi(s, a) ]
 
-(:class:`~robofeedback.rewards.varp.AgentRegularizedReward`; ``preference: {agent_reg: lambda}``).
+(:class:`~robofeedback.methods.varp.model.AgentRegularizedReward`; ``preference: {agent_reg: lambda}``).
 """
 
-from robofeedback.methods.varp.bench import run_entry
+from robofeedback.methods.varp.bench import report, run_entry
 from robofeedback.methods.varp.cli import add_arguments, from_args
+from robofeedback.methods.varp.model import AgentRegularizedReward
 from robofeedback.protocols import FeedbackSource
 from robofeedback.registry import Method
-from robofeedback.rewards.varp import AgentRegularizedReward
 
 
 def build(env, cfg, seed: int) -> AgentRegularizedReward:
@@ -30,4 +30,5 @@ METHOD = Method(
     add_arguments=add_arguments,
     from_args=from_args,
     bench=run_entry,
+    report=report,
 )

@@ -3,10 +3,10 @@
 Singh, Bhaskar, Yu et al. 2025, "VARP: Reinforcement Learning from Vision-Language Model Feedback with Agent
 Regularized Preferences" (arXiv 2503.13817), built on RL-VLM-F (Wang et al. 2024) and PEBBLE.
 
-The judge sees the final frame of each segment with the path the agent took drawn on it (:func:`sketch`: a
-thin line from bright yellow at the start to dark brown at the end, the paper's scheme), so that a single
-image shows how the robot moved, not only where it ended; it lives in ``robofeedback.data.sketch`` (the judges
-in ``robofeedback.feedback.vlm`` and the app use it too) and is importable from here.
+The judge sees the final frame of each segment with the path the agent took drawn on it (a thin line from bright
+yellow at the start to dark brown at the end, the paper's scheme), so that a single image shows how the robot
+moved, not only where it ended; the sketch lives in :mod:`robofeedback.data.sketch` (the judges in
+``robofeedback.feedback.vlm`` and the app use it too).
 
 The reward model (:class:`AgentRegularizedReward`) adds to PEBBLE's Bradley-Terry loss a term on the current
 policy's own recent transitions, weighted by lambda:
@@ -27,10 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from robofeedback.data.sketch import BROWN, YELLOW, camera_for, sketch, sketch_segment
 from robofeedback.rewards.preference import PreferenceReward
-
-__all__ = ["BROWN", "YELLOW", "AgentRegularizedReward", "camera_for", "sketch", "sketch_segment"]
 
 
 class AgentRegularizedReward(PreferenceReward):

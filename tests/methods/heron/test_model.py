@@ -7,8 +7,8 @@ import torch
 from robofeedback.cli import main
 from robofeedback.data.store import FeedbackStore
 from robofeedback.envs import make
+from robofeedback.methods.heron.model import HeuristicReward, HierarchicalJudge, factor_sum_teacher
 from robofeedback.protocols import Transitions
-from robofeedback.rewards.heron import HeuristicReward, HierarchicalJudge, factor_sum_teacher
 from robofeedback.rewards.preference import PreferenceData, PreferenceReward
 from robofeedback.rl import train
 

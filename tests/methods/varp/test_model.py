@@ -6,8 +6,8 @@ import pytest
 
 from robofeedback.data.store import FeedbackStore
 from robofeedback.feedback.vlm import ClipJudge
+from robofeedback.methods.varp.model import AgentRegularizedReward
 from robofeedback.rewards.preference import PreferenceData
-from robofeedback.rewards.varp import AgentRegularizedReward
 from robofeedback.rl import train
 
 
