@@ -49,7 +49,7 @@ def speed(
     import torch
     from stable_baselines3.common.vec_env import VecEnvWrapper
 
-    from robofeedback.rewards.clip import ClipReward
+    from robofeedback.methods.clip.model import ClipReward
     from robofeedback.rl import VecRewardWrapper
     from robofeedback.rl.train import make_vec_env
 
@@ -150,7 +150,7 @@ def quality(episodes: int = 4, seed: int = 0) -> dict[str, Any]:
     import torch
     from scipy.stats import spearmanr
 
-    from robofeedback.rewards.clip import ClipReward, load_clip
+    from robofeedback.methods.clip.model import ClipReward, load_clip
 
     torch.set_num_threads(2)
     available = []
@@ -205,7 +205,7 @@ POLICY_RUNS = {
 
 def policy(out: Path, seed: int = 0, runs: dict[str, dict] | None = None) -> dict[str, Any]:
     """SAC on the mini CLIP reward (alpha 0.5 against the 'far' prompt) and on the env's reward, same budget."""
-    from robofeedback.rewards.clip import ClipReward
+    from robofeedback.methods.clip.model import ClipReward
     from robofeedback.rl.train import train
 
     rows = []

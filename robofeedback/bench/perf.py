@@ -46,7 +46,7 @@ def _rate(step: Callable[[], Any], n: int) -> float:
 
 def _reward_modules(obs_dim: int, act_dim: int) -> dict[str, Any]:
     from robofeedback.envs.tasks import task_prompts
-    from robofeedback.rewards.clip import ClipReward
+    from robofeedback.methods.clip.model import ClipReward
     from robofeedback.rewards.code import CodeReward
     from robofeedback.rewards.preference import PreferenceReward
     from robofeedback.rewards.varp import AgentRegularizedReward

@@ -5,7 +5,7 @@ With the goal prompt's embedding g, the baseline prompt's b and a frame's x (eac
     R_CLIP-Reg(s) = 1 - 1/2 || alpha proj_L x + (1 - alpha) x - g ||^2,   L the line through b and g
 
 so alpha = 0 is the plain cosine similarity and alpha = 1 keeps only the goal-baseline direction
-(:class:`~robofeedback.rewards.clip.ClipReward`).
+(:class:`~robofeedback.methods.clip.model.ClipReward`).
 """
 
 from robofeedback.methods.clip.bench import run_entry

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from robofeedback.methods.bench import prompts, train_entry
-from robofeedback.rewards.clip import ClipReward
+from robofeedback.methods.clip.model import ClipReward
 
 
 def run_entry(entry: dict[str, Any], folder: Path, executor) -> dict[str, Any]:
