@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from robofeedback.config import run_metadata
+from robofeedback.methods.bench import prompts, train_entry
+from robofeedback.methods.clip.model import ClipReward
 
 GOALS = {
     "panda:PandaReach-v3": ("the gripper touches the green target", "the gripper is far from the green target"),
@@ -35,6 +37,14 @@ GOALS = {
 }
 DISTANCE = {"panda:PandaReach-v3": "ee_to_target", "panda:PandaPush-v3": "object_to_target"}
 MODELS = [("mini", None), ("ViT-B-32", "random"), ("ViT-B-32", "openai"), ("ViT-B-32", "laion2b_s34b_b79k")]
+
+
+def run_entry(entry: dict[str, Any], folder: Path, executor) -> dict[str, Any]:
+    """Train on the CLIP reward of the entry's ``goal`` and ``baseline`` prompts (``alpha`` 0.5, ``scale`` 10 by
+    default)."""
+    goal, baseline = prompts(entry)
+    reward = ClipReward(goal, baseline, alpha=entry.get("alpha", 0.5), scale=entry.get("scale", 10.0))
+    return {**train_entry(entry, folder, reward), "goal": goal, "baseline": baseline}
 
 
 def speed(
@@ -49,7 +59,6 @@ def speed(
     import torch
     from stable_baselines3.common.vec_env import VecEnvWrapper
 
-    from robofeedback.methods.clip.model import ClipReward
     from robofeedback.rl import VecRewardWrapper
     from robofeedback.rl.train import make_vec_env
 
@@ -205,7 +214,6 @@ POLICY_RUNS = {
 
 def policy(out: Path, seed: int = 0, runs: dict[str, dict] | None = None) -> dict[str, Any]:
     """SAC on the mini CLIP reward (alpha 0.5 against the 'far' prompt) and on the env's reward, same budget."""
-    from robofeedback.methods.clip.model import ClipReward
     from robofeedback.rl.train import train
 
     rows = []
