@@ -91,7 +91,7 @@ def wrapper_steps(n_envs: int = 4, steps: int = 200) -> dict[str, Any]:
 
 
 def clip_speed(n_envs: int = 4, steps: int = 10) -> dict[str, Any]:
-    from robofeedback.bench.clip import MODELS, speed
+    from robofeedback.methods.clip.bench import MODELS, speed
 
     (row,) = speed(n_envs=n_envs, steps=steps, models=MODELS[:1], precisions=("fp32",))["rows"]
     return {

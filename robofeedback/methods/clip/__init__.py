@@ -8,7 +8,7 @@ so alpha = 0 is the plain cosine similarity and alpha = 1 keeps only the goal-ba
 (:class:`~robofeedback.methods.clip.model.ClipReward`).
 """
 
-from robofeedback.bench.clip import run_entry
+from robofeedback.methods.clip.bench import run_entry
 from robofeedback.registry import Method
 
 METHOD = Method(

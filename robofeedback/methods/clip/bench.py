@@ -1,6 +1,6 @@
 """VLM-RM on this machine: encoder speed, reward quality against the true reward, and policies trained on it.
 
-``python -m robofeedback.bench.clip [speed] [quality] [policy] [--out runs/bench/clip]`` (all three by
+``python -m robofeedback.methods.clip.bench [speed] [quality] [policy] [--out runs/bench/clip]`` (all three by
 default) writes ``<part>.json``, a ``REPORT.md`` section per part, and PNGs:
 
 - **speed**: raw ``encode_image`` images/s at batch size n_envs (fp32 and bf16), and CLIP-reward
