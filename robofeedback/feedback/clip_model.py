@@ -42,7 +42,7 @@ def _import_open_clip():
     try:
         import open_clip
     except ImportError:
-        raise ImportError("ClipReward needs open_clip: pip install 'robofeedback[clip]'") from None
+        raise ImportError("CLIP models need open_clip: pip install 'robofeedback[clip]'") from None
     return open_clip
 
 

@@ -208,14 +208,21 @@ def _rollout_frames(spec: str, sizes: list[int], episodes: int, every: int, seed
 
 
 def quality(
-    spec: str, goal: str, baseline: str, episodes: int = 4, seed: int = 0, device: str | None = None
+    spec: str,
+    goal: str,
+    baseline: str,
+    episodes: int = 4,
+    seed: int = 0,
+    device: str | None = None,
+    models: list[tuple[str, str | None]] = MODELS,
 ) -> dict[str, Any]:
-    """Spearman correlations of each model's CLIP reward (alpha 0 and 1) with progress and success on ``spec``."""
+    """Spearman correlations of each model's CLIP reward (alpha 0 and 1) with progress and success on ``spec``, for
+    the ``models`` whose weights load here (default: all of :data:`MODELS`)."""
     from scipy.stats import spearmanr
 
     torch.set_num_threads(2)
     available = []
-    for model, pretrained in MODELS:
+    for model, pretrained in models:
         try:
             load_clip(model, pretrained)
             available.append((model, pretrained))

@@ -5,7 +5,7 @@ import pytest
 from robofeedback import registry
 from robofeedback.bench.suite import expand, suite_path
 from robofeedback.config import load_yaml
-from robofeedback.methods.clip.bench import POLICY_CURVES, ClipEntry, quality, report, run_entry
+from robofeedback.methods.clip.bench import MODELS, POLICY_CURVES, ClipEntry, quality, report, run_entry
 
 
 def test_entry_settings_refuse_an_unknown_key_naming_the_allowed_ones():
@@ -74,7 +74,9 @@ def test_report_renders_each_study_and_draws_the_policy_curves(tmp_path):
 
 @pytest.mark.slow
 def test_quality_correlates_each_model_with_progress_and_success():
-    result = quality("panda:PandaReach-v3", "the gripper touches the green target", "a robot arm", episodes=1)
-    models = {row["model"] for row in result["rows"]}
-    assert {"mini", "ViT-B-32/random"} <= models
+    goal = "the gripper touches the green target"
+    result = quality("panda:PandaReach-v3", goal, "a robot arm", episodes=1, models=MODELS[:2])  # nothing to download
+    assert {(row["model"], row["alpha"]) for row in result["rows"]} == {
+        (model, alpha) for model in ("mini", "ViT-B-32/random") for alpha in (0.0, 1.0)
+    }
     assert all(-1 <= row["spearman_progress"] <= 1 and row["frames"] > 0 for row in result["rows"])
