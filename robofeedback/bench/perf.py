@@ -46,8 +46,8 @@ def _rate(step: Callable[[], Any], n: int) -> float:
 
 def _reward_modules(obs_dim: int, act_dim: int) -> dict[str, Any]:
     from robofeedback.envs.tasks import task_prompts
+    from robofeedback.methods.clip.model import ClipReward
     from robofeedback.methods.varp.model import AgentRegularizedReward
-    from robofeedback.rewards.clip import ClipReward
     from robofeedback.rewards.code import CodeReward
     from robofeedback.rewards.preference import PreferenceReward
 
@@ -91,7 +91,7 @@ def wrapper_steps(n_envs: int = 4, steps: int = 200) -> dict[str, Any]:
 
 
 def clip_speed(n_envs: int = 4, steps: int = 10) -> dict[str, Any]:
-    from robofeedback.bench.clip import MODELS, speed
+    from robofeedback.methods.clip.bench import MODELS, speed
 
     (row,) = speed(n_envs=n_envs, steps=steps, models=MODELS[:1], precisions=("fp32",))["rows"]
     return {

@@ -39,9 +39,9 @@ from robofeedback.data.sketch import CameraLike, last_frame, sketch_segment
 from robofeedback.data.store import FeedbackStore, Query, StoredSegment, check_source
 from robofeedback.data.trajectory import Segment
 from robofeedback.data.video import frame_grid, sample_indices
+from robofeedback.feedback.clip_model import MINI_CLIP, ClipModel, GoalSimilarity
 from robofeedback.feedback.llm import OpenAICompatible, image_part
 from robofeedback.protocols import FeedbackSource
-from robofeedback.rewards.clip import ClipReward  # a judge that scores with VLM-RM's reward
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
 
@@ -110,29 +110,31 @@ class ImageJudge(FeedbackSource):
 
 class ClipJudge(ImageJudge):
     """Offline judge: prefers the image whose CLIP goal similarity (VLM-RM's reward, with an optional baseline and
-    alpha) is higher by at least ``margin``; within the margin it is uncertain. Uses the mini CLIP by default."""
+    alpha) is higher by at least ``margin``; within the margin it is uncertain. Uses the mini CLIP by default, on
+    ``device`` (the GPU when there is one)."""
 
     def __init__(
         self,
         goal: str | Sequence[str],
         baseline: str | Sequence[str] | None = None,
         alpha: float = 0.0,
-        model: str = "mini",
+        model: str = MINI_CLIP,
         pretrained: str | None = None,
         margin: float = 0.0,
+        device: str | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if margin < 0:
             raise ValueError(f"margin must be >= 0, got {margin}")
-        self.clip = ClipReward(goal, baseline, alpha=alpha, model=model, pretrained=pretrained)
+        self.clip = GoalSimilarity(goal, baseline, alpha=alpha, model=model, pretrained=pretrained, device=device)
         self.margin = float(margin)
         name = Path(model).name if Path(model).is_dir() else model
         self.source = check_source(f"vlm:clip-{name}" + (f"-{Path(pretrained).stem}" if pretrained else ""))
 
     def scores(self, images: np.ndarray) -> np.ndarray:
         """The CLIP goal similarity of each image ``(N, H, W, 3)``."""
-        return self.clip.reward_from_embeddings(self.clip.embed_images(np.asarray(images)))
+        return self.clip(np.asarray(images))
 
     def compare_many(self, images: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[str, str]]:
         scores = self.scores(np.stack([image for pair in images for image in pair])).reshape(-1, 2)
@@ -363,23 +365,25 @@ class ClipVideoJudge:
     at least ``matched``), "poorly matched", or "missing" (below ``missing``, or passed through in a single
     learner frame). The feedback also compares how much, how fast, how high and in which direction each
     video moves, in image coordinates, so the two videos should show the scene from roughly the same side.
+    The CLIP model runs on ``device`` (the GPU when there is one).
     """
 
     def __init__(
         self,
-        model: str = "mini",
+        model: str = MINI_CLIP,
         pretrained: str | None = None,
         phases: int = 4,
         tau: float = 0.1,
         matched: float = 0.4,
         missing: float = 0.15,
         motion_threshold: float = 12.0,
+        device: str | None = None,
     ):
         if not isinstance(phases, int) or phases < 1:
             raise ValueError(f"phases must be an integer >= 1, got {phases!r}")
         if tau <= 0 or not 0 < missing < matched <= 1:
             raise ValueError(f"need tau > 0 and 0 < missing < matched <= 1, got {tau}, {missing}, {matched}")
-        self.clip = ClipReward("a robot", model=model, pretrained=pretrained)  # used for its image embeddings
+        self.clip = ClipModel(model, pretrained, device)
         self.phases, self.tau, self.matched, self.missing = phases, float(tau), float(matched), float(missing)
         self.motion_threshold = float(motion_threshold)
         name = Path(model).name if Path(model).is_dir() else model

@@ -5,10 +5,12 @@ With the goal prompt's embedding g, the baseline prompt's b and a frame's x (eac
     R_CLIP-Reg(s) = 1 - 1/2 || alpha proj_L x + (1 - alpha) x - g ||^2,   L the line through b and g
 
 so alpha = 0 is the plain cosine similarity and alpha = 1 keeps only the goal-baseline direction
-(:class:`~robofeedback.rewards.clip.ClipReward`).
+(:class:`~robofeedback.methods.clip.model.ClipReward`; the similarity itself is
+:class:`~robofeedback.feedback.clip_model.GoalSimilarity`, which the CLIP judges share). Its bench section trains
+SAC on the reward and studies the reward's speed and quality (``robofeedback bench --suite clip``).
 """
 
-from robofeedback.methods.clip.bench import run_entry
+from robofeedback.methods.clip.bench import report, run_entry
 from robofeedback.methods.clip.cli import add_arguments, from_args
 from robofeedback.registry import Method
 
@@ -19,4 +21,5 @@ METHOD = Method(
     add_arguments=add_arguments,
     from_args=from_args,
     bench=run_entry,
+    report=report,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from robofeedback.methods.arguments import positive_int
-from robofeedback.rewards.clip import ClipReward
+from robofeedback.methods.clip.model import ClipReward
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

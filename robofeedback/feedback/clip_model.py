@@ -1,8 +1,9 @@
-"""VLM-RM: a CLIP model's similarity between a rendered frame and a language goal, as the reward.
+"""CLIP models for rewards and judges: loading an open_clip model, embedding frames and prompts, and the goal-baseline
+regularised similarity of frames to a language goal (VLM-RM's reward, which the CLIP judges also score with).
 
 Rocamonde et al. 2023, "Vision-Language Models are Zero-Shot Reward Models for Reinforcement Learning"
 (arXiv 2310.12921), Eq. 2 and Definition 1. With x the normalised image embedding of the frame, g the
-normalised text embedding of the goal and b that of the baseline, the goal-baseline regularised reward is
+normalised text embedding of the goal and b that of the baseline, the goal-baseline regularised similarity is
 
     R_CLIP-Reg(s) = 1 - 1/2 * || alpha * proj_L x + (1 - alpha) * x - g ||^2,
     proj_L x = g + P_d (x - g),   d = g - b,   P_d = d d^T / ||d||^2,
@@ -13,7 +14,7 @@ similarity x.g; alpha = 1 keeps only the component of x - g along the baseline-t
 The model is any open_clip model (a name with a ``pretrained`` tag or checkpoint file, or a local
 open_clip folder); the default is the project's mini CLIP in ``assets/mini_clip``, trained on panda-gym and
 MetaWorld renders by ``scripts/train_mini_clip.py``. Frames should be rendered at the model's input size
-(``ClipReward.image_size``; ``train`` does this), so preprocessing is only a normalisation.
+(``ClipModel.image_size``; ``train`` does this), so preprocessing is only a normalisation.
 """
 
 from __future__ import annotations
@@ -26,18 +27,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from robofeedback.config import assets_dir, require_positive_ints
-from robofeedback.protocols import RewardFunction, Transitions
+from robofeedback.config import assets_dir
 
 MINI_CLIP = "mini"
 PRECISIONS = ("fp32", "bf16")
+
+
+def default_device() -> str:
+    """``"cuda"`` when torch sees a GPU, else ``"cpu"``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _import_open_clip():
     try:
         import open_clip
     except ImportError:
-        raise ImportError("ClipReward needs open_clip: pip install 'robofeedback[clip]'") from None
+        raise ImportError("CLIP models need open_clip: pip install 'robofeedback[clip]'") from None
     return open_clip
 
 
@@ -98,50 +103,28 @@ def load_clip(model: str = MINI_CLIP, pretrained: str | None = None, device: str
     return clip, open_clip.get_tokenizer(name)
 
 
-class ClipReward(RewardFunction):
-    """VLM-RM reward: the goal-baseline regularised CLIP similarity of each frame to a language goal.
+class ClipModel:
+    """An open_clip model that embeds uint8 frames and text prompts (normalised embeddings, on the CPU).
 
-    ``goal`` and ``baseline`` are a prompt or a list of prompts (a list's normalised embeddings are
-    averaged, as the authors' code does); ``alpha`` needs a baseline. ``scale`` multiplies the reward;
-    ``normalize`` standardises it with running statistics of every reward computed so far. ``every=k``
-    scores (and renders) every k-th step of an episode and holds the last score between; ``at_episode_end``
-    scores only the last step (0 elsewhere). ``precision="bf16"`` runs the image encoder in bfloat16.
+    ``model``/``pretrained`` as in :func:`load_clip`; ``device`` defaults to the GPU when there is one;
+    ``precision="bf16"`` runs the image encoder in bfloat16; frames go through it ``batch_size`` at a time. It
+    pickles without its weights and reloads them when unpickled.
     """
-
-    needs_frames = True
 
     def __init__(
         self,
-        goal: str | Sequence[str],
-        baseline: str | Sequence[str] | None = None,
-        alpha: float = 0.0,
         model: str = MINI_CLIP,
         pretrained: str | None = None,
-        device: str = "cpu",
+        device: str | None = None,
         precision: str = "fp32",
         batch_size: int = 64,
-        scale: float = 1.0,
-        normalize: bool = False,
-        every: int = 1,
-        at_episode_end: bool = False,
     ):
-        self.goals = _prompts(goal, "goal")
-        self.baselines = _prompts(baseline, "baseline") if baseline is not None else []
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        if alpha > 0 and not self.baselines:
-            raise ValueError("alpha > 0 projects onto the baseline-to-goal direction: give a baseline prompt")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        require_positive_ints(every=every)
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.alpha = float(alpha)
-        self.model_name, self.pretrained, self.device = model, pretrained, device
+        self.model_name, self.pretrained, self.device = model, pretrained, device or default_device()
         self.precision, self.batch_size = precision, int(batch_size)
-        self.scale, self.normalize = float(scale), bool(normalize)
-        self.reward_every, self.reward_at_episode_end = every, bool(at_episode_end)
-        self._count, self._mean, self._m2 = 0, 0.0, 0.0
         self._load()
 
     def _load(self) -> None:
@@ -151,9 +134,6 @@ class ClipReward(RewardFunction):
         self.image_size = int(size if isinstance(size, int) else size[0])
         self._mean_px = torch.tensor(cfg["mean"], device=self.device).view(1, 3, 1, 1)
         self._std_px = torch.tensor(cfg["std"], device=self.device).view(1, 3, 1, 1)
-        self._g = self.embed_text(self.goals).mean(0)
-        b = self.embed_text(self.baselines).mean(0) if self.baselines else None
-        self._m = regularizer(self._g, b, self.alpha)
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("_clip", "_tokenizer", "_mean_px", "_std_px")}
@@ -175,11 +155,12 @@ class ClipReward(RewardFunction):
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"frames must be uint8 of shape (N, H, W, 3), got {frames.dtype} {frames.shape}")
         out = []
+        device_type = torch.device(self.device).type
         for start in range(0, len(frames), self.batch_size):
             pixels = self._preprocess(torch.from_numpy(frames[start : start + self.batch_size]))
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
                 out.append(F.normalize(self._clip.encode_image(pixels).float(), dim=-1).cpu())
-        return torch.cat(out) if out else torch.zeros(0, len(self._g))
+        return torch.cat(out) if out else torch.zeros(0, self.embed_text([""]).shape[-1])
 
     def _preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """open_clip's preprocessing on a uint8 batch: resize the short side to the model's size (bicubic),
@@ -195,23 +176,50 @@ class ClipReward(RewardFunction):
             x = x[..., top : top + s, left : left + s]
         return (x - self._mean_px) / self._std_px
 
-    def reward_from_embeddings(self, x: torch.Tensor) -> np.ndarray:
-        """The reward of normalised image embeddings ``x`` ``(N, D)``, before scaling."""
-        return clip_reward(x, self._g, self._m).numpy().astype(np.float32)
 
-    def reward(self, batch: Transitions) -> np.ndarray:
-        if batch.frames is None:
-            raise ValueError("ClipReward scores rendered frames: the batch has none (use the reward wrappers)")
-        r = self.reward_from_embeddings(self.embed_images(batch.frames)) * self.scale
-        if not self.normalize:
-            return r
-        for value in r:  # Welford's running mean and variance
-            self._count += 1
-            delta = value - self._mean
-            self._mean += delta / self._count
-            self._m2 += delta * (value - self._mean)
-        std = np.sqrt(self._m2 / self._count) if self._count > 1 else 1.0
-        return np.clip((r - self._mean) / max(std, 1e-6), -5.0, 5.0).astype(np.float32)
+class GoalSimilarity:
+    """R_CLIP-Reg of frames to a language goal: a :class:`ClipModel` with the goal's embedding g and the matrix M.
+
+    ``goal`` and ``baseline`` are a prompt or a list of prompts (a list's normalised embeddings are averaged, as
+    the authors' code does); ``alpha`` needs a baseline. Settings are checked before the model loads; the rest
+    go to :class:`ClipModel`.
+    """
+
+    def __init__(
+        self,
+        goal: str | Sequence[str],
+        baseline: str | Sequence[str] | None = None,
+        alpha: float = 0.0,
+        model: str = MINI_CLIP,
+        pretrained: str | None = None,
+        device: str | None = None,
+        precision: str = "fp32",
+        batch_size: int = 64,
+    ):
+        self.goals = _prompts(goal, "goal")
+        self.baselines = _prompts(baseline, "baseline") if baseline is not None else []
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        if alpha > 0 and not self.baselines:
+            raise ValueError("alpha > 0 projects onto the baseline-to-goal direction: give a baseline prompt")
+        self.alpha = float(alpha)
+        self.clip = ClipModel(model, pretrained, device, precision, batch_size)
+        self.g = self.clip.embed_text(self.goals).mean(0)
+        b = self.clip.embed_text(self.baselines).mean(0) if self.baselines else None
+        self.m = regularizer(self.g, b, self.alpha)
+
+    @property
+    def image_size(self) -> int:
+        """The model's input size: render frames at it."""
+        return self.clip.image_size
+
+    def from_embeddings(self, x: torch.Tensor) -> np.ndarray:
+        """R_CLIP-Reg of normalised image embeddings ``x`` ``(N, D)``."""
+        return clip_reward(x, self.g, self.m).numpy().astype(np.float32)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """R_CLIP-Reg of uint8 frames ``(N, H, W, 3)``."""
+        return self.from_embeddings(self.clip.embed_images(frames))
 
 
 def regularizer(g: torch.Tensor, b: torch.Tensor | None, alpha: float) -> torch.Tensor:
