@@ -3,7 +3,7 @@ ones, no method imports another method, a method's model does not import its own
 robofeedback modules are imported at module top unless that keeps an optional dependency optional.
 
 Layers, low to high: config, protocols, registry, parallel -> envs -> data -> feedback -> rewards -> rl -> methods
--> bench -> apps, cli. Imports under ``if TYPE_CHECKING:`` are only for type checkers and are not counted. The
+-> apps -> bench -> cli (the bench measures the app; the CLI runs everything). Imports under ``if TYPE_CHECKING:`` are only for type checkers and are not counted. The
 registry finds ``robofeedback.methods`` with importlib, never with a static import.
 """
 
@@ -26,8 +26,9 @@ LAYERS = [
     ("rewards",),
     ("rl",),
     ("methods",),
+    ("apps",),
     ("bench",),
-    ("apps", "cli"),
+    ("cli",),
 ]
 LAYER = {part: level for level, parts in enumerate(LAYERS) for part in parts}
 METHOD_SIDES = ("cli", "bench")  # a method's own flags and bench section, which only its registration imports
