@@ -40,6 +40,7 @@ from robofeedback.envs import make
 from robofeedback.methods.bench import EntryError, mean_spread, train_entry
 from robofeedback.parallel import add_executor_arguments
 from robofeedback.rl.train import evaluate
+from robofeedback.seeding import stream_seed
 
 BASELINES = {"env": "true reward", "random": "random actions"}
 RESULTS = "results.jsonl"
@@ -140,7 +141,7 @@ def run_env(entry, folder, executor):
 def run_random(entry, folder, executor):
     env = make(entry["task"], seed=entry["seed"], **entry.get("env_kwargs", {}))
     env.action_space.seed(entry["seed"])
-    result = evaluate(None, env, entry.get("episodes", 20), seed=entry["seed"] + 10_000)
+    result = evaluate(None, env, entry.get("episodes", 20), seed=stream_seed(entry["seed"], "eval"))
     env.close()
     point = {"steps": 0, "success_rate": result.get("success_rate"), "mean_env_return": result["mean_env_return"]}
     return {"steps": 0, **{k: v for k, v in point.items() if k != "steps"}, "curve": [point]}

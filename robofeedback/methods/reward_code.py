@@ -19,6 +19,7 @@ from robofeedback.data.rollout import collect
 from robofeedback.envs import make
 from robofeedback.rewards.code import INFO_KEYS, CodeReward, RewardCodeError
 from robofeedback.rl.train import train
+from robofeedback.seeding import stream_seed
 
 
 class ComponentTrace(BaseCallback):
@@ -87,8 +88,8 @@ def train_candidate(
     finally:
         reward.close()
     env_kwargs = json.loads((Path(out_dir) / "summary.json").read_text())["env_kwargs"]  # as train made the env
-    env = make(spec, seed=seed + 30_000, **env_kwargs)
-    episode = collect(env, result.model, n_episodes=1, render=frames, seed=seed + 30_000)[0]
+    env = make(spec, seed=stream_seed(seed, "judged"), **env_kwargs)
+    episode = collect(env, result.model, n_episodes=1, render=frames, seed=stream_seed(seed, "judged"))[0]
     episode.save(Path(out_dir) / "final_episode.npz")
     return {
         "success_rate": result.final_eval.get("success_rate"),

@@ -46,6 +46,7 @@ from robofeedback.rewards.base import EnvReward, make_reward
 from robofeedback.rl.feedback_loop import CURVE_POINTS, FeedbackLoop
 from robofeedback.rl.plots import plot_learning_curve
 from robofeedback.rl.wrappers import VecRewardWrapper
+from robofeedback.seeding import stream_seed
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"sac": SAC, "td3": TD3, "ppo": PPO}
 GENERAL_KEYS = (
@@ -140,8 +141,9 @@ def _make_monitored(spec: str, seed: int, env_kwargs: dict) -> gym.Env:
 
 
 def make_vec_env(spec: str, n_envs: int, seed: int, env_kwargs: dict | None = None, vec_env: str = "dummy") -> VecEnv:
-    """``n_envs`` robofeedback envs (seeds ``seed``, ``seed + 1``, ...) in SB3 ``Monitor``s, vectorized."""
-    fns = [functools.partial(_make_monitored, spec, seed + i, dict(env_kwargs or {})) for i in range(n_envs)]
+    """``n_envs`` robofeedback envs (seeded by the run's ``envs`` streams) in SB3 ``Monitor``s, vectorized."""
+    seeds = [stream_seed(seed, "envs", i) for i in range(n_envs)]
+    fns = [functools.partial(_make_monitored, spec, s, dict(env_kwargs or {})) for s in seeds]
     if vec_env == "subproc" and n_envs > 1:
         return SubprocVecEnv(fns, start_method="spawn")
     return DummyVecEnv(fns)
@@ -371,13 +373,13 @@ def _training_envs(
         return (
             env,
             make_vec_env(env, cfg.n_envs, seed, train_kwargs, cfg.vec_env),
-            make(env, seed=seed + 10_000, **eval_kwargs),
+            make(env, seed=stream_seed(seed, "eval"), **eval_kwargs),
         )
     if isinstance(env, gym.Env):
         if cfg.n_envs != 1:
             raise ValueError("a single env instance trains with n_envs=1; pass a spec or a factory for more")
         if isinstance(env, RobotEnv):
-            eval_env = env.clone(seed=seed + 10_000)
+            eval_env = env.clone(seed=stream_seed(seed, "eval"))
         elif env.spec is not None:
             eval_env = gym.make(env.spec)
         else:
@@ -457,7 +459,7 @@ def train(
         eval_env,
         cfg.eval_every,
         cfg.eval_episodes,
-        seed + 10_000,
+        stream_seed(seed, "eval"),
         eval_log,
         start,
         status,
@@ -537,7 +539,9 @@ def _run_status(
     once and nobody watches: only runs that wait for people render the video."""
     if loop is None:
         return None
-    status = RunStatus(loop.store, loop.run, eval_env, out, seed + 30_000, video=not loop.source.immediate)
+    status = RunStatus(
+        loop.store, loop.run, eval_env, out, stream_seed(seed, "status"), video=not loop.source.immediate
+    )
     status.started(spec, cfg.total_steps, model.num_timesteps, task or task_prompts(spec).get("task"))
     return status
 
@@ -631,7 +635,7 @@ def _final_evaluation(
     rows = _read_eval_log(eval_log)
     if rows and rows[-1]["steps"] == model.num_timesteps:
         return {k: v for k, v in rows[-1].items() if k not in ("steps", "wall_time_s", "labels")}
-    final = evaluate(model, eval_env, cfg.eval_episodes, seed=seed + 10_000)
+    final = evaluate(model, eval_env, cfg.eval_episodes, seed=stream_seed(seed, "eval"))
     _append_eval(eval_log, model.num_timesteps, final, start, labels)
     return final
 
@@ -641,7 +645,7 @@ def _eval_video(model: BaseAlgorithm, eval_env: gym.Env, out: Path, cfg: TrainCo
     that short (early-terminated) episodes can be seen."""
     if not cfg.video_episodes:
         return None
-    trajectories = collect(eval_env, model, n_episodes=cfg.video_episodes, render=True, seed=seed + 20_000)
+    trajectories = collect(eval_env, model, n_episodes=cfg.video_episodes, render=True, seed=stream_seed(seed, "video"))
     fps = video_fps(eval_env)
     clips = [np.concatenate([t.frames, np.repeat(t.frames[-1:], fps // 2, axis=0)]) for t in trajectories]
     return write_video(np.concatenate(clips), out / "eval.mp4", fps=fps)

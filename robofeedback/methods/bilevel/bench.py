@@ -102,8 +102,9 @@ def report(rows: list[dict[str, Any]]) -> list[str]:
         "",
         "Each task's expert video (`assets/videos/<task>-expert.mp4`: a scripted expert, another camera, other "
         "colours), compared at the entry's fps. Success and return are the task's own, on the evaluation episodes "
-        "after each policy's training; the similarity is the judge's on one rendered episode (seed + 30000, the same "
-        "every iteration). The bi-level loop's env steps count every policy it trained. " + FACTOR_NOTE,
+        "after each policy's training; the similarity is the judge's on one rendered episode (the run's `judged` "
+        "random stream, the same every iteration). The bi-level loop's env steps count every policy it trained. "
+        + FACTOR_NOTE,
         "",
         "| task | judge | lower level | seed | policies x steps | similarity per iteration | success per iteration "
         "| wall time s |",

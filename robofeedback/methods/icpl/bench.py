@@ -28,6 +28,7 @@ from robofeedback.feedback.vlm import ClipVideoJudge
 from robofeedback.methods.bench import FACTOR_NOTE, EntryError, expert_video, settings_from_dict, task_text
 from robofeedback.methods.icpl.model import ICPL
 from robofeedback.parallel import Executor
+from robofeedback.seeding import stream_seed
 
 PROPOSERS = ("offline", "replay")
 
@@ -66,8 +67,8 @@ def replay_path(task: str) -> Path:
 
 
 def video_similarity(settings: ICPLEntry, summary: dict[str, Any], folder: Path) -> list[float]:
-    """Each iteration's best candidate, rendered on one episode (seed + 30000, the episode the bi-level loop
-    renders) and scored against the task's expert video by the offline video judge."""
+    """Each iteration's best candidate, rendered on one episode (its ``judged`` random stream, the episode the
+    bi-level loop renders) and scored against the task's expert video by the offline video judge."""
     judge, fps = ClipVideoJudge(), settings.fps
     expert = read_video(expert_video(settings.task), fps=fps)
     env_kwargs = policy_env_kwargs(settings.task, settings.config.get("env_kwargs", {}))
@@ -76,7 +77,7 @@ def video_similarity(settings: ICPLEntry, summary: dict[str, Any], folder: Path)
     for it in summary["iterations"]:
         iteration, cand = it["best"].removeprefix("iter").split("-cand")
         model = SAC.load(folder / f"iter{iteration}" / f"cand{cand}" / "checkpoints" / "model.zip", device="cpu")
-        (episode,) = collect(env, model, n_episodes=1, render=True, seed=settings.seed + 30_000)
+        (episode,) = collect(env, model, n_episodes=1, render=True, seed=stream_seed(settings.seed, "judged"))
         learner = resample(episode.frames, env.metadata["render_fps"], fps)
         similarity.append(judge.compare_videos(learner, expert, fps).similarity)
     env.close()

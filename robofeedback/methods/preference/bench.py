@@ -27,6 +27,7 @@ from robofeedback.feedback.teachers import make_teacher
 from robofeedback.methods.bench import Entry, mean_spread, train_entry, trained, with_budget
 from robofeedback.rewards.preference import PreferenceReward, fresh_pair_accuracy
 from robofeedback.rl.train import family_of, load_train_config
+from robofeedback.seeding import stream_seed
 
 
 @dataclass
@@ -47,10 +48,10 @@ def heldout_accuracy(out_dir: Path, task: str, config: dict, model, seed: int, n
     actions (segments as long as the run's)."""
     cfg = load_train_config(family_of(task), "sac", 1, config)
     env_kwargs = {**cfg.env_kwargs, **({"flatten": True} if family_of(task) == "panda" else {})}
-    env = make(task, seed=seed + 50_000, **env_kwargs)
+    env = make(task, seed=stream_seed(seed, "fresh-pairs"), **env_kwargs)
     reward_model = PreferenceReward.load(out_dir / "checkpoints" / "reward_model.pt")
     length = cfg.feedback.get("segment_length", 50)
-    return fresh_pair_accuracy(reward_model, env, model, length, n_pairs, seed=seed + 50_000)
+    return fresh_pair_accuracy(reward_model, env, model, length, n_pairs, seed=stream_seed(seed, "fresh-pairs"))
 
 
 def round_cost(log: Path) -> dict[str, float] | None:
