@@ -14,6 +14,7 @@ queries to put next, relabels replay buffers with, and saves with the run's chec
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -128,6 +129,18 @@ class LearnedReward(RewardFunction, ABC):
     def set_policy_data(self, obs: np.ndarray, actions: np.ndarray) -> None:
         """Recent transitions of the current policy, for models whose loss uses them (``policy_steps`` > 0)."""
         raise NotImplementedError(f"{type(self).__name__} does not learn from the policy's own data")
+
+    @classmethod
+    def settings(cls) -> set[str]:
+        """The settings a config's ``preference:`` section may give the model: its constructors' keyword
+        parameters, along the class hierarchy (a subclass passes the rest on to its base)."""
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        names: set[str] = set()
+        for klass in cls.__mro__:
+            if "__init__" in klass.__dict__ and klass is not object:
+                parameters = inspect.signature(klass.__dict__["__init__"]).parameters.values()
+                names |= {p.name for p in parameters if p.kind in kinds and p.name != "self"}
+        return names
 
 
 class FeedbackSource:

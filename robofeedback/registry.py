@@ -39,6 +39,9 @@ class Method:
       evaluation env) with ``cfg`` (the resolved :class:`~robofeedback.rl.train.TrainConfig`); a
       :class:`~robofeedback.protocols.LearnedReward` is learned from ``feedback``. None for methods that are not a
       ``train --reward`` choice (loops with commands of their own).
+    - ``model``: the :class:`~robofeedback.protocols.LearnedReward` class ``build`` makes, whose
+      :meth:`~robofeedback.protocols.LearnedReward.settings` the config's ``preference:`` section is checked against
+      before anything is built.
     - ``feedback``: the type ``train``'s ``feedback=`` must have when the reward is learned (a
       :class:`~robofeedback.protocols.FeedbackSource` subclass), or None when it learns from none.
     - ``configure(cfg)``: the method's settings laid under what the caller set (HERON's network and cadence).
@@ -56,6 +59,7 @@ class Method:
     label: str
     summary: str
     build: Callable[..., Any] | None = None
+    model: type | None = None
     feedback: type | None = None
     configure: Callable[[Any], Any] | None = None
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None

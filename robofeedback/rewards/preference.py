@@ -492,6 +492,12 @@ class PreferenceReward(LearnedReward):
         """A term added to ``member``'s loss on every minibatch (none here; subclasses such as VARP's add one)."""
         return None
 
+    @classmethod
+    def settings(cls) -> set[str]:
+        """The constructors' settings but the sizes, which :meth:`for_env` takes from the env, and its own
+        ``goal_features`` in place of ``goal_difference``."""
+        return (super().settings() - {"obs_dim", "act_dim", "goal_difference"}) | {"goal_features"}
+
     @property
     def wants_unlabelled(self) -> bool:
         """Whether :meth:`fit` learns from unlabelled pairs too (SURF's pseudo-labels, ``pseudo_threshold``)."""

@@ -12,6 +12,7 @@ writes ``eval.mp4``, ``learning_curve.png`` and ``summary.json`` to ``out_dir``.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import time
@@ -49,6 +50,8 @@ from robofeedback.rl.wrappers import VecRewardWrapper
 from robofeedback.seeding import stream_seed
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"sac": SAC, "td3": TD3, "ppo": PPO}
+# The feedback loop's settings a config's ``feedback:`` section may give (FeedbackLoop's keyword parameters).
+FEEDBACK_KEYS = set(inspect.signature(FeedbackLoop.__init__).parameters) - {"self", "reward_model", "source", "store"}
 GENERAL_KEYS = (
     "n_envs",
     "vec_env",
@@ -86,6 +89,11 @@ class TrainConfig:
     feedback: dict = field(default_factory=dict)  # FeedbackLoop settings, for a learned reward
 
     def __post_init__(self) -> None:
+        unknown = set(self.feedback) - FEEDBACK_KEYS
+        if unknown:
+            raise ValueError(
+                f"unknown feedback: keys {sorted(unknown)}; the feedback loop takes {sorted(FEEDBACK_KEYS)}"
+            )
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {sorted(ALGOS)}, got {self.algo!r}")
         names = ("total_steps", "n_envs", "eval_every", "eval_episodes", "checkpoint_every", "torch_threads")
@@ -598,6 +606,13 @@ def _resolve_config(
     cfg = load_train_config(family_of(spec_hint), algo, total_steps, config, defaults)
     if n_envs is not None:
         cfg = replace(cfg, n_envs=n_envs)
+    if method is not None and method.model is not None:
+        unknown = set(cfg.preference) - method.model.settings()
+        if unknown:
+            raise ValueError(
+                f"unknown preference: keys {sorted(unknown)} for {method.model.__name__}; it takes "
+                f"{sorted(method.model.settings())}"
+            )
     return method.configure(cfg) if method is not None and method.configure is not None else cfg
 
 

@@ -30,6 +30,7 @@ METHOD = Method(
     label="HERON",
     summary="HERON: preferences decided by a ranking of the task's reward factors",
     build=build,
+    model=PreferenceReward,
     feedback=HierarchicalJudge,
     configure=configure,
     add_arguments=add_arguments,

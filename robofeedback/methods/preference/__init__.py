@@ -29,6 +29,7 @@ METHOD = Method(
     label="PEBBLE preferences",
     summary="PEBBLE: a reward ensemble learned from pairwise preferences (a teacher, a judge or people)",
     build=build,
+    model=PreferenceReward,
     feedback=FeedbackSource,
     from_args=from_args,
     bench=run_entry,

@@ -26,6 +26,7 @@ METHOD = Method(
     label="VARP (CLIP judge)",
     summary="VARP: agent-regularized preferences, usually from a vision-language judge on trajectory sketches",
     build=build,
+    model=AgentRegularizedReward,
     feedback=FeedbackSource,
     add_arguments=add_arguments,
     from_args=from_args,
