@@ -12,18 +12,16 @@ import httpx
 import numpy as np
 import pytest
 from gradio_client import Client
+from helpers import CHROMIUM, TASK, preference_queries
 from playwright.sync_api import expect, sync_playwright
 
 from robofeedback.apps.annotate import AppServer
 from robofeedback.apps.auto import AutoAnnotator
 from robofeedback.apps.service import AnnotationError, AnnotationService, AppConfig
-from robofeedback.data import collect, write_video
 from robofeedback.data.store import FeedbackStore
 from robofeedback.envs import make
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "app"
-CHROMIUM = "/usr/bin/chromium"
-TASK = "panda:PandaReach-v3"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "app"
 
 
 def wait_until(condition, timeout=20.0):
@@ -31,18 +29,6 @@ def wait_until(condition, timeout=20.0):
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory):
-    """Eight 10-step segments of a panda reach episode, each with its video file."""
-    folder = tmp_path_factory.mktemp("clips")
-    env = make(TASK, seed=0, render_size=(160, 120))
-    (trajectory,) = collect(env, None, n_episodes=1, render=True, seed=3)
-    env.close()
-    segments = [trajectory.segment(i, i + 10) for i in range(0, 40, 5)]
-    videos = [str(write_video(s.frames, folder / f"{i}.mp4", fps=10)) for i, s in enumerate(segments)]
-    return segments, videos
 
 
 @pytest.fixture
@@ -85,11 +71,6 @@ def open_page(browser, url, name):
     page.click("#start")
     expect(page.locator("#who")).to_contain_text(f"human:{name}", timeout=20_000)
     return page
-
-
-def preference_queries(store, clips, n):
-    segments, _ = clips
-    return [store.add_query("preference", [segments[i].id, segments[i + 1].id], run="r") for i in range(n)]
 
 
 def shown_query(store, annotator):

@@ -4,13 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from helpers import negative_distance
 
 from robofeedback.data import video_codec
 from robofeedback.rl import FnReward, load_train_config, train
-
-
-def negative_distance(obs, action, next_obs, info):
-    return -info["factors"]["ee_to_target"]
 
 
 def _rows(path):
@@ -38,7 +35,7 @@ def test_sac_her_run_writes_everything_and_resumes(tmp_path, tiny_train_config):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 400 and summary["env"] == "panda:PandaReach-v3"
     assert summary["code"]["packages"]["stable-baselines3"]
-    if (Path(__file__).parents[1] / ".git").exists():
+    if (Path(__file__).parents[2] / ".git").exists():
         assert len(summary["code"]["git_commit"]) == 40
     assert "HerReplayBuffer" in type(result.model.replay_buffer).__name__
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
 from robofeedback.data.store import FeedbackStore
@@ -13,7 +14,7 @@ from robofeedback.feedback.sources import HumanQueue
 from robofeedback.feedback.teachers import oracle
 from robofeedback.rewards.preference import PreferenceReward, StateEntropyReward, fresh_pair_accuracy
 from robofeedback.rl import train
-from robofeedback.rl.feedback_loop import find_reward_wrapper
+from robofeedback.rl.feedback_loop import find_reward_wrapper, relabel_replay_buffer
 
 
 def loop_config(**feedback):
@@ -287,3 +288,15 @@ def test_preference_needs_a_source(tmp_path):
         train("panda:PandaReachDense-v3", reward="preference", total_steps=100, out_dir=tmp_path)
     with pytest.raises(ValueError, match="selection"):
         train_reach(tmp_path, 100, config=loop_config(selection="greedy"))
+
+
+def test_relabelling_overwrites_every_stored_reward():
+    env = make("panda:PandaReach-v3", seed=0, flatten=True)
+    agent = SAC("MlpPolicy", env, buffer_size=500, learning_starts=1000, seed=0)
+    agent.learn(120)
+    buffer = agent.replay_buffer
+    model = PreferenceReward.for_env(env, hidden=16, layers=1, scale=3.0)
+    assert relabel_replay_buffer(buffer, model) == 120
+    expected = 3.0 * model.member_rewards(buffer.observations[:120, 0], buffer.actions[:120, 0]).mean(axis=0)
+    np.testing.assert_allclose(buffer.rewards[:120, 0], expected, rtol=1e-6)
+    assert (buffer.rewards[120:] == 0).all()

@@ -16,7 +16,6 @@ from robofeedback.bench.suite import (
     run_suite,
     update_readme,
 )
-from robofeedback.parallel import LocalExecutor, make_executor
 
 PANDA = {"her": None, "env_kwargs": {"terminate_on_success": False, "render_size": 48}}
 TINY = {
@@ -44,22 +43,6 @@ TINY = {
     ],
 }
 TIMINGS = ("started_at", "wall_time_s", "folder", "executor", "mve_ms_mean", "mve_ms_max")
-
-
-def _square(x):
-    return x * x
-
-
-def test_executors_return_every_result_in_order():
-    assert LocalExecutor(1).map(_square, range(5)) == [0, 1, 4, 9, 16]
-    with LocalExecutor(2) as executor:
-        assert executor.map(_square, range(5)) == [0, 1, 4, 9, 16]
-    with pytest.raises(ValueError, match="jobs"):
-        LocalExecutor(0)
-    with pytest.raises(ValueError, match="executor must be one of"):
-        make_executor("slurm")
-    with pytest.raises(ValueError, match="address"):
-        make_executor("local", address="auto")
 
 
 def test_entries_expand_per_seed_and_budget_and_filter():

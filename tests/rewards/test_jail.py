@@ -36,7 +36,7 @@ PARENT = os.getpid()  # the process that imported the corpus: the one attacks ai
 PWNED = f"/tmp/robofeedback-jail-pwned-{PARENT}"  # what an escaped write creates (PWNED*, e.g. PWNED.npy)
 CANARY = f"/tmp/robofeedback-jail-canary-{PARENT}"  # a file attacks try to delete or change
 THIS_FILE = Path(__file__).resolve()
-PROJECT = THIS_FILE.parents[1]
+PROJECT = THIS_FILE.parents[2]
 SITE_PACKAGES = Path(np.__file__).resolve().parents[1]
 ROWS = 3  # transitions per call
 
@@ -2206,7 +2206,7 @@ def tally() -> dict[str, dict[str, int]]:
     return counts
 
 
-if __name__ == "__main__":  # python tests/test_code_jail.py: the tally
+if __name__ == "__main__":  # python tests/rewards/test_jail.py: the tally
     import json
 
     print(json.dumps(tally(), indent=2))

@@ -4,7 +4,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from stable_baselines3 import SAC
 
 from robofeedback.envs import make
 from robofeedback.feedback.teachers import oracle
@@ -16,7 +15,6 @@ from robofeedback.rewards.preference import (
     flat_obs,
     temporal_crop,
 )
-from robofeedback.rl.feedback_loop import relabel_replay_buffer
 
 W = np.array([1.0, -2.0, 0.5, 0.0, 1.5])
 
@@ -144,18 +142,6 @@ def test_state_entropy_rewards_novel_states():
     r_near = reward(Transitions(obs=near, action=np.zeros((1, 1)), next_obs=near, info=[{}]))[0]
     r_far = reward(Transitions(obs=far, action=np.zeros((1, 1)), next_obs=far, info=[{}]))[0]
     assert r_far > 10 * r_near > 0
-
-
-def test_relabelling_overwrites_every_stored_reward():
-    env = make("panda:PandaReach-v3", seed=0, flatten=True)
-    agent = SAC("MlpPolicy", env, buffer_size=500, learning_starts=1000, seed=0)
-    agent.learn(120)
-    buffer = agent.replay_buffer
-    model = PreferenceReward.for_env(env, hidden=16, layers=1, scale=3.0)
-    assert relabel_replay_buffer(buffer, model) == 120
-    expected = 3.0 * model.member_rewards(buffer.observations[:120, 0], buffer.actions[:120, 0]).mean(axis=0)
-    np.testing.assert_allclose(buffer.rewards[:120, 0], expected, rtol=1e-6)
-    assert (buffer.rewards[120:] == 0).all()
 
 
 def test_pseudo_labels_are_kept_only_above_the_threshold():

@@ -1,24 +1,16 @@
-import pickle
-
 import numpy as np
 import pytest
+from helpers import negative_distance
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from robofeedback.envs import make
 from robofeedback.rl import (
-    EnvReward,
     FnReward,
     RewardFunction,
     RewardWrapper,
-    Transitions,
     VecRewardWrapper,
-    make_reward,
 )
 from robofeedback.rl.train import make_vec_env
-
-
-def negative_distance(obs, action, next_obs, info):
-    return -info["factors"]["ee_to_target"]
 
 
 class CountingReward(RewardFunction):
@@ -33,35 +25,6 @@ class CountingReward(RewardFunction):
         if self.needs_frames:
             return batch.frames.reshape(len(batch), -1).mean(axis=1) / 255.0
         return np.arange(len(batch), dtype=np.float32)
-
-
-def test_env_reward_and_fn_reward():
-    batch = Transitions(
-        obs=np.zeros((2, 3)),
-        action=np.zeros((2, 1)),
-        next_obs=np.ones((2, 3)),
-        info=[
-            {"env_reward": 1.5, "factors": {"ee_to_target": 0.2}},
-            {"env_reward": -2.0, "factors": {"ee_to_target": 0.4}},
-        ],
-    )
-    np.testing.assert_allclose(EnvReward()(batch), [1.5, -2.0])
-    np.testing.assert_allclose(FnReward(negative_distance)(batch), [-0.2, -0.4])
-    np.testing.assert_allclose(FnReward(lambda b: b.next_obs.sum(axis=1), batched=True)(batch), [3.0, 3.0])
-    assert EnvReward()(batch).dtype == np.float32
-    assert pickle.loads(pickle.dumps(FnReward(negative_distance)))(batch)[0] == pytest.approx(-0.2)
-
-
-def test_reward_contract_errors():
-    batch = Transitions(obs=np.zeros((2, 1)), action=np.zeros((2, 1)), next_obs=np.zeros((2, 1)), info=[{}, {}])
-    with pytest.raises(KeyError, match="env_reward"):
-        EnvReward()(batch)
-    with pytest.raises(ValueError, match="returned 1 rewards for 2"):
-        FnReward(lambda b: [0.0], batched=True)(batch)
-    with pytest.raises(ValueError, match="unknown reward"):
-        make_reward("clip-typo")
-    with pytest.raises(TypeError):
-        FnReward(3)
 
 
 def test_reward_wrapper_replaces_reward_and_keeps_env_reward():

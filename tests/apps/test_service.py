@@ -7,19 +7,18 @@ import logging
 import httpx
 import pytest
 from gradio_client import Client
+from helpers import CHROMIUM, preference_queries
 from playwright.sync_api import expect, sync_playwright
-from test_app import CHROMIUM, clips, preference_queries  # noqa: F401  (clips is a fixture)
 
 from robofeedback.apps.annotate import AppServer
 from robofeedback.apps.auto import AutoAnnotator
 from robofeedback.apps.service import is_loopback
-from robofeedback.cli import main
-from robofeedback.data.annotators import AnnotatorRegistry, normalize_name
-from robofeedback.data.store import FeedbackStore, StoreError
+from robofeedback.data.annotators import AnnotatorRegistry
+from robofeedback.data.store import FeedbackStore
 
 
 @pytest.fixture
-def store(tmp_path, clips):  # noqa: F811
+def store(tmp_path, clips):
     store = FeedbackStore(tmp_path / "feedback.db")
     segments, videos = clips
     store.add_segments(segments, run="r", video_paths=videos)
@@ -31,43 +30,7 @@ def basic(name, secret):
     return "Basic " + base64.b64encode(f"{name}:{secret}".encode()).decode()
 
 
-def test_names_are_normalised_and_look_alikes_refused(store):
-    assert normalize_name("  Ada  Lovelace ") == "Ada-Lovelace"
-    assert normalize_name("ａｌｉｃｅ") == "alice" == normalize_name("alice\n")  # NFKC, trimmed
-    for bad in ("alice\u200b", "al\u0456ce", "ali\x00ce", "a" * 65, "script:oracle", "", "-alice"):
-        with pytest.raises(StoreError):
-            normalize_name(bad)
-    registry = AnnotatorRegistry(store)
-    registry.add("alice")
-    for lookalike in ("Alice", "al1ce", "a.lice", "ALICE_"):
-        with pytest.raises(StoreError, match="looks like 'human:alice'"):
-            registry.add(lookalike)
-    with pytest.raises(StoreError, match="already registered"):
-        registry.add("alice")
-    with pytest.raises(StoreError, match="program"):
-        registry.add("human:x", program=True)
-
-
-def test_secrets_are_kept_hashed_and_revocable(store):
-    registry = AnnotatorRegistry(store)
-    source, secret = registry.add("alice")
-    assert source == "human:alice" and registry.authenticate(secret) == "human:alice"
-    assert (
-        registry.authenticate(secret, name="alice") == "human:alice"
-        and registry.authenticate(secret, name="bob") is None
-    )
-    with store.engine.connect() as conn:
-        stored = conn.exec_driver_sql("SELECT * FROM annotators").fetchall()
-    assert secret not in repr(stored)  # only the hash is kept
-    _, fresh = registry.add("alice", replace=True)
-    assert registry.authenticate(secret) is None and registry.authenticate(fresh) == "human:alice"
-    registry.revoke("alice")
-    assert registry.authenticate(fresh) is None and registry.humans() == []
-    with pytest.raises(StoreError, match="not a registered annotator"):
-        registry.revoke("alice")
-
-
-def test_an_open_app_records_typed_names_unauthenticated_and_never_a_program(store, clips):  # noqa: F811
+def test_an_open_app_records_typed_names_unauthenticated_and_never_a_program(store, clips):
     first, second, third = preference_queries(store, clips, 3)
     with AppServer(store, port=0) as app:
         assert app.service.open and app.access.startswith("open")
@@ -91,7 +54,7 @@ def test_an_open_app_records_typed_names_unauthenticated_and_never_a_program(sto
     assert second in {q.id for q in store.queries(status="pending")}
 
 
-def test_once_a_person_is_registered_every_request_needs_a_login(store, clips):  # noqa: F811
+def test_once_a_person_is_registered_every_request_needs_a_login(store, clips):
     queries = preference_queries(store, clips, 3)
     registry = AnnotatorRegistry(store)
     _, alice = registry.add("alice")
@@ -127,7 +90,7 @@ def test_an_app_other_machines_can_reach_needs_registered_annotators(store):
         assert httpx.get(f"http://127.0.0.1:{app.port}/").status_code == 401
 
 
-def test_rank_factors_and_ranking_positions_through_the_api(store, clips):  # noqa: F811
+def test_rank_factors_and_ranking_positions_through_the_api(store, clips):
     task = "bullet:AntBulletEnv-v0"
     store.add_query("factor_ranking", [], run="r", meta={"task": task, "factors": ["progress", "alive"]})
     segments, _ = clips
@@ -153,21 +116,7 @@ def test_a_refused_request_logs_one_line(store, caplog, capfd):
     assert "Traceback" not in capfd.readouterr().err
 
 
-def test_the_annotators_command_issues_lists_and_revokes(tmp_path, capsys):
-    path = str(tmp_path / "feedback.db")
-    assert main(["annotators", "--store", path, "add", "alice"]) == 0
-    secret = capsys.readouterr().out.split("secret ")[1].split()[0]
-    assert AnnotatorRegistry(FeedbackStore(path)).authenticate(secret) == "human:alice"
-    assert main(["annotators", "--store", path, "add", "script:oracle", "--program"]) == 0
-    capsys.readouterr()
-    assert main(["annotators", "--store", path, "list"]) == 0
-    listed = capsys.readouterr().out
-    assert "human:alice\tlive" in listed and "script:oracle\tlive" in listed and secret not in listed
-    assert main(["annotators", "--store", path, "revoke", "alice"]) == 0
-    assert AnnotatorRegistry(FeedbackStore(path)).authenticate(secret) is None
-
-
-def test_a_person_logs_in_in_the_browser(store, clips):  # noqa: F811
+def test_a_person_logs_in_in_the_browser(store, clips):
     (query,) = preference_queries(store, clips, 1)
     _, secret = AnnotatorRegistry(store).add("alice")
     with AppServer(store, port=0) as app, sync_playwright() as p:

@@ -620,10 +620,10 @@ def _npz(array):
 
 
 def _old_store(path):
-    """A store as robofeedback wrote it before schema versions (tests/data/store_schema_v1.sql), holding what the
+    """A store as robofeedback wrote it before schema versions (tests/fixtures/store_schema_v1.sql), holding what the
     race of issue 28 made: one source's two labels on one query; and a query leased to ada."""
     conn = sqlite3.connect(path)
-    conn.executescript((Path(__file__).parent / "data" / "store_schema_v1.sql").read_text())
+    conn.executescript((Path(__file__).parents[1] / "fixtures" / "store_schema_v1.sql").read_text())
     blob = _npz(np.zeros((3, 2)))
     for sid in ("s0", "s1"):
         conn.execute(

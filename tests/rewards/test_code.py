@@ -56,7 +56,7 @@ def test_code_is_taken_from_the_llm_answer():
 
 
 # What the first layer tells the LLM, and where. Whether each attack is contained, and by which layer, with the first
-# layer and without it, is tests/test_code_jail.py's corpus; these check the messages.
+# layer and without it, is tests/rewards/test_jail.py's corpus; these check the messages.
 REFUSED = {
     "escape through the class hierarchy": ("return ().__class__.__mro__, {}", "check", "__mro__"),
     "import os": ("import os\n    return 0.0, {}", "check", "import of ['os']"),
