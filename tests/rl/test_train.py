@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import negative_distance
+from helpers import TASK, negative_distance
 
 from robofeedback.data import video_codec
 from robofeedback.rl import FnReward, load_train_config, train
@@ -177,3 +177,24 @@ def test_sac_her_learns_panda_reach(tmp_path):
     )
     assert result.final_eval["success_rate"] >= 0.8
     assert np.isfinite(result.final_eval["mean_env_return"])
+
+
+def test_settings_and_feedback_are_checked_before_anything_is_built(tmp_path):
+    from robofeedback.feedback.teachers import oracle
+    from robofeedback.rewards.preference import PreferenceReward
+
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"unknown preference: keys \['hiden'\] for PreferenceReward"):
+        train(TASK, reward="preference", feedback=oracle(), out_dir=out, config={"preference": {"hiden": 64}})
+    with pytest.raises(ValueError, match=r"unknown feedback: keys \['evry'\]"):
+        train(TASK, reward="preference", feedback=oracle(), out_dir=out, config={"feedback": {"evry": 10}})
+    with pytest.raises(ValueError, match="reward='heron' learns from feedback= of type HierarchicalJudge"):
+        train(TASK, reward="heron", feedback=oracle(), out_dir=out)
+    with pytest.raises(ValueError, match="unknown reward method 'pebble'"):
+        train(TASK, reward="pebble", feedback=oracle(), out_dir=out)
+    with pytest.raises(ValueError, match="does not learn from it"):
+        train(TASK, reward=FnReward(negative_distance), feedback=oracle(), out_dir=out)
+    model = PreferenceReward(obs_dim=3, act_dim=4)
+    with pytest.raises(ValueError, match="PreferenceReward is learned: give feedback="):
+        train(TASK, reward=model, out_dir=out)
+    assert not out.exists()
