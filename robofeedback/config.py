@@ -38,7 +38,16 @@ def require_positive_ints(**values: Any) -> None:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; an empty file is an empty dict, anything but a mapping is an error."""
+    """Read a YAML mapping; an empty file is an empty dict, anything but a mapping is an error.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = Path(folder) / "run.yaml"
+    ...     _ = path.write_text("seed: 3\\ntrain:\\n  lr: 0.001\\n")
+    ...     config = load_yaml(path)
+    >>> config
+    {'seed': 3, 'train': {'lr': 0.001}}
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no config file at {path}")
@@ -52,7 +61,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``base`` with ``override`` merged in; nested mappings merge key by key."""
+    """A copy of ``base`` with ``override`` merged in; nested mappings merge key by key.
+
+    >>> deep_merge({"seed": 0, "train": {"lr": 3e-4, "batch": 256}}, {"train": {"lr": 1e-3}})
+    {'seed': 0, 'train': {'lr': 0.001, 'batch': 256}}
+    """
     out = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):

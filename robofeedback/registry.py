@@ -53,6 +53,18 @@ class Method:
       entry's result row; ``trains_policies``: whether its entries train policies (then they get the suite's
       ``train:`` settings under their ``config:``); ``report(rows)``: Markdown lines of the method's own section in
       the suite's report.
+
+    >>> from robofeedback.rewards.base import EnvReward
+    >>> method = Method(
+    ...     "env_copy", "Env reward", "the env's own reward, as a method", build=lambda env, cfg, seed: EnvReward()
+    ... )
+    >>> method.build(None, None, 0), method.feedback, method.bench
+    (<robofeedback.rewards.base.EnvReward object at 0x...>, None, None)
+    >>> Method("env-copy", "Env reward", "a name that is no identifier")
+    Traceback (most recent call last):
+    ValueError: a method's name is a Python identifier (it names YAML entries and flags), got 'env-copy'
+
+    :func:`register` adds a method (a package's entry point does it for an installed one).
     """
 
     name: str

@@ -373,7 +373,25 @@ class FeedbackStore:
 
     Opening checks the database (a SQLite file's header and ``PRAGMA quick_check``, and the schema version) and
     raises :class:`DamagedStoreError` for a damaged or foreign file; a store of an older schema is backed up next to
-    its file and migrated, and :attr:`migration` says what changed (None when nothing did)."""
+    its file and migrated, and :attr:`migration` says what changed (None when nothing did).
+
+    >>> import tempfile
+    >>> from robofeedback.data.trajectory import Trajectory
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> store = FeedbackStore(f"{folder.name}/feedback.db")
+    >>> traj = Trajectory(np.zeros((5, 2)), np.zeros((4, 1)), np.array([0, 0, 1, 1.0]), [{}] * 4, np.zeros((5, 3)))
+    >>> a, b = store.add_segments([traj.segment(0, 2), traj.segment(2, 4)], run="demo")
+    >>> query = store.add_query("preference", [a, b], run="demo")
+    >>> store.answer_query(query, "human:alice", value="b")
+    1
+    >>> label = store.labels(kind="preference")[0]
+    >>> label.value, label.source, label.segment_ids == [a, b], store.get_query(query).status
+    ('b', 'human:alice', True, 'answered')
+    >>> store.counts()
+    {'segments': 2, 'queries.answered': 1, 'labels.preference': 1}
+    >>> store.close()
+    >>> folder.cleanup()
+    """
 
     def __init__(self, url: str | Path = "runs/feedback.db"):
         text = str(url)

@@ -63,6 +63,11 @@ class Trajectory:
     :meth:`RobotEnv.sim_state`) is present when the rollout recorded them, so that
     frames can be rendered later in another env of the same spec. ``success[t]`` is
     the task's success after step t, where the env defines it.
+
+    >>> infos = [{"factors": {"dist": 3.0 - t}, "success": t == 3} for t in range(4)]
+    >>> traj = Trajectory(np.zeros((5, 2)), np.zeros((4, 1)), np.array([0.0, 0.0, 1.0, 1.0]), infos, np.zeros((5, 3)))
+    >>> len(traj), traj.env_return, traj.factors["dist"], traj.success
+    (4, 2.0, array([3., 2., 1., 0.]), array([False, False, False,  True]))
     """
 
     obs: Obs
@@ -185,6 +190,16 @@ class Segment:
     ``frames`` cover the ``end - start + 1`` observations around those steps. ``rendered`` holds frames rendered
     for this segment alone (from the trajectory's ``sim_states``), which ``frames`` returns when the trajectory has
     none.
+
+    >>> obs = np.arange(10.0).reshape(5, 2)
+    >>> traj = Trajectory(obs, np.zeros((4, 1)), np.array([0.0, 0.5, 1.0, 1.0]), [{}] * 4, np.zeros((5, 3)), id="ep0")
+    >>> segment = traj.segment(1, 3)
+    >>> segment.id, len(segment), segment.env_return
+    ('ep0:1-3', 2, 1.5)
+    >>> segment.obs  # the observations around its steps: one more than the steps
+    array([[2., 3.],
+           [4., 5.],
+           [6., 7.]])
     """
 
     trajectory: Trajectory

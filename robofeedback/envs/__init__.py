@@ -91,7 +91,17 @@ def register_family(
     normalize: Callable[[str], str] | None = None,
 ) -> Family:
     """Add the env family ``name`` (specs ``name:<id>``); a second, different family of the same name is an error.
-    Methods whose envs are their own (safe MPC's games) register their family when their package is imported."""
+    Methods whose envs are their own (safe MPC's games) register their family when their package is imported.
+
+    >>> from robofeedback.envs.generic import GymEnv
+    >>> family = register_family("toy", GymEnv, lambda: ["Pendulum-v1"], "gym", "one Gymnasium task")
+    >>> env = make("toy:Pendulum-v1", seed=0, agent_pos_fn=lambda raw: [0.0, 0.0, 0.0])
+    >>> env.action_space.shape
+    (1,)
+    >>> env.close()
+    >>> _families.pop("toy") == family  # the example leaves the families as it found them
+    True
+    """
     if not name or ":" in name:
         raise ValueError(f"an env family's name is a non-empty word without ':', got {name!r}")
     family = Family(name, make, ids, extra, description, normalize)
@@ -181,6 +191,15 @@ def make(spec: str, seed: int | None = None, render_size: int | tuple[int, int] 
     ``flatten=True`` for panda dict observations, ``camera={...}``,
     ``max_episode_steps=`` for MetaWorld) or, for plain Gymnasium ids, to
     ``gymnasium.make``.
+
+    >>> env = make("panda:PandaReach-v3", seed=0, render_size=64, flatten=True)
+    >>> obs, info = env.reset(seed=0)
+    >>> obs.shape, sorted(info)
+    ((12,), ['agent_pos', 'is_success', 'success'])
+    >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    >>> sorted(info), sorted(info["factors"]), info["env_reward"] == reward
+    (['agent_pos', 'env_reward', 'factors', 'is_success', 'success'], ['ctrl_cost', 'ee_to_target', 'progress'], True)
+    >>> env.close()
     """
     if not isinstance(spec, str) or not spec:
         raise UnknownEnvError(f"env spec must be a non-empty string like 'panda:PandaReach-v3', got {spec!r}")

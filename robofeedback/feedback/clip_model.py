@@ -183,6 +183,15 @@ class GoalSimilarity:
     ``goal`` and ``baseline`` are a prompt or a list of prompts (a list's normalised embeddings are averaged, as
     the authors' code does); ``alpha`` needs a baseline. Settings are checked before the model loads; the rest
     go to :class:`ClipModel`.
+
+    >>> similarity = GoalSimilarity(
+    ...     "a robot arm touching the red target", baseline="a robot arm", alpha=0.5, device="cpu"
+    ... )
+    >>> similarity.image_size  # the shipped mini CLIP's input size: render frames at it
+    96
+    >>> rewards = similarity(np.zeros((2, 96, 96, 3), np.uint8))
+    >>> rewards.shape, rewards.dtype, bool(rewards[0] == rewards[1])
+    ((2,), dtype('float32'), True)
     """
 
     def __init__(

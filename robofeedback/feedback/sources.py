@@ -23,6 +23,23 @@ class HumanQueue(FeedbackSource):
     With ``wait_seconds`` > 0 the feedback loop waits up to that long for a
     round's queries (polling every ``poll_seconds``); otherwise training goes
     on and answers are used when they arrive.
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from robofeedback.data.trajectory import Trajectory
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> store = FeedbackStore(f"{folder.name}/feedback.db")
+    >>> traj = Trajectory(np.zeros((5, 2)), np.zeros((4, 1)), np.zeros(4), [{}] * 4, np.zeros((5, 3)))
+    >>> query = store.add_query("preference", store.add_segments([traj.segment(0, 2), traj.segment(2, 4)]))
+    >>> queue = HumanQueue(wait_seconds=0.1, poll_seconds=0.05)
+    >>> queue.answer(store, [store.get_query(query)], {})  # leaves the query for people
+    >>> queue.wait(store, [query])  # nobody answered within wait_seconds
+    0
+    >>> _ = store.answer_query(query, "human:alice", value="a")  # what the annotation app does
+    >>> queue.wait(store, [query])
+    1
+    >>> store.close()
+    >>> folder.cleanup()
     """
 
     immediate = False

@@ -35,7 +35,17 @@ def bpref_threshold(eps: float, mean_episode_return: float, segment_length: int,
 
 
 class Teacher(FeedbackSource):
-    """A simulated labeller; the defaults are the Oracle, and each parameter switches on one B-Pref irrationality."""
+    """A simulated labeller; the defaults are the Oracle, and each parameter switches on one B-Pref irrationality.
+
+    >>> from robofeedback.data.trajectory import Trajectory
+    >>> traj = Trajectory(np.zeros((5, 2)), np.zeros((4, 1)), np.array([0, 0, 1, 1.0]), [{}] * 4, np.zeros((5, 3)))
+    >>> early, late = traj.segment(0, 2), traj.segment(2, 4)  # returns 0 and 2
+    >>> Teacher().label(early, late), Teacher(equal_threshold=5.0).label(early, late)
+    ('b', 'equal')
+    >>> noisy = Teacher(beta=1.0, seed=0)  # P(late better) = sigmoid(2)
+    >>> noisy.source, noisy.label_many([(early, late)] * 8)
+    ('script:teacher-beta1', ['b', 'b', 'b', 'b', 'b', 'a', 'b', 'b'])
+    """
 
     def __init__(
         self,
@@ -182,7 +192,16 @@ TEACHERS = {
 
 
 def make_teacher(name: str, **params) -> Teacher:
-    """A teacher by B-Pref name (``oracle``, ``stochastic``, ``mistake``, ``skip``, ``equal``, ``myopic``)."""
+    """A teacher by B-Pref name (``oracle``, ``stochastic``, ``mistake``, ``skip``, ``equal``, ``myopic``).
+
+    >>> from robofeedback.data.trajectory import Trajectory
+    >>> traj = Trajectory(np.zeros((5, 2)), np.zeros((4, 1)), np.array([0, 0, 1, 1.0]), [{}] * 4, np.zeros((5, 3)))
+    >>> oracle = make_teacher("oracle")
+    >>> oracle.source, oracle.label(traj.segment(0, 2), traj.segment(2, 4))
+    ('script:oracle', 'b')
+    >>> make_teacher("mistake", eps=0.2, seed=0)
+    Teacher(script:mistake-0.2)
+    """
     if name not in TEACHERS:
         raise ValueError(f"unknown teacher {name!r}; choose one of {sorted(TEACHERS)}")
     return TEACHERS[name](**params)

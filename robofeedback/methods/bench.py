@@ -35,7 +35,11 @@ Settings = TypeVar("Settings")
 
 
 def mean_spread(values: list, digits: int = 2) -> str:
-    """``mean ± std`` of the values that are not None (just the value when there is one, ``-`` when none)."""
+    """``mean ± std`` of the values that are not None (just the value when there is one, ``-`` when none).
+
+    >>> mean_spread([0.5, 0.7, None]), mean_spread([0.5]), mean_spread([None])
+    ('0.60 ± 0.10', '0.50', '-')
+    """
     values = [v for v in values if v is not None]
     if not values:
         return "-"

@@ -13,7 +13,12 @@ from robofeedback.protocols import RewardFunction, Transitions
 
 
 class EnvReward(RewardFunction):
-    """The env's own reward, read from ``info["env_reward"]`` (the ground truth; for baselines and evaluation)."""
+    """The env's own reward, read from ``info["env_reward"]`` (the ground truth; for baselines and evaluation).
+
+    >>> infos = [{"env_reward": 1.0}, {"env_reward": -0.5}]
+    >>> EnvReward()(Transitions(np.zeros((2, 3)), np.zeros((2, 1)), np.zeros((2, 3)), infos))
+    array([ 1. , -0.5], dtype=float32)
+    """
 
     def reward(self, batch: Transitions) -> np.ndarray:
         try:
@@ -28,6 +33,14 @@ class FnReward(RewardFunction):
     With ``batched=False`` (default) ``fn(obs, action, next_obs, info) -> float``
     is called per transition; with ``batched=True`` ``fn(batch) -> array`` is
     called once. Pass a module-level function (not a lambda) to keep it picklable.
+
+    >>> def height(obs, action, next_obs, info):
+    ...     return next_obs[0]
+    >>> batch = Transitions(np.zeros((2, 3)), np.zeros((2, 1)), np.array([[0.5, 0, 0], [2.0, 0, 0]]), [{}, {}])
+    >>> FnReward(height)(batch)
+    array([0.5, 2. ], dtype=float32)
+    >>> FnReward(lambda batch: batch.next_obs[:, 0] * 2, batched=True)(batch)
+    array([1., 4.], dtype=float32)
     """
 
     def __init__(self, fn: Callable, batched: bool = False, needs_frames: bool = False):
@@ -44,7 +57,13 @@ class FnReward(RewardFunction):
 
 
 def make_reward(reward: str | RewardFunction | Callable | None) -> RewardFunction:
-    """``"env"`` or ``None`` -> :class:`EnvReward`; a callable -> :class:`FnReward`; a RewardFunction -> itself."""
+    """``"env"`` or ``None`` -> :class:`EnvReward`; a callable -> :class:`FnReward`; a RewardFunction -> itself.
+
+    >>> make_reward("env")
+    <robofeedback.rewards.base.EnvReward object at 0x...>
+    >>> make_reward(lambda obs, action, next_obs, info: 1.0)
+    <robofeedback.rewards.base.FnReward object at 0x...>
+    """
     if reward is None or reward == "env":
         return EnvReward()
     if isinstance(reward, RewardFunction):

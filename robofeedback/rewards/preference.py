@@ -177,7 +177,22 @@ def _mlp(in_dim: int, hidden: int, layers: int, activation: str, output: str | N
 
 
 class PreferenceReward(LearnedReward):
-    """An ensemble of MLP rewards r(s, a) trained with the Bradley-Terry loss on segment returns."""
+    """An ensemble of MLP rewards r(s, a) trained with the Bradley-Terry loss on segment returns.
+
+    Two labelled pairs of 5-step segments that hold still at a height: the higher one is preferred.
+
+    >>> from robofeedback.data.trajectory import Trajectory
+    >>> def still(height):
+    ...     trajectory = Trajectory(np.full((6, 2), height), np.zeros((5, 1)), np.zeros(5), [{}] * 5, np.zeros((6, 3)))
+    ...     return trajectory.segment(0, 5)
+    >>> data = PreferenceData.from_pairs([(still(1.0), still(0.0)), (still(-1.0), still(0.5))], ["a", "b"])
+    >>> model = PreferenceReward(obs_dim=2, act_dim=1, hidden=16, layers=2, lr=1e-2, seed=0)
+    >>> model.fit(data)["train_accuracy"], model.accuracy(data)
+    (1.0, 1.0)
+    >>> high, low = model.rewards_of(np.array([[1.0, 1.0], [-1.0, -1.0]]), np.zeros((2, 1)))
+    >>> bool(high > low)
+    True
+    """
 
     def __init__(
         self,
@@ -304,7 +319,17 @@ class PreferenceReward(LearnedReward):
     def for_env(cls, env, goal_features: bool = False, **kwargs: Any) -> PreferenceReward:
         """Sized for ``env``'s observation and action spaces (dict observations flattened). With
         ``goal_features`` (an env with ``achieved_goal`` and ``desired_goal`` observations, flattened or not),
-        their difference is an input too (``goal_difference``)."""
+        their difference is an input too (``goal_difference``).
+
+        >>> import gymnasium as gym
+        >>> model = PreferenceReward.for_env(gym.make("Pendulum-v1"), seed=0)
+        >>> model.config["obs_dim"], model.config["act_dim"]
+        (3, 1)
+        >>> batch = Transitions(np.zeros((4, 3)), np.zeros((4, 1)), np.zeros((4, 3)), [{}] * 4)
+        >>> rewards = model(batch)  # scores a batch of transitions at once, as every reward function does
+        >>> rewards.shape, rewards.dtype
+        ((4,), dtype('float32'))
+        """
         from gymnasium import spaces
 
         obs_dim = int(spaces.flatdim(env.observation_space))

@@ -24,6 +24,15 @@ class RewardWrapper(gym.Wrapper):
 
     A reward function that scores only some steps (``reward_every``, ``reward_at_episode_end``) is called,
     and the env rendered for it, only on those steps.
+
+    >>> def upright(obs, action, next_obs, info):  # Pendulum's cos(theta)
+    ...     return next_obs[0]
+    >>> env = RewardWrapper(gym.make("Pendulum-v1"), upright)
+    >>> obs, info = env.reset(seed=0)
+    >>> obs, reward, terminated, truncated, info = env.step(np.zeros(1, dtype=np.float32))
+    >>> reward == float(obs[0]), round(info["env_reward"], 3)
+    (True, -0.762)
+    >>> env.close()
     """
 
     def __init__(self, env: gym.Env, reward_fn: RewardFunction | Any):
