@@ -2,9 +2,10 @@
 ones, no method imports another method, a method's model does not import its own flags or bench section, and
 robofeedback modules are imported at module top unless that keeps an optional dependency optional.
 
-Layers, low to high: config, protocols, registry, parallel -> envs -> data -> feedback -> rewards -> rl -> methods
--> apps -> bench -> cli (the bench measures the app; the CLI runs everything). Imports under ``if TYPE_CHECKING:`` are only for type checkers and are not counted. The
-registry finds ``robofeedback.methods`` with importlib, never with a static import.
+Layers, low to high: config, protocols, registry, seeding, parallel -> envs -> data -> feedback -> rewards -> rl
+-> methods -> apps -> bench -> cli (the bench measures the app; the CLI runs everything). Imports under
+``if TYPE_CHECKING:`` are only for type checkers and are not counted. The registry finds ``robofeedback.methods``
+with importlib, never with a static import.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import robofeedback
 
 PACKAGE = Path(robofeedback.__file__).resolve().parent
 LAYERS = [
-    ("config", "protocols", "registry", "parallel"),
+    ("config", "protocols", "registry", "seeding", "parallel"),
     ("envs",),
     ("data",),
     ("feedback",),
