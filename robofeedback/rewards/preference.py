@@ -69,7 +69,7 @@ Feedback-efficiency options, each off by default (PEBBLE as it was):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +176,94 @@ def _mlp(in_dim: int, hidden: int, layers: int, activation: str, output: str | N
     return nn.Sequential(*modules)
 
 
+@dataclass
+class PreferenceSettings:
+    """The preference core's settings: a config's ``preference:`` section (see the module's docstring for each).
+    Invalid values are refused when the settings are made, before any network is built."""
+
+    hidden: int = 256
+    layers: int = 3
+    activation: str = "leaky_relu"
+    ensemble: int = 3
+    output: str | None = "tanh"
+    use_actions: bool = True
+    scale: float = 1.0
+    normalize: bool = False
+    offset: float = 0.0
+    level_scale: float | None = None
+    lr: float = 3e-4
+    batch_size: int = 128
+    max_epochs: int = 200
+    stop_accuracy: float = 0.97
+    label_smoothing: float = 0.0
+    max_updates: int | None = None
+    goal_difference: list[int] | None = None
+    goal_only: bool = False
+    goal_distance: bool = False
+    input_norm: bool = False
+    pseudo_threshold: float | None = None
+    pseudo_ratio: int = 4
+    pseudo_weight: float = 1.0
+    crop: int = 0
+    explore_bonus: float = 0.0
+    explore_decay: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.output not in ("tanh", None):
+            raise ValueError(f"output must be 'tanh' or None, got {self.output!r}")
+        if not self.scale > 0:
+            raise ValueError(f"scale must be > 0, got {self.scale}")
+        if self.level_scale is not None and not self.level_scale >= 1:
+            raise ValueError(f"level_scale must be >= 1 (or None for no level scaling), got {self.level_scale}")
+        if self.pseudo_threshold is not None and not 0.5 <= self.pseudo_threshold < 1:
+            raise ValueError(
+                f"pseudo_threshold must be in [0.5, 1) (or None: no pseudo-labels), got {self.pseudo_threshold}"
+            )
+        if not self.pseudo_weight >= 0 or not self.explore_bonus >= 0 or not 0 <= self.explore_decay < 1:
+            raise ValueError(
+                f"need pseudo_weight >= 0, explore_bonus >= 0 and 0 <= explore_decay < 1, got {self.pseudo_weight}, "
+                f"{self.explore_bonus} and {self.explore_decay}"
+            )
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.crop < 0:
+            raise ValueError(f"crop must be >= 0 (0: no temporal cropping), got {self.crop}")
+        if self.max_updates is not None:
+            require_positive_ints(max_updates=self.max_updates)
+        if (self.goal_only or self.goal_distance) and self.goal_difference is None:
+            raise ValueError(
+                "goal_only and goal_distance need goal_difference (the achieved and desired goals' places)"
+            )
+        require_positive_ints(
+            pseudo_ratio=self.pseudo_ratio,
+            hidden=self.hidden,
+            layers=self.layers,
+            ensemble=self.ensemble,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+        )
+        for name in ("scale", "offset", "label_smoothing", "pseudo_weight", "explore_bonus", "explore_decay"):
+            setattr(self, name, float(getattr(self, name)))
+        for name in ("normalize", "goal_only", "goal_distance", "input_norm"):
+            setattr(self, name, bool(getattr(self, name)))
+        self.crop = int(self.crop)
+        self.level_scale = None if self.level_scale is None else float(self.level_scale)
+        self.pseudo_threshold = None if self.pseudo_threshold is None else float(self.pseudo_threshold)
+        self.goal_difference = None if self.goal_difference is None else [int(i) for i in self.goal_difference]
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> PreferenceSettings:
+        """The settings of a ``preference:`` mapping; an unknown key is a ValueError naming it and the known ones."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise ValueError(f"unknown preference settings {unknown}; the preference core takes {known}")
+        return cls(**settings)
+
+
 class PreferenceReward(LearnedReward):
     """An ensemble of MLP rewards r(s, a) trained with the Bradley-Terry loss on segment returns.
 
@@ -194,121 +282,33 @@ class PreferenceReward(LearnedReward):
     True
     """
 
-    def __init__(
-        self,
-        obs_dim: int,
-        act_dim: int,
-        hidden: int = 256,
-        layers: int = 3,
-        activation: str = "leaky_relu",
-        ensemble: int = 3,
-        output: str | None = "tanh",
-        use_actions: bool = True,
-        scale: float = 1.0,
-        normalize: bool = False,
-        offset: float = 0.0,
-        level_scale: float | None = None,
-        lr: float = 3e-4,
-        batch_size: int = 128,
-        max_epochs: int = 200,
-        stop_accuracy: float = 0.97,
-        label_smoothing: float = 0.0,
-        max_updates: int | None = None,
-        goal_difference: list[int] | None = None,
-        goal_only: bool = False,
-        goal_distance: bool = False,
-        input_norm: bool = False,
-        pseudo_threshold: float | None = None,
-        pseudo_ratio: int = 4,
-        pseudo_weight: float = 1.0,
-        crop: int = 0,
-        explore_bonus: float = 0.0,
-        explore_decay: float = 1e-3,
-        seed: int = 0,
-    ):
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        if output not in ("tanh", None):
-            raise ValueError(f"output must be 'tanh' or None, got {output!r}")
-        if not scale > 0:
-            raise ValueError(f"scale must be > 0, got {scale}")
-        if level_scale is not None and not level_scale >= 1:
-            raise ValueError(f"level_scale must be >= 1 (or None for no level scaling), got {level_scale}")
-        if pseudo_threshold is not None and not 0.5 <= pseudo_threshold < 1:
-            raise ValueError(
-                f"pseudo_threshold must be in [0.5, 1) (or None: no pseudo-labels), got {pseudo_threshold}"
-            )
-        if not pseudo_weight >= 0 or not explore_bonus >= 0 or not 0 <= explore_decay < 1:
-            raise ValueError(
-                f"need pseudo_weight >= 0, explore_bonus >= 0 and 0 <= explore_decay < 1, got {pseudo_weight}, "
-                f"{explore_bonus} and {explore_decay}"
-            )
-        if not 0 <= label_smoothing < 0.5:
-            raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
-        if crop < 0:
-            raise ValueError(f"crop must be >= 0 (0: no temporal cropping), got {crop}")
-        if max_updates is not None:
-            require_positive_ints(max_updates=max_updates)
-        if (goal_only or goal_distance) and goal_difference is None:
-            raise ValueError(
-                "goal_only and goal_distance need goal_difference (the achieved and desired goals' places)"
-            )
-        if goal_difference is not None:
-            a0, a1, d0, d1 = (int(i) for i in goal_difference)
+    def __init__(self, obs_dim: int, act_dim: int, **settings: Any):
+        """A model for ``obs_dim`` observation and ``act_dim`` action features with the
+        :class:`PreferenceSettings` ``settings``."""
+        require_positive_ints(obs_dim=obs_dim)
+        values = PreferenceSettings.from_dict(settings)
+        if values.goal_difference is not None:
+            a0, a1, d0, d1 = (int(i) for i in values.goal_difference)
             if not (0 <= a0 < a1 <= obs_dim and 0 <= d0 < d1 <= obs_dim and a1 - a0 == d1 - d0):
                 raise ValueError(
                     f"goal_difference is [achieved start, end, desired start, end] of two equal slices of the "
-                    f"{obs_dim} observation features, got {goal_difference}"
+                    f"{obs_dim} observation features, got {values.goal_difference}"
                 )
-        require_positive_ints(
-            pseudo_ratio=pseudo_ratio,
-            obs_dim=obs_dim,
-            hidden=hidden,
-            layers=layers,
-            ensemble=ensemble,
-            batch_size=batch_size,
-            max_epochs=max_epochs,
+        self.config = {"obs_dim": obs_dim, "act_dim": act_dim, **asdict(values)}
+        torch.manual_seed(values.seed)
+        in_dim = obs_dim + (act_dim if values.use_actions else 0)
+        if values.goal_difference is not None:
+            goal_dim = values.goal_difference[1] - values.goal_difference[0]
+            actions = act_dim if values.use_actions and values.goal_only else 0
+            in_dim = (3 * goal_dim if values.goal_only else in_dim + goal_dim) + actions + int(values.goal_distance)
+        self.members = nn.ModuleList(
+            [
+                _mlp(in_dim, values.hidden, values.layers, values.activation, values.output)
+                for _ in range(values.ensemble)
+            ]
         )
-        self.config = {
-            "obs_dim": obs_dim,
-            "act_dim": act_dim,
-            "hidden": hidden,
-            "layers": layers,
-            "activation": activation,
-            "ensemble": ensemble,
-            "output": output,
-            "use_actions": use_actions,
-            "scale": float(scale),
-            "normalize": bool(normalize),
-            "offset": float(offset),
-            "level_scale": None if level_scale is None else float(level_scale),
-            "lr": lr,
-            "batch_size": batch_size,
-            "max_epochs": max_epochs,
-            "stop_accuracy": stop_accuracy,
-            "label_smoothing": float(label_smoothing),
-            "max_updates": max_updates,
-            "goal_difference": None if goal_difference is None else [int(i) for i in goal_difference],
-            "goal_only": bool(goal_only),
-            "goal_distance": bool(goal_distance),
-            "input_norm": bool(input_norm),
-            "pseudo_threshold": None if pseudo_threshold is None else float(pseudo_threshold),
-            "pseudo_ratio": pseudo_ratio,
-            "pseudo_weight": float(pseudo_weight),
-            "crop": int(crop),
-            "explore_bonus": float(explore_bonus),
-            "explore_decay": float(explore_decay),
-            "seed": seed,
-        }
-        torch.manual_seed(seed)
-        in_dim = obs_dim + (act_dim if use_actions else 0)
-        if goal_difference is not None:
-            goal_dim = goal_difference[1] - goal_difference[0]
-            in_dim = (3 * goal_dim if goal_only else in_dim + goal_dim) + (act_dim if use_actions and goal_only else 0)
-            in_dim += int(goal_distance)
-        self.members = nn.ModuleList([_mlp(in_dim, hidden, layers, activation, output) for _ in range(ensemble)])
-        self.optimizer = torch.optim.Adam(self.members.parameters(), lr=lr)
-        self.rng = np.random.default_rng(seed)
+        self.optimizer = torch.optim.Adam(self.members.parameters(), lr=values.lr)
+        self.rng = np.random.default_rng(values.seed)
         self.history: list[dict[str, float]] = []
         self.norm = (0.0, 1.0)  # (mu, sigma) of the ensemble mean on the labelled states, for ``normalize``
         # per-feature (mean, std) of the inputs at the latest fit, for ``input_norm``
@@ -519,9 +519,10 @@ class PreferenceReward(LearnedReward):
 
     @classmethod
     def settings(cls) -> set[str]:
-        """The constructors' settings but the sizes, which :meth:`for_env` takes from the env, and its own
-        ``goal_features`` in place of ``goal_difference``."""
-        return (super().settings() - {"obs_dim", "act_dim", "goal_difference"}) | {"goal_features"}
+        """:class:`PreferenceSettings` (and a subclass's own), with :meth:`for_env`'s ``goal_features`` in place of
+        ``goal_difference``; the sizes come from the env."""
+        own = {f.name for f in fields(PreferenceSettings)} - {"goal_difference"}
+        return (super().settings() - {"obs_dim", "act_dim"}) | own | {"goal_features"}
 
     @property
     def wants_unlabelled(self) -> bool:
