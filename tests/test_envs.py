@@ -9,7 +9,7 @@ import pytest
 from gymnasium import spaces
 
 from robofeedback import envs
-from robofeedback.envs import BackendNotInstalledError, UnknownEnvError, available, make, register_family
+from robofeedback.envs import BackendNotInstalledError, UnknownEnvError, available, clone, make, register_family
 from robofeedback.envs.generic import GymEnv
 
 PANDA = ["PandaReach-v3", "PandaPush-v3", "PandaSlide-v3", "PandaPickAndPlace-v3", "PandaStack-v3"]
@@ -211,7 +211,7 @@ def test_frame_capture_puts_frames_in_info():
 
 def test_clone_has_the_same_options():
     env = make("metaworld:reach", seed=0, render_size=(64, 48), max_episode_steps=30)
-    twin = env.clone(seed=5)
+    twin = clone(env, seed=5)
     assert twin.spec_name == env.spec_name and (twin.render_width, twin.render_height) == (64, 48)
     assert twin.unwrapped.max_path_length == 30
 
