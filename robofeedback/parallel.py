@@ -9,7 +9,9 @@ seeds everything itself, so its result does not depend on which executor ran it.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
 EXECUTORS = ("local", "ray")
@@ -48,10 +50,6 @@ class LocalExecutor(Executor):
         return f"LocalExecutor(jobs={self.jobs})"
 
     def imap_unordered(self, fn, items):
-        # imported here: the CLI imports this module for its arguments, and every command would pay for these
-        import multiprocessing
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
         items = list(items)
         if self.jobs == 1:
             for i, item in enumerate(items):

@@ -14,8 +14,6 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 import robofeedback
 
 PACKAGE = Path(robofeedback.__file__).resolve().parent
@@ -40,12 +38,6 @@ LOCAL_IMPORTS_ALLOWED = {
     "robofeedback.apps.annotate": "gradio, fastapi and uvicorn are the app extra",
     "robofeedback.envs.mujoco_view": "mujoco comes with the metaworld extra (or gymnasium[mujoco]), not with the rest",
 }
-
-MOVE_REASON = (
-    "the restructuring of issue 29 is mid-way: modules still sit in their old layers (rewards/heron.py, "
-    "rewards/icpl.py, safety/, envs/safety.py) and robofeedback/cli.py imports inside its functions; the test prints "
-    "every violation"
-)
 
 
 @dataclass(frozen=True)
@@ -153,14 +145,12 @@ def report(title: str, offenders: set[str]) -> str:
     return f"{len(offenders)} {title}:\n" + "\n".join(sorted(offenders))
 
 
-@pytest.mark.xfail(strict=False, reason=MOVE_REASON)
 def test_no_module_imports_from_a_layer_above_its_own():
     offenders = {f"{i.module} -> {i.target}  ({why}, line {i.line})" for i in every_import() if (why := violation(i))}
     print(report("imports break the layering", offenders))
     assert not offenders, report("imports break the layering", offenders)
 
 
-@pytest.mark.xfail(strict=False, reason=MOVE_REASON)
 def test_robofeedback_modules_are_imported_at_module_top():
     local = [i for i in every_import() if i.local and i.target not in LOCAL_IMPORTS_ALLOWED]
     offenders = {f"{i.module} -> {i.target}  (line {i.line})" for i in local}

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import tempfile
 import time
@@ -27,6 +28,20 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import torch
+
+from robofeedback.apps.auto import AutoAnnotator
+from robofeedback.bench.throughput import vec_steps_per_second
+from robofeedback.data.rollout import collect
+from robofeedback.data.store import FeedbackStore
+from robofeedback.envs import make
+from robofeedback.envs.tasks import task_prompts
+from robofeedback.methods.clip.bench import MODELS, speed
+from robofeedback.methods.clip.model import ClipReward
+from robofeedback.methods.safe_mpc.cutting_plane import CuttingPlaneLearner
+from robofeedback.methods.varp.model import AgentRegularizedReward
+from robofeedback.rewards.code import CodeReward, call_reward, compile_reward
+from robofeedback.rewards.preference import PreferenceData, PreferenceReward
 
 WRAPPED_TASK = "panda:PandaReachDense-v3"
 CODE = """
@@ -45,12 +60,6 @@ def _rate(step: Callable[[], Any], n: int) -> float:
 
 
 def _reward_modules(obs_dim: int, act_dim: int) -> dict[str, Any]:
-    from robofeedback.envs.tasks import task_prompts
-    from robofeedback.methods.clip.model import ClipReward
-    from robofeedback.methods.varp.model import AgentRegularizedReward
-    from robofeedback.rewards.code import CodeReward
-    from robofeedback.rewards.preference import PreferenceReward
-
     prompts = task_prompts(WRAPPED_TASK)
     return {
         # PEBBLE's preferences, HERON and the bi-level lower level score with the same ensemble class
@@ -64,13 +73,6 @@ def _reward_modules(obs_dim: int, act_dim: int) -> dict[str, Any]:
 def wrapper_steps(n_envs: int = 4, steps: int = 200) -> dict[str, Any]:
     """Steps/s of ``n_envs`` panda reach envs with each reward module's reward, each against the bare envs measured
     just before it (rendering, which only the CLIP reward asks for, is counted in its rate)."""
-    import functools
-
-    import torch
-
-    from robofeedback.bench.throughput import vec_steps_per_second
-    from robofeedback.envs import make
-
     torch.set_num_threads(1)
     make_env = functools.partial(make, WRAPPED_TASK, seed=0, flatten=True, render_size=96)
     probe = make_env()
@@ -91,8 +93,6 @@ def wrapper_steps(n_envs: int = 4, steps: int = 200) -> dict[str, Any]:
 
 
 def clip_speed(n_envs: int = 4, steps: int = 10) -> dict[str, Any]:
-    from robofeedback.methods.clip.bench import MODELS, speed
-
     (row,) = speed(n_envs=n_envs, steps=steps, models=MODELS[:1], precisions=("fp32",))["rows"]
     return {
         "measure": "clip_speed",
@@ -106,8 +106,6 @@ def clip_speed(n_envs: int = 4, steps: int = 10) -> dict[str, Any]:
 
 
 def _synthetic_pairs(n: int, length: int, obs_dim: int, act_dim: int, seed: int):
-    from robofeedback.rewards.preference import PreferenceData
-
     rng = np.random.default_rng(seed)
     obs = rng.normal(size=(n, 2, length + 1, obs_dim)).astype(np.float32)
     actions = rng.uniform(-1, 1, size=(n, 2, length, act_dim)).astype(np.float32)
@@ -121,10 +119,6 @@ def _synthetic_pairs(n: int, length: int, obs_dim: int, act_dim: int, seed: int)
 
 def reward_training(pairs: int = 1000, length: int = 25, epochs: int = 3) -> dict[str, Any]:
     """PEBBLE's default ensemble (3 x 3 layers of 256) on ``pairs`` synthetic 25-step pairs, one torch thread."""
-    import torch
-
-    from robofeedback.rewards.preference import PreferenceReward
-
     torch.set_num_threads(1)
     data = _synthetic_pairs(pairs, length, obs_dim=18, act_dim=4, seed=0)
     model = PreferenceReward(18, 4, seed=0, stop_accuracy=1.01)
@@ -148,8 +142,6 @@ def cutting_plane(r: int = 20, corrections: int = 15, repeats: int = 3, seed: in
     """Central cuts in random directions through the current guess in the box [-1, 1]^r, one re-centring each, in
     ``repeats`` fresh learners; the median over all re-centrings (this machine's timings jump by a third from one
     run to the next, and the median is what a person correcting the robot mostly waits)."""
-    from robofeedback.methods.safe_mpc.cutting_plane import CuttingPlaneLearner
-
     rng = np.random.default_rng(seed)
     seconds = []
     for _ in range(repeats):
@@ -178,10 +170,6 @@ def app_roundtrip(queries: int = 20) -> dict[str, Any]:
     """Preference queries answered over HTTP by :class:`~robofeedback.apps.auto.AutoAnnotator` (one request
     serves and answers each), against the store's own lease and answer for as many queries."""
     from robofeedback.apps.annotate import AppServer
-    from robofeedback.apps.auto import AutoAnnotator
-    from robofeedback.data.rollout import collect
-    from robofeedback.data.store import FeedbackStore
-    from robofeedback.envs import make
 
     (trajectory,) = collect(make(WRAPPED_TASK, seed=0), None, n_episodes=1, seed=0)
     segments = [trajectory.segment(s, s + 10) for s in (0, 10, 20, 30)]
@@ -229,8 +217,6 @@ def compute_reward(obs, action, info):
 def reward_code(batch: int = 1000, calls: int = 50, starts: int = 10) -> dict[str, Any]:
     """Batched reward code on ``batch`` transitions of a panda-reach-sized observation (18 numbers), through the
     jailed worker and called in this process; start-up is the median of ``starts`` fresh workers."""
-    from robofeedback.rewards.code import CodeReward, call_reward, compile_reward
-
     rng = np.random.default_rng(0)
     obs, action = rng.normal(size=(batch, 18)).astype(np.float32), rng.normal(size=(batch, 4)).astype(np.float32)
     info = [{"factors": {"ee_to_target": 0.1}} for _ in range(batch)]

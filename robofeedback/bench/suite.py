@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
 from robofeedback import registry
 from robofeedback.bench.common import read_results
@@ -38,7 +40,8 @@ from robofeedback.bench.perf import MEASURES
 from robofeedback.config import config_dir, deep_merge, load_yaml, run_metadata
 from robofeedback.envs import make
 from robofeedback.methods.bench import EntryError, mean_spread, train_entry
-from robofeedback.parallel import add_executor_arguments
+from robofeedback.parallel import LocalExecutor, add_executor_arguments, make_executor
+from robofeedback.rl.plots import save_figure, task_panels
 from robofeedback.rl.train import evaluate
 from robofeedback.seeding import stream_seed
 
@@ -168,10 +171,6 @@ def entry_folder(out: Path, entry: dict[str, Any]) -> Path:
 def run_entry(job: tuple[dict[str, Any], str, dict[str, Any]]) -> dict[str, Any]:
     """Run one entry in a fresh folder under ``out/runs``; returns its result row (or the error it raised, so one
     failing entry does not stop the suite). The job names the suite's executor, where ICPL trains its candidates."""
-    import torch
-
-    from robofeedback.parallel import LocalExecutor, make_executor
-
     entry, out, executor_spec = job
     torch.set_num_threads(1)
     folder = entry_folder(Path(out), entry)
@@ -231,10 +230,6 @@ def run_suite(
 ) -> list[dict[str, Any]]:
     """Run the suite's entries into ``out``; returns every row ``out/results.jsonl`` then holds. Without
     ``resume`` a folder with results is refused; with it, finished entries are kept and only the rest run."""
-    from tqdm.auto import tqdm
-
-    from robofeedback.parallel import make_executor
-
     out = Path(out)
     entries = expand(suite, only, tasks)
     rows = read_results(out)
@@ -320,8 +315,6 @@ def _groups(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, 
 def _plot_curves(rows: list[dict[str, Any]], path: Path, x: str) -> Path | None:
     """Per task: success rate (or env return where the task has no success) against ``x`` (steps or labels),
     the mean over seeds at each point, one line per method."""
-    from robofeedback.rl.plots import save_figure, task_panels
-
     rows = [r for r in rows if r.get("curve") and (x == "steps" or any("labels" in c for c in r["curve"]))]
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     if not tasks:

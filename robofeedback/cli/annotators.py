@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from robofeedback.cli.common import add_store_argument
+from robofeedback.data.annotators import AnnotatorRegistry
+from robofeedback.data.store import FeedbackStore
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,11 +31,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-
-    from robofeedback.data.annotators import AnnotatorRegistry
-    from robofeedback.data.store import FeedbackStore
-
     registry = AnnotatorRegistry(FeedbackStore(args.store))
     if args.action == "add":
         source, secret = registry.add(args.name, program=args.program, replace=args.replace)

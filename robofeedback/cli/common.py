@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from robofeedback.apps.service import AppConfig
 from robofeedback.methods.arguments import positive_int
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ def add_app_arguments(p: argparse.ArgumentParser, store: str) -> None:
 def app_server(args: argparse.Namespace) -> AppServer:
     """The annotation app that the ``add_app_arguments`` options describe, started."""
     from robofeedback.apps.annotate import AppServer
-    from robofeedback.apps.service import AppConfig
 
     config = AppConfig(run=args.run, lease_seconds=args.lease, redundancy=args.redundancy)
     return AppServer(args.store, host=args.host, port=args.port, config=config).start()

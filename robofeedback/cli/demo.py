@@ -8,12 +8,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from robofeedback.apps.auto import AutoAnnotator
 from robofeedback.cli.common import add_app_arguments, app_server, positive_int
+from robofeedback.config import config_dir, deep_merge, load_yaml
+from robofeedback.feedback.sources import HumanQueue
 from robofeedback.methods.preference.bench import heldout_accuracy
+from robofeedback.rl.train import TrainResult, train
 
 if TYPE_CHECKING:
     from robofeedback.apps.annotate import AppServer
-    from robofeedback.rl.train import TrainResult
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -58,11 +61,6 @@ ENV = "panda:PandaReachDense-v3"
 
 
 def run(args: argparse.Namespace) -> int:
-    from robofeedback.apps.auto import AutoAnnotator
-    from robofeedback.config import config_dir, load_yaml
-    from robofeedback.feedback.sources import HumanQueue
-    from robofeedback.rl.train import train
-
     if args.teacher != "oracle" and not args.auto:
         raise ValueError("--teacher chooses the scripted teacher of --auto; without --auto a person answers")
     start = time.time()
@@ -137,9 +135,6 @@ def _report(args: argparse.Namespace, result: TrainResult, config: dict, start: 
 
 def _compare(args: argparse.Namespace, config: dict) -> dict:
     """The comparison run, SAC on the env's own reward with the same steps and seed; its final evaluation."""
-    from robofeedback.config import deep_merge
-    from robofeedback.rl.train import train
-
     print("comparison: SAC on the env's own reward, same steps and seed ...", flush=True)
     true = train(
         ENV,

@@ -6,7 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from robofeedback.cli.common import positive_int
+from robofeedback.data import collect, write_video
+from robofeedback.envs import make
+from robofeedback.rl.train import ALGOS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -48,12 +53,6 @@ def _checkpoint(policy: str) -> tuple[Path, dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from robofeedback.data import collect, write_video
-    from robofeedback.envs import make
-    from robofeedback.rl.train import ALGOS
-
     model_path, state = (None, {}) if args.policy == "random" else _checkpoint(args.policy)
     env = make(args.env, seed=args.seed, render_size=args.render_size, **state.get("env_kwargs", {}))
     model = ALGOS[state["algo"]].load(model_path, env=env, device="cpu") if model_path else None

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from robofeedback.cli.common import add_store_argument
+from robofeedback.data.store import FeedbackStore
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,8 +30,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from robofeedback.data.store import FeedbackStore
-
     if args.action != "import" and "://" not in args.store and not Path(args.store).is_file():
         raise FileNotFoundError(f"no feedback store at {args.store}")
     store = FeedbackStore(args.store)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from robofeedback.data.trajectory import Segment, Trajectory, flat_obs, stack_obs
+from robofeedback.envs import make
 
 
 def _row(obs: Any, i: int) -> Any:
@@ -263,8 +264,6 @@ class ClipRenderer:
         if states is None:
             raise ValueError(f"segment {segment.id} was recorded without simulator states: nothing to render from")
         if self._env is None:
-            from robofeedback.envs import make
-
             self._env = make(self.env_spec, seed=0, render_size=self.size, **self.make_kwargs)
             self._env.reset(seed=0)  # some simulators connect on their first reset
         frames = np.stack(

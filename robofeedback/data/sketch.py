@@ -13,6 +13,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from robofeedback.data.video import read_video
 from robofeedback.envs.camera import Camera
 
 YELLOW = (255, 255, 0)
@@ -105,8 +106,6 @@ def last_frame(segment) -> np.ndarray:
         return np.asarray(frames[-1])
     video = getattr(segment, "video_path", None)
     if video:
-        from robofeedback.data.video import read_video
-
         return read_video(video)[-1]
     raise ValueError(f"segment {segment.id} has no frames or video: record the rollout with frames")
 

@@ -6,6 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import cv2
+import imageio.v3 as iio
 import imageio_ffmpeg
 import numpy as np
 
@@ -101,8 +103,6 @@ def read_video(
 
 
 def _read_folder(path: Path) -> np.ndarray:
-    import imageio.v3 as iio
-
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".webp"))
     if not files:
         raise VideoError(f"folder {path} holds no image frames (.png, .jpg, .jpeg, .bmp, .webp)")
@@ -147,8 +147,6 @@ def resample(frames: np.ndarray, fps: float, target_fps: float) -> np.ndarray:
 def frame_grid(frames: np.ndarray, cols: int = 4, label: bool = True) -> np.ndarray:
     """Frames ``(N, H, W, 3)`` tiled row by row into one image, each numbered in its corner (1 = earliest) when
     ``label``; empty cells of the last row are black."""
-    import cv2
-
     frames = _check_frames(frames)
     cols = max(1, min(cols, len(frames)))
     rows = -(-len(frames) // cols)
@@ -171,8 +169,6 @@ def side_by_side(
 ) -> np.ndarray:
     """Two clips next to each other, each scaled to ``height`` pixels; the shorter holds its last frame until the
     longer ends; ``titles`` are written at the top of each half."""
-    import cv2
-
     left, right = _check_frames(left), _check_frames(right)
     n = max(len(left), len(right))
 

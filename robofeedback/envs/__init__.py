@@ -51,6 +51,7 @@ __all__ = [
     "RobotEnv",
     "UnknownEnvError",
     "available",
+    "clone",
     "families",
     "get_family",
     "make",
@@ -206,6 +207,12 @@ def make(spec: str, seed: int | None = None, render_size: int | tuple[int, int] 
     env = _make(spec, seed, render_size, kwargs)
     env.make_kwargs = dict(kwargs)
     return env
+
+
+def clone(env: RobotEnv, seed: int | None = None) -> RobotEnv:
+    """A new, independent env made with the same spec and options as ``env`` (``make`` records them)."""
+    size = (env.render_width, env.render_height)
+    return make(env.spec_name, seed=seed, render_size=size, **env.make_kwargs)
 
 
 def policy_env_kwargs(env: Any, env_kwargs: dict[str, Any], hindsight: bool = False) -> dict[str, Any]:

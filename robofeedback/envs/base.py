@@ -90,7 +90,7 @@ class RobotEnv(gym.Wrapper):
         self._capture_every, self._capture_at_end = 1, False
         self._capture_states = False
         self._episode_step = 0
-        self.make_kwargs: dict[str, Any] = {}  # the options make() built this env with, for clone()
+        self.make_kwargs: dict[str, Any] = {}  # the options make() built this env with, for envs.clone()
         self._dict_space = env.observation_space if flatten and isinstance(env.observation_space, spaces.Dict) else None
         if self._dict_space is not None:
             self.observation_space = spaces.flatten_space(self._dict_space)
@@ -212,13 +212,6 @@ class RobotEnv(gym.Wrapper):
         if self._view is not None:
             self._view.close()
         super().close()
-
-    def clone(self, seed: int | None = None) -> RobotEnv:
-        """A new, independent env made with the same spec and options as this one (``make`` records them)."""
-        from robofeedback.envs import make
-
-        size = (self.render_width, self.render_height)
-        return make(self.spec_name, seed=seed, render_size=size, **self.make_kwargs)
 
     def describe(self) -> dict[str, Any]:
         """A plain description of the env: spec, spaces and factors (used in prompts and logs)."""

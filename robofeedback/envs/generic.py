@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import cv2
 import gymnasium as gym
 import numpy as np
 
@@ -92,7 +93,5 @@ class GymEnv(RobotEnv):
             return self._view.render(self._raw.data)
         frame = np.asarray(self.env.render())
         if frame.shape[:2] != (self.render_height, self.render_width):
-            import cv2
-
             frame = cv2.resize(frame, (self.render_width, self.render_height), interpolation=cv2.INTER_AREA)
         return frame

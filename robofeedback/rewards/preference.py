@@ -75,10 +75,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from torch import nn
 
 from robofeedback.config import require_positive_ints
+from robofeedback.data.rollout import collect
 from robofeedback.data.trajectory import flat_obs
+from robofeedback.feedback.teachers import oracle
 from robofeedback.protocols import LearnedReward, RewardFunction, Transitions
 
 ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "silu": nn.SiLU}
@@ -330,8 +333,6 @@ class PreferenceReward(LearnedReward):
         >>> rewards.shape, rewards.dtype
         ((4,), dtype('float32'))
         """
-        from gymnasium import spaces
-
         obs_dim = int(spaces.flatdim(env.observation_space))
         act_dim = int(spaces.flatdim(env.action_space))
         if goal_features:
@@ -618,8 +619,6 @@ class PreferenceReward(LearnedReward):
 def goal_slices(env: Any) -> list[int]:
     """[start, end) of ``achieved_goal`` and of ``desired_goal`` in ``env``'s flattened observation (Gymnasium's
     flattening order of its dict space), for ``goal_difference``."""
-    from gymnasium import spaces
-
     space = getattr(env, "_dict_space", None) or env.observation_space
     if not isinstance(space, spaces.Dict) or not {"achieved_goal", "desired_goal"} <= set(space.spaces):
         raise ValueError(
@@ -666,9 +665,6 @@ def fresh_pair_accuracy(
 
     Held out and unbiased, unlike the accuracy on a round's new labels before training on them, whose pairs are
     chosen where the ensemble disagrees most (the hardest pairs: about 0.5 even for a good model)."""
-    from robofeedback.data.rollout import collect
-    from robofeedback.feedback.teachers import oracle
-
     trajectories = collect(env, policy, n_episodes=episodes, deterministic=False, seed=seed)
     trajectories += collect(env, None, n_episodes=episodes)
     rng = np.random.default_rng(seed)

@@ -40,7 +40,7 @@ from robofeedback.config import config_dir, deep_merge, load_yaml, require_posit
 from robofeedback.data.rollout import collect
 from robofeedback.data.store import FeedbackStore
 from robofeedback.data.video import write_video
-from robofeedback.envs import RobotEnv, get_family, make, policy_env_kwargs
+from robofeedback.envs import RobotEnv, clone, get_family, make, policy_env_kwargs
 from robofeedback.envs.tasks import task_prompts
 from robofeedback.protocols import FeedbackSource, LearnedReward, RewardFunction
 from robofeedback.rewards.base import EnvReward, make_reward
@@ -387,7 +387,7 @@ def _training_envs(
         if cfg.n_envs != 1:
             raise ValueError("a single env instance trains with n_envs=1; pass a spec or a factory for more")
         if isinstance(env, RobotEnv):
-            eval_env = env.clone(seed=stream_seed(seed, "eval"))
+            eval_env = clone(env, seed=stream_seed(seed, "eval"))
         elif env.spec is not None:
             eval_env = gym.make(env.spec)
         else:

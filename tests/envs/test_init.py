@@ -8,7 +8,7 @@ import pytest
 from gymnasium import spaces
 
 from robofeedback import envs
-from robofeedback.envs import BackendNotInstalledError, UnknownEnvError, available, make, register_family
+from robofeedback.envs import BackendNotInstalledError, UnknownEnvError, available, clone, make, register_family
 from robofeedback.envs.generic import GymEnv
 
 PANDA = ["PandaReach-v3", "PandaPush-v3", "PandaSlide-v3", "PandaPickAndPlace-v3", "PandaStack-v3"]
@@ -115,3 +115,10 @@ def test_bad_options_are_refused():
         make("metaworld:reach", camera="nope")
     with pytest.raises(ValueError, match="max_episode_steps"):
         make("metaworld:reach", max_episode_steps=900)
+
+
+def test_clone_has_the_same_options():
+    env = make("metaworld:reach", seed=0, render_size=(64, 48), max_episode_steps=30)
+    twin = clone(env, seed=5)
+    assert twin.spec_name == env.spec_name and (twin.render_width, twin.render_height) == (64, 48)
+    assert twin.unwrapped.max_path_length == 30
