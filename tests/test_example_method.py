@@ -75,14 +75,16 @@ def test_the_reward_is_minus_the_distance_minus_the_action_penalty(example):
 
 
 def test_settings_reject_unknown_keys_and_bad_values(example):
-    from robofeedback_example.settings import GoalDistanceSettings
+    from robofeedback_example.settings import GoalDistanceEntry, GoalDistanceSettings
 
     entry = {"method": "goal_distance", "task": "panda:PandaReachDense-v3", "seed": 0, "steps": 300, "config": {}}
-    assert GoalDistanceSettings.from_entry({**entry, "action_cost": 0.01}).action_cost == 0.01
-    with pytest.raises(EntryError, match="unknown keys: budget"):
-        GoalDistanceSettings.from_entry({**entry, "budget": 100})
+    assert GoalDistanceEntry.from_dict({**entry, "action_cost": 0.01}).action_cost == 0.01
+    with pytest.raises(EntryError, match="unknown key 'budget'; allowed keys: .*distance, action_cost"):
+        GoalDistanceEntry.from_dict({**entry, "budget": 100})
     with pytest.raises(ValueError, match="action_cost must be a finite number >= 0"):
         GoalDistanceSettings(action_cost=-1.0)
+    with pytest.raises(ValueError, match="action_cost must be a finite number >= 0"):
+        GoalDistanceEntry.from_dict({**entry, "action_cost": -1.0})
 
 
 def test_build_checks_the_env_reports_the_distance(example):

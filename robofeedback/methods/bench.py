@@ -7,10 +7,9 @@ settings under the entry's own).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -27,11 +26,6 @@ FACTOR_NOTE = (
     "MetaWorld are components of the env's own reward (on PyBullet locomotion they sum to it exactly): they start "
     "near the true reward. A hand-written replay is not a model: its answers are served whatever the prompt says."
 )
-
-# the keys the suite itself puts in or reads from every entry, beside the method's own
-SUITE_KEYS = ("method", "task", "seed", "config", "name")
-
-Settings = TypeVar("Settings")
 
 
 def mean_spread(values: list, digits: int = 2) -> str:
@@ -51,21 +45,6 @@ class EntryError(ValueError):
     """A suite entry that cannot be run as written."""
 
 
-def settings_from_dict(cls: type[Settings], entry: dict[str, Any]) -> Settings:
-    """The settings dataclass ``cls`` of a method's entry: an unknown key, or a missing one that has no default, is
-    an :class:`EntryError` naming the key and the ones allowed."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    method = entry.get("method", "?")
-    for key in entry:
-        if key not in fields:
-            raise EntryError(f"{method} entry: unknown key {key!r}; allowed keys: {', '.join(fields)}")
-    for name, f in fields.items():
-        missing = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if missing and name not in entry:
-            raise EntryError(f"{method} entry: {name!r} is required; allowed keys: {', '.join(fields)}")
-    return cls(**entry)
-
-
 def expert_video(task: str) -> Path:
     """The expert video shipped for ``task`` (``assets/videos/<task>-expert.mp4``, made by
     ``scripts/make_expert_video.py``)."""
@@ -75,38 +54,48 @@ def expert_video(task: str) -> Path:
 E = TypeVar("E", bound="Entry")
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Entry:
-    """What every learning entry of a method's bench section holds; a method's own settings subclass it.
-
-    ``arm`` names one arm of a study (it sets the entry apart in results and the report); ``budget`` labels are
-    spread over ``rounds`` feedback rounds. ``YAML_KEYS`` maps a YAML key to its field where the two differ.
-    """
+    """What the suite gives every entry of a method's bench section; a method's entry subclasses it with its own
+    settings (checked in its ``__post_init__``). ``YAML_KEYS`` maps a YAML key to its field where the two differ."""
 
     method: str
     task: str
     seed: int
-    steps: int = 0
-    config: dict[str, Any] = field(default_factory=dict)
-    algo: str = "sac"
     name: str | None = None
-    arm: str | None = None
-    budget: int | None = None
-    rounds: int = 10
+    steps: int = 0
+    algo: str = "sac"
+    config: dict[str, Any] = field(default_factory=dict)
 
     YAML_KEYS: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def from_dict(cls: type[E], entry: dict[str, Any]) -> E:
-        """The settings of ``entry``; a key the method does not know is a ValueError naming it and the known ones."""
-        renamed = {name: key for key, name in cls.YAML_KEYS.items()}
-        allowed = sorted(renamed.get(f.name, f.name) for f in fields(cls))
-        for key in entry:
-            if key not in allowed:
-                raise EntryError(
-                    f"a {entry.get('method')} entry does not take {key!r}: its keys are {', '.join(allowed)}"
-                )
+        """The entry's settings; a key the class does not know, or a missing one that has no default, is an
+        :class:`EntryError` naming the key(s) and the allowed ones."""
+        yaml_key = {name: key for key, name in cls.YAML_KEYS.items()}
+        keys = {yaml_key.get(f.name, f.name): f for f in fields(cls)}
+        allowed = ", ".join(keys)
+        method = entry.get("method", "?")
+        unknown = sorted((key for key in entry if key not in keys), key=str)
+        if unknown:
+            named = ", ".join(map(repr, unknown))
+            plural = "s" if len(unknown) > 1 else ""
+            raise EntryError(f"{method} entry: unknown key{plural} {named}; allowed keys: {allowed}")
+        for key, f in keys.items():
+            if f.default is MISSING and f.default_factory is MISSING and key not in entry:
+                raise EntryError(f"{method} entry: {key!r} is required; allowed keys: {allowed}")
         return cls(**{cls.YAML_KEYS.get(k, k): v for k, v in entry.items()})
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelledEntry(Entry):
+    """An entry of a method that learns from labels: ``arm`` names one arm of a study (it sets the entry apart in
+    results and the report); ``budget`` labels are spread over ``rounds`` feedback rounds."""
+
+    arm: str | None = None
+    budget: int | None = None
+    rounds: int = 10
 
 
 class EntryProgress(BaseCallback):

@@ -23,36 +23,27 @@ from typing import Any
 
 from robofeedback.config import assets_dir
 from robofeedback.feedback.llm import Replay
-from robofeedback.methods.bench import FACTOR_NOTE, EntryError, expert_video, settings_from_dict, task_text
+from robofeedback.methods.bench import FACTOR_NOTE, Entry, EntryError, expert_video, task_text
 from robofeedback.methods.bilevel.model import BilevelVideoReward
 from robofeedback.parallel import Executor
 
 UPDATERS = ("offline", "replay")
 
 
-@dataclass(frozen=True)
-class BilevelEntry:
+@dataclass(frozen=True, kw_only=True)
+class BilevelEntry(Entry):
     """What a ``bilevel`` suite entry may say: the loop's size, its lower level and the frame rate the videos are
     compared at."""
 
-    task: str
-    seed: int
-    steps: int  # env steps per policy
-    config: dict[str, Any] = field(default_factory=dict)
-    method: str = "bilevel"
-    name: str | None = None
+    steps: int = field()  # env steps per policy; required (a bare annotation would inherit the default 0)
     text: str | None = None  # the task in words (default: the task's known text)
     updater: str = "offline"  # "offline" (factor weights) or "replay" (hand-written answers of assets/bilevel)
     iterations: int = 2
     fps: float = 20.0
 
-    @classmethod
-    def from_dict(cls, entry: dict[str, Any]) -> BilevelEntry:
-        """The entry's settings; an unknown key or lower level is an :class:`EntryError` naming it."""
-        settings = settings_from_dict(cls, entry)
-        if settings.updater not in UPDATERS:
-            raise EntryError(f"bilevel entry: updater must be one of {', '.join(UPDATERS)}, got {settings.updater!r}")
-        return settings
+    def __post_init__(self) -> None:
+        if self.updater not in UPDATERS:
+            raise EntryError(f"bilevel entry: updater must be one of {', '.join(UPDATERS)}, got {self.updater!r}")
 
 
 def run_entry(entry: dict[str, Any], folder: Path, executor: Executor) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from robofeedback.envs import make
 from robofeedback.envs.experts import expert
 from robofeedback.envs.tasks import task_prompts
 from robofeedback.feedback.clip_model import load_clip
-from robofeedback.methods.bench import EntryError, prompts, train_entry
+from robofeedback.methods.bench import Entry, EntryError, prompts, train_entry
 from robofeedback.methods.clip.model import ClipReward
 from robofeedback.rl import VecRewardWrapper
 from robofeedback.rl.plots import save_figure, task_panels
@@ -46,21 +46,14 @@ MODELS = [("mini", None), ("ViT-B-32", "random"), ("ViT-B-32", "openai"), ("ViT-
 POLICY_CURVES = "clip_policy_curves.png"
 
 
-@dataclass(frozen=True)
-class ClipEntry:
-    """What an entry of method ``clip`` accepts: the suite's keys (``method``, ``task``, ``seed``, ``name``,
-    ``steps``, ``algo``, ``config``), the ``study`` it runs, the prompts, the reward's ``alpha`` and ``scale``, the
-    speed study's ``n_envs``, the quality study's ``episodes`` per kind of rollout, and the CLIP ``device``
-    (default: the GPU when there is one)."""
+@dataclass(frozen=True, kw_only=True)
+class ClipEntry(Entry):
+    """What an entry of method ``clip`` accepts besides the suite's keys: the ``study`` it runs, the prompts, the
+    reward's ``alpha`` and ``scale``, the speed study's ``n_envs``, the quality study's ``episodes`` per kind of
+    rollout, and the CLIP ``device`` (default: the GPU when there is one)."""
 
-    task: str
-    method: str = "clip"
-    seed: int = 0
-    name: str | None = None
-    study: str = "train"
     steps: int | None = None
-    algo: str = "sac"
-    config: dict[str, Any] = field(default_factory=dict)
+    study: str = "train"
     goal: str | None = None
     baseline: str | None = None
     alpha: float = 0.5
@@ -69,22 +62,11 @@ class ClipEntry:
     episodes: int = 4
     device: str | None = None
 
-    @classmethod
-    def from_dict(cls, entry: dict[str, Any]) -> ClipEntry:
-        """The settings of a suite entry; an unknown key, a missing task, an unknown study, or a training study
-        without ``steps`` is a ValueError naming it."""
-        allowed = [f.name for f in fields(cls)]
-        for key in entry:
-            if key not in allowed:
-                raise EntryError(f"a clip entry has no setting {key!r}: the allowed ones are {', '.join(allowed)}")
-        if "task" not in entry:
-            raise EntryError("a clip entry needs a task")
-        settings = cls(**entry)
-        if settings.study not in STUDIES:
-            raise EntryError(f"unknown clip study {settings.study!r}: choose from {', '.join(STUDIES)}")
-        if settings.study in ("train", "policy") and settings.steps is None:
-            raise EntryError(f"a clip {settings.study} entry needs steps: (env steps to train)")
-        return settings
+    def __post_init__(self) -> None:
+        if self.study not in STUDIES:
+            raise EntryError(f"unknown clip study {self.study!r}: choose from {', '.join(STUDIES)}")
+        if self.study in ("train", "policy") and self.steps is None:
+            raise EntryError(f"a clip {self.study} entry needs steps: (env steps to train)")
 
 
 def run_entry(entry: dict[str, Any], folder: Path, executor) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from robofeedback.envs import make
-from robofeedback.methods.bench import Entry, EntryError, train_entry, with_budget
+from robofeedback.methods.bench import EntryError, LabelledEntry, train_entry, with_budget
 from robofeedback.methods.heron.model import (
     MODEL_DEFAULTS,
     HeuristicReward,
@@ -32,8 +32,8 @@ from robofeedback.rl.train import family_of, load_train_config
 KINDS = ("heron", "heuristic", "factor_sum")
 
 
-@dataclass
-class HeronEntry(Entry):
+@dataclass(frozen=True, kw_only=True)
+class HeronEntry(LabelledEntry):
     """A HERON bench entry: the ranked ``factors`` (most important first) with margins ``sigma``, the arm's
     ``kind``, the heuristic's ``beta`` (a number, or ``best`` of the sweep ``betas``)."""
 

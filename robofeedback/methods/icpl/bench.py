@@ -25,7 +25,7 @@ from robofeedback.data.video import read_video, resample
 from robofeedback.envs import make, policy_env_kwargs
 from robofeedback.feedback.llm import Replay
 from robofeedback.feedback.vlm import ClipVideoJudge
-from robofeedback.methods.bench import FACTOR_NOTE, EntryError, expert_video, settings_from_dict, task_text
+from robofeedback.methods.bench import FACTOR_NOTE, Entry, EntryError, expert_video, task_text
 from robofeedback.methods.icpl.model import ICPL
 from robofeedback.parallel import Executor
 from robofeedback.seeding import stream_seed
@@ -33,17 +33,12 @@ from robofeedback.seeding import stream_seed
 PROPOSERS = ("offline", "replay")
 
 
-@dataclass(frozen=True)
-class ICPLEntry:
+@dataclass(frozen=True, kw_only=True)
+class ICPLEntry(Entry):
     """What an ``icpl`` suite entry may say: the loop's size, its proposer, and whether to score each iteration's
     best policy against the task's shipped expert video."""
 
-    task: str
-    seed: int
-    steps: int  # env steps per candidate
-    config: dict[str, Any] = field(default_factory=dict)
-    method: str = "icpl"
-    name: str | None = None
+    steps: int = field()  # env steps per candidate; required (a bare annotation would inherit the default 0)
     text: str | None = None  # the task in words (default: the task's known text)
     proposer: str = "offline"  # "offline" (factor weights) or "replay" (hand-written answers of assets/icpl)
     replay: str | None = None  # whose replay to serve (default: the entry's task)
@@ -52,13 +47,9 @@ class ICPLEntry:
     expert_video: bool = False  # score each iteration's best policy against assets/videos/<task>-expert.mp4
     fps: float = 20.0  # the frame rate both videos are compared at
 
-    @classmethod
-    def from_dict(cls, entry: dict[str, Any]) -> ICPLEntry:
-        """The entry's settings; an unknown key or proposer is an :class:`EntryError` naming it."""
-        settings = settings_from_dict(cls, entry)
-        if settings.proposer not in PROPOSERS:
-            raise EntryError(f"icpl entry: proposer must be one of {', '.join(PROPOSERS)}, got {settings.proposer!r}")
-        return settings
+    def __post_init__(self) -> None:
+        if self.proposer not in PROPOSERS:
+            raise EntryError(f"icpl entry: proposer must be one of {', '.join(PROPOSERS)}, got {self.proposer!r}")
 
 
 def replay_path(task: str) -> Path:

@@ -24,14 +24,14 @@ import numpy as np
 from robofeedback.config import deep_merge
 from robofeedback.envs import make
 from robofeedback.feedback.teachers import make_teacher
-from robofeedback.methods.bench import Entry, mean_spread, train_entry, trained, with_budget
+from robofeedback.methods.bench import LabelledEntry, mean_spread, train_entry, trained, with_budget
 from robofeedback.rewards.preference import PreferenceReward, fresh_pair_accuracy
 from robofeedback.rl.train import family_of, load_train_config
 from robofeedback.seeding import stream_seed
 
 
-@dataclass
-class PreferenceEntry(Entry):
+@dataclass(frozen=True, kw_only=True)
+class PreferenceEntry(LabelledEntry):
     """A PEBBLE bench entry: the ``teacher`` (with ``teacher_params``), the arm's ``settings`` (laid over the
     entry's config), ``true_reward`` for the study's baseline, and the study's extra measures."""
 

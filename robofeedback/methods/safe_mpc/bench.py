@@ -11,14 +11,13 @@ maximum-volume-ellipsoid solve time per correction, and how many trials declared
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from robofeedback.config import require_positive_ints
 from robofeedback.envs import make
-from robofeedback.methods.bench import EntryError
+from robofeedback.methods.bench import Entry, EntryError
 from robofeedback.methods.safe_mpc.alignment import align, summarize
 from robofeedback.methods.safe_mpc.games import GAMES
 
@@ -37,11 +36,9 @@ RULES = {
     "corrections exceed the certified bound": "more than K corrections",
 }
 
-SUITE_KEYS = ("method", "task", "seed", "name")  # what the suite gives every entry, besides the method's settings
 
-
-@dataclass(frozen=True)
-class SafeMPCEntry:
+@dataclass(frozen=True, kw_only=True)
+class SafeMPCEntry(Entry):
     """A safe-MPC bench entry's settings: ``trials`` trials of up to ``attempts`` attempts each, on the game's
     ``misspecified`` variant when asked."""
 
@@ -49,20 +46,10 @@ class SafeMPCEntry:
     attempts: int = 40
     misspecified: bool = False
 
-    @classmethod
-    def from_dict(cls, settings: dict[str, Any]) -> SafeMPCEntry:
-        """The settings of an entry's keys besides the suite's own; a key it does not know is an error naming it."""
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(settings) - set(known))
-        if unknown:
-            raise EntryError(
-                f"safe_mpc entries take {', '.join(known)} (and {', '.join(SUITE_KEYS)}); unknown: {', '.join(unknown)}"
-            )
-        out = cls(**settings)
-        require_positive_ints(trials=out.trials, attempts=out.attempts)
-        if not isinstance(out.misspecified, bool):
-            raise EntryError(f"misspecified must be true or false, got {out.misspecified!r}")
-        return out
+    def __post_init__(self) -> None:
+        require_positive_ints(trials=self.trials, attempts=self.attempts)
+        if not isinstance(self.misspecified, bool):
+            raise EntryError(f"misspecified must be true or false, got {self.misspecified!r}")
 
 
 def game_of(task: str) -> str:
@@ -97,8 +84,8 @@ def game_row(game: str, settings: SafeMPCEntry, first_seed: int) -> dict[str, An
 
 def run_entry(entry: dict[str, Any], folder: Path, executor) -> dict[str, Any]:
     """One entry's trials on its game; seed s runs the trial seeds s * trials ... (s + 1) * trials - 1."""
-    settings = SafeMPCEntry.from_dict({k: v for k, v in entry.items() if k not in SUITE_KEYS})
-    return game_row(game_of(entry["task"]), settings, entry["seed"] * settings.trials)
+    settings = SafeMPCEntry.from_dict(entry)
+    return game_row(game_of(settings.task), settings, settings.seed * settings.trials)
 
 
 def first_reached(row: dict[str, Any]) -> str:

@@ -34,15 +34,15 @@ from robofeedback.envs.experts import expert
 from robofeedback.envs.tasks import task_prompts
 from robofeedback.feedback.teachers import oracle
 from robofeedback.feedback.vlm import ChatVLMJudge, ClipJudge
-from robofeedback.methods.bench import Entry, EntryError, prompts, train_entry, with_budget
+from robofeedback.methods.bench import EntryError, LabelledEntry, prompts, train_entry, with_budget
 
 BEHAVIOURS = [("expert", 0.0), ("expert", 0.5), ("expert", 1.5), ("random", None)]
 RENDER_SIZE = 128
 PARTS = ("policy", "judges")
 
 
-@dataclass
-class VarpEntry(Entry):
+@dataclass(frozen=True, kw_only=True)
+class VarpEntry(LabelledEntry):
     """A VARP bench entry: its ``part``; the CLIP judge's prompts and ``alpha``; ``lambda`` for the policy part;
     for the judges part, the segments (``episodes`` per behaviour, ``segment_length``, the env's ``env_kwargs``),
     the ``pairs`` labelled, and a chat judge's server (``vlm_url``, ``vlm_model``)."""

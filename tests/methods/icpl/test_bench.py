@@ -18,7 +18,7 @@ def test_entry_settings_reject_unknown_keys_and_proposers_before_anything_is_bui
         2,
         False,
     )
-    with pytest.raises(EntryError, match="unknown key 'candidate'; allowed keys: task, seed, steps, config"):
+    with pytest.raises(EntryError, match="unknown key 'candidate'; allowed keys: method, task, seed, .*, candidates"):
         run_entry({**ENTRY, "candidate": 4}, tmp_path, None)
     with pytest.raises(EntryError, match="'steps' is required"):
         ICPLEntry.from_dict({k: v for k, v in ENTRY.items() if k != "steps"})

@@ -7,21 +7,25 @@ from robofeedback.config import load_yaml
 from robofeedback.methods.bench import EntryError
 from robofeedback.methods.safe_mpc.bench import RULES, SafeMPCEntry, report, rule, run_entry
 
+ENTRY = {"method": "safe_mpc", "task": "safety:pendulum", "seed": 0}
+
 
 def test_entry_settings_default_and_reject_what_they_do_not_know():
-    assert SafeMPCEntry.from_dict({}) == SafeMPCEntry(trials=5, attempts=40, misspecified=False)
-    assert SafeMPCEntry.from_dict({"trials": 2, "misspecified": True}) == SafeMPCEntry(2, 40, True)
-    with pytest.raises(EntryError, match="unknown: episodes, trails"):
-        SafeMPCEntry.from_dict({"trails": 3, "episodes": 10})
+    assert SafeMPCEntry.from_dict(ENTRY) == SafeMPCEntry(**ENTRY, trials=5, attempts=40, misspecified=False)
+    assert SafeMPCEntry.from_dict({**ENTRY, "trials": 2, "misspecified": True}) == SafeMPCEntry(
+        **ENTRY, trials=2, attempts=40, misspecified=True
+    )
+    with pytest.raises(EntryError, match="unknown keys 'episodes', 'trails'; allowed keys: .*trials, attempts"):
+        SafeMPCEntry.from_dict({**ENTRY, "trails": 3, "episodes": 10})
     with pytest.raises(ValueError, match="attempts must be a positive integer"):
-        SafeMPCEntry.from_dict({"attempts": 0})
+        SafeMPCEntry.from_dict({**ENTRY, "attempts": 0})
     with pytest.raises(EntryError, match="misspecified must be true or false"):
-        SafeMPCEntry.from_dict({"misspecified": "yes"})
+        SafeMPCEntry.from_dict({**ENTRY, "misspecified": "yes"})
 
 
 def test_an_entry_is_checked_before_anything_is_built(tmp_path):
     entry = {"method": "safe_mpc", "task": "safety:pendulum", "seed": 0, "trials": 1, "budget": 10}
-    with pytest.raises(EntryError, match="unknown: budget"):
+    with pytest.raises(EntryError, match="unknown key 'budget'"):
         run_entry(entry, tmp_path, None)
     with pytest.raises(EntryError, match="safety:pendulum, safety:drone, safety:arm; got 'safety:cartpole'"):
         run_entry({"method": "safe_mpc", "task": "safety:cartpole", "seed": 0}, tmp_path, None)
@@ -35,7 +39,7 @@ def test_the_suites_safe_mpc_entries_are_valid_settings(suite):
     entries = [e for e in expand(load_yaml(suite_path(suite))) if e["method"] == "safe_mpc"]
     assert entries
     for entry in entries:
-        SafeMPCEntry.from_dict({k: v for k, v in entry.items() if k not in ("method", "task", "seed", "name")})
+        SafeMPCEntry.from_dict(entry)
     if suite == "safe_mpc":  # every game, well specified and misspecified, 20 trials of 40 attempts
         games = {(e["task"], e.get("misspecified", False)) for e in entries}
         assert games == {(f"safety:{g}", m) for g in ("pendulum", "drone", "arm") for m in (False, True)}

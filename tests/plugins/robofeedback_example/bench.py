@@ -7,12 +7,12 @@ from typing import Any
 
 from robofeedback.methods.bench import train_entry
 from robofeedback_example.reward import GoalDistanceReward
-from robofeedback_example.settings import GoalDistanceSettings
+from robofeedback_example.settings import GoalDistanceEntry
 
 
 def run_entry(entry: dict[str, Any], folder: Path, executor) -> dict[str, Any]:
     """Train on the entry's goal-distance reward (``distance``, ``action_cost``); the row adds the settings."""
-    settings = GoalDistanceSettings.from_entry(entry)
+    settings = GoalDistanceEntry.from_dict(entry)
     row = train_entry(entry, folder, GoalDistanceReward(settings))
     return {**row, "distance": settings.distance, "action_cost": settings.action_cost}
 

@@ -1,14 +1,11 @@
-"""The goal_distance method's settings, typed: one dataclass, read from a bench-suite entry or given in code."""
+"""The goal_distance method's settings, typed: one dataclass given in code, and its bench-suite entry."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
-from robofeedback.methods.bench import EntryError
-
-SUITE_KEYS = ("method", "task", "seed", "steps", "algo", "config", "name")
+from robofeedback.methods.bench import Entry
 
 
 @dataclass(frozen=True)
@@ -26,12 +23,8 @@ class GoalDistanceSettings:
         if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost) or cost < 0:
             raise ValueError(f"action_cost must be a finite number >= 0, got {self.action_cost!r}")
 
-    @classmethod
-    def from_entry(cls, entry: dict[str, Any]) -> GoalDistanceSettings:
-        """The settings of a suite entry: its keys besides the suite's own; an unknown key is an error naming it."""
-        own = {key: value for key, value in entry.items() if key not in SUITE_KEYS}
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(own) - set(known))
-        if unknown:
-            raise EntryError(f"goal_distance entries take {', '.join(known)}; unknown keys: {', '.join(unknown)}")
-        return cls(**own)
+
+@dataclass(frozen=True)
+class GoalDistanceEntry(Entry, GoalDistanceSettings):
+    """A goal_distance suite entry: the suite's keys (:class:`Entry`) and the settings; ``from_dict`` names any
+    key it does not know."""
