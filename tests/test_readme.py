@@ -67,7 +67,7 @@ def capped(*args, **kwargs):
 
 
 train_module.load_train_config = capped
-bilevel = importlib.import_module("robofeedback.rewards.bilevel").BilevelVideoReward
+bilevel = importlib.import_module("robofeedback.methods.bilevel.model").BilevelVideoReward
 run_bilevel = bilevel.run
 bilevel.run = lambda self, iterations=5: run_bilevel(self, min(iterations, 2))
 sys.argv = sys.argv[2:]
