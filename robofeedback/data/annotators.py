@@ -93,7 +93,8 @@ class AnnotatorRegistry:
 
     def __init__(self, store: FeedbackStore):
         self.store = store
-        annotators_table.create(store.engine, checkfirst=True)
+        with store.write() as conn:
+            annotators_table.create(conn, checkfirst=True)
 
     def source_for(self, name: str, program: bool = False) -> str:
         """The source a registered name labels as: ``human:<name>`` for a person, the name itself for a program."""
@@ -122,7 +123,7 @@ class AnnotatorRegistry:
         check_not_lookalike(source, self.known_sources())
         secret = secrets.token_urlsafe(32)
         row = {"secret_sha256": _digest(secret), "created_at": time.time(), "revoked_at": None}
-        with self.store.engine.begin() as conn:
+        with self.store.write() as conn:
             exists = conn.execute(sa.select(annotators_table.c.source).where(annotators_table.c.source == source))
             if exists.first() is not None:
                 if not replace:
@@ -135,7 +136,7 @@ class AnnotatorRegistry:
     def revoke(self, name: str, program: bool = False) -> str:
         """Revoke ``name``'s secret; returns its source."""
         source = self.source_for(name, program or name.partition(":")[0] in PROGRAM_PREFIXES)
-        with self.store.engine.begin() as conn:
+        with self.store.write() as conn:
             done = conn.execute(
                 annotators_table.update()
                 .where(annotators_table.c.source == source)

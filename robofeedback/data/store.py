@@ -454,7 +454,7 @@ class FeedbackStore:
         other is creating it, so it checks again (on SQLite the write lock taken at BEGIN orders them)."""
         for attempt in range(attempts):
             try:
-                with self._write() as conn:
+                with self.write() as conn:
                     self.migration = self._prepare_schema(conn)
                 return
             except sa.exc.DBAPIError as error:
@@ -573,8 +573,9 @@ class FeedbackStore:
         return {"schema_version": int(version), **self.counts(), "labels_taken_back": taken_back}
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """A write transaction; on SQLite it holds the database's write lock from its first statement."""
+    def write(self) -> Iterator[Connection]:
+        """A write transaction; on SQLite it holds the database's write lock from its first statement (so that what
+        it reads before it writes cannot change under it, and it never fails to upgrade a read to a write)."""
         with self.engine.connect() as conn:
             conn.execution_options(write=True)
             with conn.begin():
@@ -605,7 +606,7 @@ class FeedbackStore:
             if frames_paths and frames_paths[i]:
                 row["frames_path"] = frames_paths[i]
             rows.append(row)
-        with self._write() as conn:
+        with self.write() as conn:
             existing = self._existing_ids(conn, [r["id"] for r in rows])
             fresh = [r for r in rows if r["id"] not in existing]
             if fresh:
@@ -732,7 +733,7 @@ class FeedbackStore:
             check_source(assignee)
         meta = _json_extras(meta or {}, "query meta")
         query_id = uuid.uuid4().hex
-        with self._write() as conn:
+        with self.write() as conn:
             self._require_segments(conn, segment_ids)
             conn.execute(
                 queries_table.insert().values(
@@ -790,7 +791,7 @@ class FeedbackStore:
         _check_redundancy(redundancy)
         if not isinstance(max_held, int) or max_held < 1:
             raise StoreError(f"max_held must be an integer >= 1, got {max_held!r}")
-        with self._write() as conn:
+        with self.write() as conn:
             if self.engine.dialect.name == "postgresql":  # one lease_query per annotator at a time: max_held holds
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(annotator))))
             now = time.time()
@@ -845,7 +846,7 @@ class FeedbackStore:
 
     def release_query(self, query_id: str, annotator: str) -> None:
         """Give a leased query back to the pool."""
-        with self._write() as conn:
+        with self.write() as conn:
             conn.execute(
                 leases_table.delete().where(leases_table.c.query_id == query_id, leases_table.c.holder == annotator)
             )
@@ -853,7 +854,7 @@ class FeedbackStore:
     def close_query(self, query_id: str) -> None:
         """Mark a pending query answered without a label of its own (e.g. a factor-ranking request, met by a
         ranking stored with :meth:`set_factor_ranking`)."""
-        with self._write() as conn:
+        with self.write() as conn:
             conn.execute(
                 queries_table.update()
                 .where(queries_table.c.id == query_id)
@@ -869,7 +870,7 @@ class FeedbackStore:
             stmt = stmt.where(queries_table.c.run == run)
         if older_than is not None:
             stmt = stmt.where(queries_table.c.created_at < time.time() - older_than)
-        with self._write() as conn:
+        with self.write() as conn:
             expired = conn.execute(stmt.values(status="expired", closed_at=time.time())).rowcount
             closed = sa.select(queries_table.c.id).where(queries_table.c.status != "pending")
             conn.execute(leases_table.delete().where(leases_table.c.query_id.in_(closed)))
@@ -899,7 +900,7 @@ class FeedbackStore:
         query row's lock (PostgreSQL)."""
         check_source(source)
         _check_redundancy(redundancy)
-        with self._write() as conn:
+        with self.write() as conn:
             row = self._locked_query(conn, query_id)
             if row is None:
                 raise QueryStateError(f"unknown query id {query_id!r}")
@@ -946,7 +947,7 @@ class FeedbackStore:
         stmt = sa.select(labels_table).where(labels_table.c.source == source)
         if run is not None:
             stmt = stmt.where(labels_table.c.run == run)
-        with self._write() as conn:
+        with self.write() as conn:
             row = conn.execute(stmt.order_by(labels_table.c.id.desc()).limit(1)).first()
             if row is None:
                 return None
@@ -1030,7 +1031,7 @@ class FeedbackStore:
         """Store ``source``'s ranking of ``task``'s reward factors, replacing an earlier one of theirs."""
         answer = {"task": task, "order": order, "signs": signs, "margins": margins}
         label = self._label_row("factor_ranking", [], check_source(source), note, run, answer)
-        with self._write() as conn:
+        with self.write() as conn:
             now = time.time()
             for old in conn.execute(
                 sa.select(labels_table)
@@ -1056,7 +1057,7 @@ class FeedbackStore:
             json.dumps(fields)
         except TypeError as e:
             raise StoreError(f"run status fields must be JSON-serialisable: {e}") from None
-        with self._write() as conn:
+        with self.write() as conn:
             row = conn.execute(sa.select(runs_table.c.status).where(runs_table.c.run == run)).first()
             status = {**(row.status if row else {}), **fields}
             if row is None:
@@ -1078,7 +1079,7 @@ class FeedbackStore:
     ) -> int:
         check_source(source)
         label = self._label_row(kind, segment_ids, source, note, run, answer)
-        with self._write() as conn:
+        with self.write() as conn:
             self._require_segments(conn, segment_ids)
             return conn.execute(labels_table.insert().values(query_id=None, **label)).inserted_primary_key[0]
 
@@ -1218,7 +1219,7 @@ class FeedbackStore:
                 except _FieldError as e:
                     raise StoreError(f"{path}:{number}: {name} row, field {e.field}: {e.message}") from None
                 rows[name].append(row)
-        with self._write() as conn:
+        with self.write() as conn:
             for name in TABLES:
                 if rows[name]:
                     try:
