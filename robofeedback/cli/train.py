@@ -11,7 +11,7 @@ import argparse
 
 from robofeedback import registry
 from robofeedback.config import deep_merge, load_yaml
-from robofeedback.methods.arguments import add_clip_arguments, add_teacher_arguments, positive_int
+from robofeedback.methods.arguments import add_clip_arguments, add_teacher_arguments, positive_int, teacher_from_args
 from robofeedback.protocols import FeedbackSource, RewardFunction
 from robofeedback.rl.train import train
 
@@ -190,7 +190,10 @@ def reward_and_feedback(
     if args.reward == "env":
         return "env", None, config
     method = registry.get(args.reward)
-    reward, feedback, overrides = method.from_args(args) if method.from_args else (args.reward, None, {})
+    if method.from_args is not None:
+        reward, feedback, overrides = method.from_args(args)
+    else:  # a method with no flags of its own: a learned one learns from the teacher the shared flags name
+        reward, feedback, overrides = args.reward, teacher_from_args(args) if method.feedback else None, {}
     config = deep_merge(config, overrides)
     if method.feedback is not None:
         config = deep_merge(config, feedback_overrides(args))

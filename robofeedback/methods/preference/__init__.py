@@ -13,7 +13,6 @@ bench entries.
 """
 
 from robofeedback.methods.preference.bench import report, run_entry
-from robofeedback.methods.preference.cli import from_args
 from robofeedback.protocols import FeedbackSource
 from robofeedback.registry import Method
 from robofeedback.rewards.preference import PreferenceReward
@@ -31,7 +30,6 @@ METHOD = Method(
     build=build,
     model=PreferenceReward,
     feedback=FeedbackSource,
-    from_args=from_args,
     bench=run_entry,
     report=report,
 )
