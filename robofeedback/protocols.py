@@ -101,6 +101,11 @@ class LearnedReward(RewardFunction, ABC):
     policy_steps: int = 0  # recent policy transitions the loop hands to set_policy_data (0: none)
     wants_unlabelled: bool = False  # whether fit uses unlabelled pairs (pseudo-labels)
 
+    @classmethod
+    @abstractmethod
+    def for_env(cls, env: Any, **settings: Any) -> LearnedReward:
+        """A model sized for ``env``'s observation and action spaces, with ``settings``."""
+
     @abstractmethod
     def fit(self, data: Any, max_epochs: int | None = None, unlabelled: Any | None = None) -> dict[str, float]:
         """Learn from every label so far; returns figures of the training (loss, accuracy, ...)."""

@@ -39,9 +39,10 @@ class Method:
       evaluation env) with ``cfg`` (the resolved :class:`~robofeedback.rl.train.TrainConfig`); a
       :class:`~robofeedback.protocols.LearnedReward` is learned from ``feedback``. None for methods that are not a
       ``train --reward`` choice (loops with commands of their own).
-    - ``model``: the :class:`~robofeedback.protocols.LearnedReward` class ``build`` makes, whose
+    - ``model``: the :class:`~robofeedback.protocols.LearnedReward` class of a learned method, whose
       :meth:`~robofeedback.protocols.LearnedReward.settings` the config's ``preference:`` section is checked against
-      before anything is built.
+      before anything is built; without ``build``, the reward is ``model.for_env(env, seed=seed, **cfg.preference)``
+      (:meth:`reward_for`).
     - ``feedback``: the type ``train``'s ``feedback=`` must have when the reward is learned (a
       :class:`~robofeedback.protocols.FeedbackSource` subclass), or None when it learns from none.
     - ``configure(cfg)``: the method's settings laid under what the caller set (HERON's network and cadence).
@@ -80,6 +81,15 @@ class Method:
     bench: Callable[..., dict[str, Any]] | None = None
     trains_policies: bool = True
     report: Callable[[list[dict[str, Any]]], list[str]] | None = None
+
+    def reward_for(self, env: Any, cfg: Any, seed: int) -> Any:
+        """The reward ``train(reward=name)`` trains on: ``build``'s, or ``model`` sized for ``env`` with the config's
+        ``preference:`` settings."""
+        if self.build is not None:
+            return self.build(env, cfg, seed)
+        if self.model is None:
+            raise ValueError(f"method {self.name!r} builds no reward for train(): it has neither build nor model")
+        return self.model.for_env(env, **{"seed": seed, **cfg.preference})
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -128,7 +138,7 @@ def methods() -> dict[str, Method]:
 
 def names(where: str | None = None) -> list[str]:
     """The registered methods' names; with ``where`` (``"train"`` or ``"bench"``), those usable there."""
-    keep = {None: lambda m: True, "train": lambda m: m.build is not None or m.from_args is not None}
+    keep = {None: lambda m: True, "train": lambda m: m.build or m.model or m.from_args}
     keep["bench"] = lambda m: m.bench is not None
     return [name for name, method in methods().items() if keep[where](method)]
 

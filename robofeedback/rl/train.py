@@ -451,7 +451,7 @@ def train(
     use_her = use_her and _is_goal_space(venv.observation_space)
     out.mkdir(parents=True, exist_ok=True)
     if method is not None:
-        reward_fn = method.build(eval_env, cfg, seed)
+        reward_fn = method.reward_for(eval_env, cfg, seed)
     name = method.name if method is not None else type(reward_fn).__name__
     state = {"env": spec, "algo": cfg.algo, "seed": seed, "reward": name, "env_kwargs": env_kwargs}
     loop = None
@@ -578,7 +578,7 @@ def _method(reward: Any, feedback: FeedbackSource | None) -> registry.Method | N
     if not isinstance(reward, str) or reward == "env":
         return None
     method = registry.get(reward)
-    if method.build is None:
+    if method.build is None and method.model is None:
         raise ValueError(
             f"method {reward!r} is not a reward train() builds; the ones it builds are {registry.names('train')}"
         )

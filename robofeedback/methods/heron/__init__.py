@@ -13,11 +13,6 @@ from robofeedback.registry import Method
 from robofeedback.rewards.preference import PreferenceReward
 
 
-def build(env, cfg, seed: int) -> PreferenceReward:
-    """The reward ensemble HERON's labels train, sized for ``env``."""
-    return PreferenceReward.for_env(env, **{"seed": seed, **cfg.preference})
-
-
 def configure(cfg):
     """HERON's network and retraining cadence, under whatever the config sets."""
     cfg.feedback = {**loop_defaults(cfg), **cfg.feedback}
@@ -29,7 +24,6 @@ METHOD = Method(
     name="heron",
     label="HERON",
     summary="HERON: preferences decided by a ranking of the task's reward factors",
-    build=build,
     model=PreferenceReward,
     feedback=HierarchicalJudge,
     configure=configure,

@@ -17,17 +17,10 @@ from robofeedback.protocols import FeedbackSource
 from robofeedback.registry import Method
 from robofeedback.rewards.preference import PreferenceReward
 
-
-def build(env, cfg, seed: int) -> PreferenceReward:
-    """PEBBLE's reward ensemble sized for ``env``, with the config's ``preference:`` settings."""
-    return PreferenceReward.for_env(env, **{"seed": seed, **cfg.preference})
-
-
 METHOD = Method(
     name="preference",
     label="PEBBLE preferences",
     summary="PEBBLE: a reward ensemble learned from pairwise preferences (a teacher, a judge or people)",
-    build=build,
     model=PreferenceReward,
     feedback=FeedbackSource,
     bench=run_entry,

@@ -15,17 +15,10 @@ from robofeedback.methods.varp.model import AgentRegularizedReward
 from robofeedback.protocols import FeedbackSource
 from robofeedback.registry import Method
 
-
-def build(env, cfg, seed: int) -> AgentRegularizedReward:
-    """VARP's agent-regularized reward ensemble sized for ``env``, with the config's ``preference:`` settings."""
-    return AgentRegularizedReward.for_env(env, **{"seed": seed, **cfg.preference})
-
-
 METHOD = Method(
     name="varp",
     label="VARP (CLIP judge)",
     summary="VARP: agent-regularized preferences, usually from a vision-language judge on trajectory sketches",
-    build=build,
     model=AgentRegularizedReward,
     feedback=FeedbackSource,
     add_arguments=add_arguments,
