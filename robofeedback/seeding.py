@@ -23,6 +23,7 @@ STREAMS = {
     "status": "the episode shown to people in the annotation app while a run trains",
     "judged": "the episode of a trained policy that a judge or person scores (ICPL's candidates, the bi-level loop)",
     "fresh-pairs": "segment pairs from fresh rollouts, for a learned reward's held-out accuracy",
+    "coverage": "the coverage episodes a reward is measured on against the env's own (the benchmark's metrics)",
 }
 
 

@@ -96,10 +96,15 @@ def entry_id(entry: dict[str, Any]) -> str:
     return "|".join(str(p) for p in (entry["method"], entry["task"], variant(entry), f"seed{entry['seed']}"))
 
 
-def expand(suite: dict[str, Any], only: list[str] | None = None, tasks: list[str] | None = None) -> list[dict]:
-    """The suite's entries, one per seed (an entry's ``seeds:`` overrides the suite's; ``perf`` runs once) and per
-    label budget (``budget:`` may be a list), with the suite's ``train:`` settings under each entry's ``config:``,
-    kept to ``only`` methods and ``tasks``."""
+def expand(
+    suite: dict[str, Any], only: list[str] | None = None, tasks: list[str] | None = None, seeds: int | None = None
+) -> list[dict]:
+    """The suite's entries, one per seed (an entry's ``seeds:`` overrides the suite's, and ``seeds`` given here,
+    seeds 0 to ``seeds`` - 1, overrides both; ``perf`` runs once) and per label budget (``budget:`` may be a
+    list), with the suite's ``train:`` settings under each entry's ``config:``, kept to ``only`` methods and
+    ``tasks``."""
+    if seeds is not None and seeds < 1:
+        raise SuiteError(f"--seeds must be >= 1, got {seeds}")
     if not isinstance(suite.get("entries"), list) or not suite["entries"]:
         raise SuiteError("a suite needs a non-empty list of entries")
     known = method_names()
@@ -121,10 +126,11 @@ def expand(suite: dict[str, Any], only: list[str] | None = None, tasks: list[str
             entry["config"] = deep_merge(copy.deepcopy(suite.get("train", {})), entry.get("config", {}))
         if only and entry["method"] not in only or tasks and entry["task"] not in tasks:
             continue
-        seeds = [0] if entry["method"] == "perf" else entry.pop("seeds", suite.get("seeds", [0]))
+        own = entry.pop("seeds", suite.get("seeds", [0]))
+        runs = [0] if entry["method"] == "perf" else range(seeds) if seeds is not None else own
         budgets = entry.pop("budget") if isinstance(entry.get("budget"), list) else [entry.get("budget")]
         for budget in budgets:
-            for seed in seeds:
+            for seed in runs:
                 one = {**entry, "seed": int(seed), **({"budget": budget} if budget is not None else {})}
                 key = entry_id(one)
                 if key in seen:
@@ -227,11 +233,13 @@ def run_suite(
     tasks: list[str] | None = None,
     resume: bool = False,
     progress: bool = True,
+    seeds: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the suite's entries into ``out``; returns every row ``out/results.jsonl`` then holds. Without
-    ``resume`` a folder with results is refused; with it, finished entries are kept and only the rest run."""
+    """Run the suite's entries into ``out`` (``seeds``: see :func:`expand`); returns every row
+    ``out/results.jsonl`` then holds. Without ``resume`` a folder with results is refused; with it, finished
+    entries are kept and only the rest run."""
     out = Path(out)
-    entries = expand(suite, only, tasks)
+    entries = expand(suite, only, tasks, seeds)
     rows = read_results(out)
     if rows and not resume:
         raise SuiteError(f"{out / RESULTS} already holds results: pass --resume to continue it, or another --out")
@@ -498,6 +506,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", nargs="+", metavar="METHOD", help=f"only these methods ({', '.join(method_names())})")
     parser.add_argument("--tasks", nargs="+", help="only entries on these tasks")
     parser.add_argument(
+        "--seeds", type=int, default=None, metavar="N", help="every entry with seeds 0 .. N-1 (default: the suite's)"
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=os.cpu_count() or 1,
@@ -516,7 +527,16 @@ def run_command(args: argparse.Namespace) -> int:
     suite = load_yaml(suite_path(args.suite))
     out = Path(args.out or f"runs/bench/{datetime.date.today().isoformat()}")
     rows = run_suite(
-        suite, out, args.executor, args.jobs, args.address, args.only, args.tasks, args.resume, not args.no_progress
+        suite,
+        out,
+        args.executor,
+        args.jobs,
+        args.address,
+        args.only,
+        args.tasks,
+        args.resume,
+        not args.no_progress,
+        args.seeds,
     )
     path = report(rows, out, suite)
     print(f"report: {path}")

@@ -17,8 +17,13 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from robofeedback.config import assets_dir, deep_merge
+from robofeedback.envs import make, policy_env_kwargs
 from robofeedback.envs.tasks import task_prompts
+from robofeedback.protocols import RewardFunction
+from robofeedback.rewards.base import EnvReward
+from robofeedback.rewards.metrics import coverage, reward_metrics
 from robofeedback.rl.train import TrainResult, train
+from robofeedback.seeding import stream_seed
 
 # beside every result of reward code that weights the env's factors, or that a hand-written replay served
 FACTOR_NOTE = (
@@ -153,7 +158,27 @@ def trained(
     if result.feedback:
         row["labels"] = result.feedback["labels"]
         row["reward_accuracy_heldout"] = result.feedback.get("heldout_accuracy")
+    if result.reward is not None and not isinstance(result.reward, EnvReward):
+        row["reward_metrics"] = measure_reward(entry, result.reward, result.model)
     return result, row
+
+
+COVERAGE_EPISODES = 16
+
+
+def measure_reward(entry: dict[str, Any], reward: RewardFunction, policy: Any = None) -> dict[str, Any]:
+    """:func:`~robofeedback.rewards.metrics.reward_metrics` of ``reward`` on the entry's task: coverage episodes
+    of ``policy`` and of random actions (the entry's ``coverage`` random stream), segments as long as the entry's
+    feedback segments."""
+    env_kwargs = policy_env_kwargs(entry["task"], entry["config"].get("env_kwargs", {}))
+    env = make(entry["task"], seed=stream_seed(entry["seed"], "coverage"), **env_kwargs)
+    try:
+        seed = stream_seed(entry["seed"], "coverage")
+        episodes = coverage(env, policy, COVERAGE_EPISODES, seed, frames=reward.needs_frames)
+    finally:
+        env.close()
+    length = int(entry["config"].get("feedback", {}).get("segment_length", 25))
+    return {**reward_metrics(reward, episodes, length, seed=seed), "coverage_episodes": COVERAGE_EPISODES}
 
 
 def with_budget(entry: dict[str, Any]) -> dict[str, Any]:

@@ -370,6 +370,7 @@ class TrainResult:
     checkpoint: Path
     config: TrainConfig
     feedback: dict | None = None  # labels used and reward-model accuracy, when the reward was learned
+    reward: RewardFunction | None = None  # the reward the policy was trained on (learned: as it ended)
 
 
 def _training_envs(
@@ -504,6 +505,7 @@ def train(
         out / "checkpoints",
         cfg,
         summary.get("feedback"),
+        reward_fn,
     )
 
 

@@ -73,6 +73,10 @@ def test_entries_expand_per_seed_and_budget_and_filter():
         expand({"entries": [{"method": "env", "steps": 10}]})
     with pytest.raises(SuiteError, match="both env"):
         expand({"entries": [{"method": "env", "task": "x"}, {"method": "env", "task": "x"}]})
+    scaled = [entry_id(e) for e in expand(suite, only=["env", "perf"], seeds=3)]  # --seeds 3: over every entry's
+    assert scaled == [*(f"env|metaworld:reach||seed{i}" for i in range(3)), "perf|perf|cutting_plane|seed0"]
+    with pytest.raises(SuiteError, match="--seeds must be >= 1"):
+        expand(suite, seeds=0)
 
 
 def _comparable(rows):

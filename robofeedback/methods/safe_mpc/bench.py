@@ -11,6 +11,7 @@ maximum-volume-ellipsoid solve time per correction, and how many trials declared
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ def game_row(game: str, settings: SafeMPCEntry, first_seed: int) -> dict[str, An
         **summarize(trials),
         "attempts_mean": sum(t.attempts for t in trials) / len(trials),
         "theta_error_mean": sum(t.theta_error for t in trials) / len(trials),
-        "reasons": sorted({t.reason.split(":")[0] for t in trials if t.misspecified}),
+        "reasons": [t.reason.split(":")[0] for t in trials if t.misspecified],
     }
     env.close()
     return row
@@ -103,9 +104,10 @@ def rule(reason: str) -> str:
 
 
 def declared(row: dict[str, Any]) -> str:
-    """How many trials declared misspecification, and by which rules."""
-    rules = sorted({rule(reason) for reason in row["reasons"]})
-    return f"{row['declared_misspecified']} / {row['trials']}" + (f" ({', '.join(rules)})" if rules else "")
+    """How many trials declared misspecification, and how many of them each rule declared."""
+    rules = Counter(rule(reason) for reason in row["reasons"])
+    named = ", ".join(f"{name}: {n}" for name, n in sorted(rules.items()))
+    return f"{row['declared_misspecified']} / {row['trials']}" + (f" ({named})" if rules else "")
 
 
 def report(rows: list[dict[str, Any]]) -> list[str]:

@@ -86,6 +86,10 @@ def test_a_tiny_study_runs_through_the_suite(tmp_path):
     learned = [r for r in rows if r["config"].get("budget")]
     assert all(0 <= r["reward_accuracy_fresh_pairs"] <= 1 and "round_cost" in r for r in learned)
     assert all(r["labels"] <= r["config"]["budget"] for r in learned)
+    measured = [r["reward_metrics"] for r in learned]  # against the env's reward, on fresh coverage episodes
+    assert all(0 <= m["pref_accuracy"] <= 1 and 0 <= m["epic_distance"] <= 1 for m in measured)
+    assert all(m["epic_canonical"] == "full" and m["coverage_transitions"] == 16 * 50 for m in measured)
+    assert "reward_metrics" not in next(r for r in rows if not r["config"].get("budget"))  # the env's own reward
     text = report(rows, tmp_path, suite).read_text()
     assert "## Preference learning vs the true reward" in text
     assert "| panda:PandaReachDense-v3 | bounded | oracle |" in text

@@ -53,7 +53,7 @@ def test_a_misspecified_entry_reports_the_rule_that_declared_it(tmp_path):
     assert row["trials"] == 1 and row["episodes"] == 40 and [rule(r) for r in row["reasons"]][0] in RULES.values()
     well = run_entry({**entry, "misspecified": False, "attempts": 2}, tmp_path, None)
     text = "\n".join(report([{**row, "task": entry["task"]}, {**well, "task": entry["task"]}]))
-    assert f"| 1 / 1 ({rule(row['reasons'][0])}) |" in text
+    assert f"| 1 / 1 ({rule(row['reasons'][0])}: 1) |" in text
     assert "| safety:pendulum | true constraint inside | 2 | 1 |" in text
     assert "12.8 ± 2.1" in text  # the paper's figure next to the well-specified game
 
