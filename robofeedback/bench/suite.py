@@ -22,6 +22,7 @@ import datetime
 import json
 import os
 import re
+import shlex
 import shutil
 import threading
 import time
@@ -35,6 +36,15 @@ import torch
 from tqdm.auto import tqdm
 
 from robofeedback import registry
+from robofeedback.bench import aggregate
+from robofeedback.bench.aggregate import (
+    aggregate_table,
+    cell,
+    improvement_table,
+    interval,
+    plot_profiles,
+    plot_reward_metrics,
+)
 from robofeedback.bench.common import read_results
 from robofeedback.bench.perf import MEASURES
 from robofeedback.config import config_dir, deep_merge, load_yaml, run_metadata
@@ -47,6 +57,7 @@ from robofeedback.seeding import stream_seed
 
 BASELINES = {"env": "true reward", "random": "random actions"}
 RESULTS = "results.jsonl"
+COMMAND = "command.txt"  # the command line that ran the suite, which the report names
 
 
 class SuiteError(EntryError):
@@ -321,8 +332,8 @@ def _groups(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, 
 
 
 def _plot_curves(rows: list[dict[str, Any]], path: Path, x: str) -> Path | None:
-    """Per task: success rate (or env return where the task has no success) against ``x`` (steps or labels),
-    the mean over seeds at each point, one line per method."""
+    """Per task: success rate (or env return where the task has no success) against ``x`` (steps or labels), one
+    line per method: at each evaluation, the IQM over seeds (at the seeds' mean ``x``) with its 95% interval."""
     rows = [r for r in rows if r.get("curve") and (x == "steps" or any("labels" in c for c in r["curve"]))]
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     if not tasks:
@@ -333,17 +344,22 @@ def _plot_curves(rows: list[dict[str, Any]], path: Path, x: str) -> Path | None:
         has_success = all(c.get("success_rate") is not None for r in task_rows for c in r["curve"])
         metric = "success_rate" if has_success else "mean_env_return"
         for (_, label), group in _groups(task_rows).items():
-            points: dict[float, list[float]] = {}
+            points = []  # per evaluation: the seeds' x and metric
             for r in group:
-                for c in r["curve"]:
-                    if c.get(metric) is not None and c.get(x) is not None:
-                        points.setdefault(c[x], []).append(c[metric])
-            xs = sorted(points)
-            ys = [np.mean(points[v]) for v in xs]
+                usable = [c for c in r["curve"] if c.get(metric) is not None and c.get(x) is not None]
+                for i, c in enumerate(usable):
+                    if i == len(points):
+                        points.append(([], []))
+                    points[i][0].append(c[x])
+                    points[i][1].append(c[metric])
+            xs = [float(np.mean(p[0])) for p in points]
+            bands = [interval(np.array(p[1])[:, None]) for p in points]
             if len(xs) == 1 and x == "steps" and xs[0] == 0:  # no training (random actions): a level line
-                ax.axhline(ys[0], color="grey", ls=":", label=label)
-            else:
-                ax.plot(xs, ys, marker="o", ms=3, label=f"{label} ({len(group)} seed{'s' * (len(group) > 1)})")
+                ax.axhline(bands[0][0], color="grey", ls=":", label=label)
+                continue
+            seeds = f"{len(group)} seed{'s' * (len(group) > 1)}"
+            (line,) = ax.plot(xs, [b[0] for b in bands], marker="o", ms=3, label=f"{label} ({seeds})")
+            ax.fill_between(xs, [b[1] for b in bands], [b[2] for b in bands], color=line.get_color(), alpha=0.15)
         ax.set_title(task)
         ax.set_xlabel("env steps" if x == "steps" else "labels used")
         ax.set_ylabel("success rate" if metric == "success_rate" else "env return")
@@ -355,10 +371,15 @@ def _plot_curves(rows: list[dict[str, Any]], path: Path, x: str) -> Path | None:
     return save_figure(fig, path, dpi=90)
 
 
+def _metric(group: list[dict[str, Any]], key: str) -> str:
+    return cell([r.get("reward_metrics", {}).get(key) for r in group])
+
+
 def _task_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| task | method | label budget | seeds | env steps | labels used | success | env return | wall time |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| task | method | label budget | seeds | env steps | labels used | success | env return "
+        "| pref. accuracy | rank corr. | EPIC | wall time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (task, label), group in _groups(rows).items():
         cells = [
@@ -368,8 +389,11 @@ def _task_table(rows: list[dict[str, Any]]) -> list[str]:
             ", ".join(str(r["seed"]) for r in group),
             mean_spread([r.get("steps") for r in group], 0),
             mean_spread([r.get("labels") for r in group], 0),
-            mean_spread([r.get("success_rate") for r in group]),
-            mean_spread([r.get("mean_env_return") for r in group], 1),
+            cell([r.get("success_rate") for r in group]),
+            cell([r.get("mean_env_return") for r in group], 1),
+            _metric(group, "pref_accuracy"),
+            _metric(group, "rank_correlation"),
+            _metric(group, "epic_distance"),
             mean_spread([r["wall_time_s"] for r in group], 0) + " s",
         ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
@@ -409,11 +433,50 @@ def _changes(base: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _learning_section(rows: list[dict[str, Any]], out: Path) -> list[str]:
+    """The reward-learning tables and plots: per task, across tasks, against the baselines."""
+    groups = _groups(rows)
+    lines = [
+        "## Reward learning",
+        "",
+        "Final evaluation (deterministic policy, the env's own reward and success). Success and env return: IQM "
+        "over seeds [95% stratified bootstrap CI] (rliable; with 3 seeds the IQM is the mean). Reward-model "
+        "metrics, for every learned or zero-shot reward, against the env's reward on coverage episodes (half the "
+        "trained policy acting stochastically, half random actions; `robofeedback.rewards.metrics`): held-out "
+        "segment-pair preference accuracy, Spearman rank correlation with the true return per episode, EPIC "
+        "distance (0: the same reward up to shaping and scale; 0.71: unrelated; 1: opposite).",
+        "",
+        *_task_table(rows),
+        "",
+        "### Across tasks",
+        "",
+        aggregate.__doc__.split("\n\n", 1)[1].replace("\n", " ").strip(),
+        "",
+        *aggregate_table(groups),
+        "",
+        "Probability of improvement over the baselines on the tasks they share:",
+        "",
+        *improvement_table(groups),
+        "",
+    ]
+    plots = (
+        (_plot_curves(rows, out / "curves_steps.png", "steps"), "success rate against env steps"),
+        (_plot_curves(rows, out / "curves_labels.png", "labels"), "success rate against labels used"),
+        (plot_profiles(groups, out / "profiles.png"), "performance profiles"),
+        (plot_reward_metrics(groups, out / "reward_metrics.png"), "reward-model metrics"),
+    )
+    for plot, caption in plots:
+        if plot is not None:
+            lines += [f"![{caption}]({plot.name})", ""]
+    return lines
+
+
 def report(rows: list[dict[str, Any]], out: Path, suite: dict[str, Any]) -> Path:
-    """``out/REPORT.md`` and its plots, from ``rows`` (in the suite's order, whatever order they finished in)."""
+    """``out/REPORT.md`` and its plots, from ``rows`` (in the suite's order and then by seed, whatever order they
+    finished in)."""
     out = Path(out)
-    order = {entry_id(e): i for i, e in enumerate(expand(suite))}
-    rows = sorted(rows, key=lambda r: order.get(r["id"], len(order)))
+    order = {entry_id(e).rsplit("|", 1)[0]: i for i, e in reversed(list(enumerate(expand(suite))))}
+    rows = sorted(rows, key=lambda r: (order.get(r["id"].rsplit("|", 1)[0], len(order)), r["seed"]))
     ok = [r for r in rows if r.get("status") == "ok"]
     failed = [r for r in rows if r.get("status") != "ok"]
     learning = [r for r in ok if r["method"] != "perf" and "mean_env_return" in r]
@@ -426,26 +489,12 @@ def report(rows: list[dict[str, Any]], out: Path, suite: dict[str, Any]) -> Path
         f"{len(ok)} entries finished, {len(failed)} failed; code {', '.join(commits)}; "
         f"{sum(r['wall_time_s'] for r in rows) / 60:.1f} min of entry time in {_elapsed(rows) / 60:.1f} min "
         f"({', '.join(sorted({r['executor'] for r in rows}))} executor). Each entry's seed, commit and config are "
-        "in `results.jsonl` and in the provenance table of `REPORT.md`.",
+        "in `results.jsonl` and in the provenance table of `REPORT.md`."
+        + (f" Command: `{(out / COMMAND).read_text().strip()}`." if (out / COMMAND).exists() else ""),
         "",
     ]
     if learning:
-        lines += [
-            "## Reward learning",
-            "",
-            "Success rate and env return on the final evaluation (deterministic policy, the env's own reward and "
-            "success), mean ± std over seeds.",
-            "",
-            *_task_table(learning),
-            "",
-        ]
-        for x, name, caption in (
-            ("steps", "curves_steps.png", "against env steps"),
-            ("labels", "curves_labels.png", "against labels used"),
-        ):
-            plot = _plot_curves(learning, out / name, x)
-            if plot is not None:
-                lines += [f"![success rate {caption}]({plot.name})", ""]
+        lines += _learning_section(learning, out)
     for method in dict.fromkeys(r["method"] for r in ok):
         own = registry.get(method).report if method not in (*BASELINES, "perf") else None
         if own is not None:
@@ -478,20 +527,39 @@ def report(rows: list[dict[str, Any]], out: Path, suite: dict[str, Any]) -> Path
 README_START, README_END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
 
 
-def update_readme(readme: Path, report_path: Path, images: Path) -> None:
-    """Put the report's tables and plots between the README's results markers, the plots copied to ``images``."""
-    readme, report_path, images = Path(readme).resolve(), Path(report_path), Path(images).resolve()
+def readme_section(report_path: Path, readme_dir: Path) -> str:
+    """What goes between the README's results markers: the report (``<folder>/REPORT.md``) up to its provenance
+    table, its plots linked in the folder, and where its figures come from."""
+    report_path = Path(report_path).resolve()
+    folder = report_path.parent.relative_to(Path(readme_dir).resolve())
+    body = report_path.read_text().split("\n## Provenance")[0].split("\n", 1)[1]
+    for png in sorted(report_path.parent.glob("*.png")):
+        body = body.replace(f"]({png.name})", f"]({folder / png.name})")
+    body = body.replace("\n## ", "\n#### ").replace("\n### ", "\n##### ")
+    source = (
+        f"These figures are [{folder / RESULTS}]({folder / RESULTS}), rendered by the suite's report into "
+        f"[{folder / 'REPORT.md'}]({folder / 'REPORT.md'}) (each entry's seed, commit and config are there); "
+        "`tests/test_readme.py` fails when this section, that report and those results disagree."
+    )
+    return body.strip() + "\n\n" + source + "\n"
+
+
+def update_readme(readme: Path, report_path: Path, folder: Path) -> None:
+    """Copy the report, its results, suite, command and plots into ``folder`` (in the repository, where they are
+    kept: ``runs/`` is not) and put :func:`readme_section` between the README's results markers."""
+    readme, report_path, folder = Path(readme).resolve(), Path(report_path), Path(folder).resolve()
     text = readme.read_text()
     if README_START not in text or README_END not in text:
         raise SuiteError(f"{readme} has no {README_START} ... {README_END} markers for the results")
-    images.mkdir(parents=True, exist_ok=True)
-    body = report_path.read_text().split("\n## Provenance")[0].split("\n", 1)[1]
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("REPORT.md", RESULTS, "suite.json", COMMAND):
+        if (report_path.parent / name).exists():
+            shutil.copy(report_path.parent / name, folder / name)
     for png in report_path.parent.glob("*.png"):
-        shutil.copy(png, images / png.name)
-        body = body.replace(f"]({png.name})", f"]({images.relative_to(readme.parent) / png.name})")
-    body = body.replace("\n## ", "\n#### ")
+        shutil.copy(png, folder / png.name)
+    section = readme_section(folder / "REPORT.md", readme.parent)
     head, rest = text.split(README_START, 1)
-    readme.write_text(head + README_START + "\n" + body.strip() + "\n" + README_END + rest.split(README_END, 1)[1])
+    readme.write_text(head + README_START + "\n" + section + README_END + rest.split(README_END, 1)[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -521,11 +589,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The ``robofeedback bench`` command line that chooses what ran (where it went and how it showed aside)."""
+    parts = ["robofeedback", "bench", "--suite", str(args.suite)]
+    for flag, value in (("--seeds", args.seeds), ("--jobs", args.jobs), ("--executor", args.executor)):
+        if value is not None and (flag, value) != ("--executor", "local"):
+            parts += [flag, str(value)]
+    for flag, values in (("--only", args.only), ("--tasks", args.tasks)):
+        parts += [flag, *values] if values else []
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def run_command(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise SuiteError(f"--jobs must be >= 1, got {args.jobs}")
     suite = load_yaml(suite_path(args.suite))
     out = Path(args.out or f"runs/bench/{datetime.date.today().isoformat()}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / COMMAND).write_text(_command(args) + "\n")
     rows = run_suite(
         suite,
         out,
@@ -541,7 +622,8 @@ def run_command(args: argparse.Namespace) -> int:
     path = report(rows, out, suite)
     print(f"report: {path}")
     if args.readme:
-        update_readme(Path(args.readme), path, Path(args.readme).resolve().parent / "docs" / "results")
+        folder = Path(args.readme).resolve().parent / "docs" / "results" / suite.get("name", out.name)
+        update_readme(Path(args.readme), path, folder)
         print(f"results section written to {args.readme}")
     failed = [r["id"] for r in rows if r.get("status") != "ok"]
     if failed:

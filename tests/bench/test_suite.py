@@ -168,9 +168,12 @@ def test_the_command_writes_the_report_and_the_readme_section(tmp_path, monkeypa
     assert rows[-1]["id"] == "perf|perf|cutting_plane|seed0"  # timed last, alone, in the suite's process
     section = readme.read_text()
     assert "old" not in section and section.endswith("<!-- bench:results:end -->\n\nEnd\n")
-    assert "](docs/results/curves_steps.png)" in section and (tmp_path / "docs/results/curves_steps.png").exists()
+    kept = tmp_path / "docs/results/cli"
+    assert "](docs/results/cli/curves_steps.png)" in section and (kept / "curves_steps.png").exists()
+    assert {p.name for p in kept.iterdir()} >= {"REPORT.md", "results.jsonl", "suite.json", "command.txt"}
+    assert "--jobs 2" in (kept / "command.txt").read_text() and "Command: `robofeedback bench --suite" in text
 
     assert main(["bench", "--suite", "nonesuch", "--out", str(tmp_path / "x")]) == 2
     readme.write_text("no markers")
     with pytest.raises(SuiteError, match="markers"):
-        update_readme(readme, out / "REPORT.md", tmp_path / "docs")
+        update_readme(readme, out / "REPORT.md", tmp_path / "docs" / "results" / "cli")
