@@ -29,6 +29,7 @@ def add_clip_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--alpha", type=float, default=0.0, help="projection strength in [0, 1] (default 0: cosine)")
     g.add_argument("--clip-model", default="mini", help="'mini' (shipped; default), an open_clip folder or name")
     g.add_argument("--pretrained", default=None, help="open_clip tag or checkpoint file for a named --clip-model")
+    g.add_argument("--clip-device", default=None, help="where CLIP runs: cpu, cuda, cuda:1 (default: a GPU if any)")
 
 
 def add_teacher_arguments(parser: argparse.ArgumentParser) -> None:

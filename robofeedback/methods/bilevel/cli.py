@@ -34,6 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frames-fps", type=float, default=None, help="frame rate of a folder of expert frames")
     p.add_argument("--judge", default="clip", choices=["clip", "chat"], help="upper level (default clip, offline)")
     p.add_argument("--clip-model", default="mini", help="--judge clip: 'mini' (shipped) or an open_clip model")
+    p.add_argument("--clip-device", default=None, help="--judge clip: cpu, cuda, cuda:1 (default: a GPU if any)")
     p.add_argument("--vlm-url", default=None, help="--judge chat: base URL of an OpenAI-compatible vision server")
     p.add_argument("--vlm-model", default=None, help="--judge chat: the vision model's name on that server")
     p.add_argument("--vlm-key-env", default="OPENAI_API_KEY", help="--judge chat: env variable with its API key")
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             video_layout=args.video_layout,
         )
     else:
-        judge = ClipVideoJudge(model=args.clip_model)
+        judge = ClipVideoJudge(model=args.clip_model, device=args.clip_device)
     out = args.out or f"runs/video-reward-{args.env.replace(':', '-')}"
     loop = BilevelVideoReward(
         args.env,

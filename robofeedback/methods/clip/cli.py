@@ -28,6 +28,7 @@ def clip_reward(args: argparse.Namespace) -> ClipReward:
         alpha=args.alpha,
         model=args.clip_model,
         pretrained=args.pretrained,
+        device=args.clip_device,
         precision=args.clip_precision,
         scale=args.clip_scale,
         normalize=args.clip_normalize,

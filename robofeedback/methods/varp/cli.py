@@ -62,6 +62,7 @@ def varp_feedback(args: argparse.Namespace) -> FeedbackSource:
         alpha=args.alpha if baseline else 0.0,
         model=args.clip_model,
         pretrained=args.pretrained,
+        device=args.clip_device,
         margin=args.judge_margin,
         sketch=args.sketch,
     )

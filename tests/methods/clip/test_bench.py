@@ -54,7 +54,7 @@ def test_report_renders_each_study_and_draws_the_policy_curves(tmp_path):
         "end_to_end_transitions_per_s": 170.0,
     }
     quality_row = {"task": "panda:PandaReach-v3", "model": "mini", "alpha": 1.0, "frames": 60}
-    quality_row.update(spearman_progress=0.5, spearman_success=None)
+    quality_row.update(spearman_progress=0.5, spearman_success=None, epic_distance=0.4)
     curve = [{"steps": 0, "success_rate": 0.0}, {"steps": 100, "success_rate": 0.5}]
     runs = [
         {"task": "panda:PandaReach-v3", "method": m, "steps": 100, "success_rate": 0.5, "wall_time_s": 3.0}
@@ -62,13 +62,14 @@ def test_report_renders_each_study_and_draws_the_policy_curves(tmp_path):
     ]
     rows = [
         {"config": {"study": "speed"}, "rows": [speed_row]},
-        {"config": {"study": "quality"}, "rows": [quality_row]},
+        {"config": {"study": "quality"}, "rows": [quality_row], "missing": ["ViT-B-32/openai"]},
         {"config": {"study": "policy"}, "folder": str(folder), "runs": [{**r, "curve": curve} for r in runs]},
         {"config": {}, "mean_env_return": -3.0},
     ]
     text = "\n".join(report(rows))
     assert "| mini (96px) | fp32 | 8 | 500.0 | 400.0 | 0.8 | 300.0 | 170.0 |" in text
-    assert "| panda:PandaReach-v3 | mini | 1.0 | 60 | 0.5 | None |" in text
+    assert "| panda:PandaReach-v3 | mini | 1.0 | 60 | 0.5 | None | 0.4 |" in text
+    assert "Not testable here: no ViT-B-32/openai weights in the local cache." in text
     assert "| panda:PandaReach-v3 | clip | 100 | 0.5 | 3.0 |" in text
     assert f"]({POLICY_CURVES})" in text and (tmp_path / POLICY_CURVES).is_file()
     assert report(rows[3:]) == []
@@ -77,8 +78,11 @@ def test_report_renders_each_study_and_draws_the_policy_curves(tmp_path):
 @pytest.mark.slow
 def test_quality_correlates_each_model_with_progress_and_success():
     goal = "the gripper touches the green target"
-    result = quality("panda:PandaReach-v3", goal, "a robot arm", episodes=1, models=MODELS[:2])  # nothing to download
+    models = [*MODELS[:2], ("ViT-B-32", "nonesuch-weights")]
+    result = quality("panda:PandaReach-v3", goal, "a robot arm", episodes=1, models=models)  # nothing to download
     assert {(row["model"], row["alpha"]) for row in result["rows"]} == {
-        (model, alpha) for model in ("mini", "ViT-B-32/random") for alpha in (0.0, 1.0)
+        (model, alpha) for model in ("mini", "ViT-B-32/random") for alpha in (0.0, 0.5, 1.0)
     }
     assert all(-1 <= row["spearman_progress"] <= 1 and row["frames"] > 0 for row in result["rows"])
+    assert all(0 <= row["epic_distance"] <= 1 for row in result["rows"])
+    assert result["missing"] == ["ViT-B-32/nonesuch-weights"]

@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 
 from robofeedback.cli import main
 from robofeedback.data.rollout import collect
@@ -94,3 +95,13 @@ def test_cli_trains_on_the_clip_reward(tmp_path, capsys, tiny_train_config):
     assert "success rate" in capsys.readouterr().out
     assert main(["train", "--env", "panda:PandaReach-v3", "--reward", "clip", "--steps", "10"]) == 2
     assert "--goal" in capsys.readouterr().err
+
+
+def test_the_cli_puts_clip_on_the_device_it_names():
+    from robofeedback.cli import build_parser
+    from robofeedback.methods.clip.cli import clip_reward
+
+    base = ["train", "--env", "panda:PandaReach-v3", "--reward", "clip", "--goal", REACH_GOAL]
+    assert clip_reward(build_parser().parse_args([*base, "--clip-device", "cpu"])).similarity.clip.device == "cpu"
+    default = clip_reward(build_parser().parse_args(base)).similarity.clip.device
+    assert default == ("cuda" if torch.cuda.is_available() else "cpu")  # a GPU when there is one
