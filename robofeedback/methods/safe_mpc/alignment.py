@@ -201,10 +201,12 @@ def align(
     record: bool = False,
     epsilon: float | None = None,
     progress: bool = False,
+    guess: str = "mve",
 ) -> Trial:
     """One trial of safe-MPC alignment on a ``safety:<game>`` env (made by ``robofeedback.envs.make``). ``human``
     defaults to a :class:`SimulatedHuman` under the game's true constraint; ``record`` keeps every frame (with
-    the plan drawn); corrections go to ``store`` under ``run`` when given."""
+    the plan drawn); corrections go to ``store`` under ``run`` when given. ``guess``: the learner's next guess,
+    the ellipsoid's centre or (an ablation) a random point (:class:`CuttingPlaneLearner`)."""
     game = env.game
     model = game.model
     mpc = SafeMPC(model)
@@ -214,7 +216,7 @@ def align(
     r = model.features.r
     low, high = model.theta_box
     learner = CuttingPlaneLearner(
-        low, high, epsilon=epsilon or model.epsilon, store=store, run=run, source=human.source
+        low, high, epsilon=epsilon or model.epsilon, store=store, run=run, source=human.source, guess=guess, seed=seed
     )
     mve, frames, violations, success, mpc_seconds = [], [], 0, False, 0.0
     attempt, first_success, first_success_corrections = 0, 0, None

@@ -46,11 +46,14 @@ class SafeMPCEntry(Entry):
     trials: int = 5
     attempts: int = 40
     misspecified: bool = False
+    guess: str = "mve"  # "random": the ablation of the learner's guess (a random point instead of the centre)
 
     def __post_init__(self) -> None:
         require_positive_ints(trials=self.trials, attempts=self.attempts)
         if not isinstance(self.misspecified, bool):
             raise EntryError(f"misspecified must be true or false, got {self.misspecified!r}")
+        if self.guess not in ("mve", "random"):
+            raise EntryError(f"safe_mpc entry: guess must be 'mve' or 'random', got {self.guess!r}")
 
 
 def game_of(task: str) -> str:
@@ -67,10 +70,11 @@ def game_row(game: str, settings: SafeMPCEntry, first_seed: int) -> dict[str, An
     """The trials of one game (seeded ``first_seed``, ``first_seed + 1``, ...), summarised."""
     env = make(f"safety:{game}", seed=0, render_size=96, misspecified=settings.misspecified)
     seeds = range(first_seed, first_seed + settings.trials)
-    trials = [align(env, seed=seed, episodes=settings.attempts) for seed in seeds]
+    trials = [align(env, seed=seed, episodes=settings.attempts, guess=settings.guess) for seed in seeds]
     row = {
         "game": game,
         "misspecified": settings.misspecified,
+        "guess": settings.guess,
         "r": env.game.model.features.r,
         "epsilon": env.game.model.epsilon,
         "episodes": settings.attempts,
@@ -120,7 +124,8 @@ def report(rows: list[dict[str, Any]]) -> list[str]:
         "entering the unsafe region: the robot needed no more help. 'Goal first reached' counts the corrections "
         "until an attempt first got there, with help. The simulated human corrects with probability 0.3 when the "
         "plan comes within 2 of the true boundary. K is the certificate ln(Vol Theta_0 / V_min) / -ln(1 - 1/r), "
-        "V_min the ball of radius epsilon.",
+        "V_min the ball of radius epsilon. The random-guess ablation moves the guess to a random point of what "
+        "remains instead of the ellipsoid's centre: the certificate does not cover it.",
         "",
         "| game | variant | r | trials | success (no help needed) | corrections (mean ± std, max) | bound K "
         "| goal first reached: trials, corrections until then | violations | declared misspecified (rule) "
@@ -130,8 +135,10 @@ def report(rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         mve = f"{r['mve_ms_mean']:.0f} / {r['mve_ms_max']:.0f} ms" if r["mve_ms_mean"] is not None else "-"
         paper = "" if r["misspecified"] else PAPER[r["game"]]
+        variant = "misspecified" if r["misspecified"] else "true constraint inside"
+        variant += ", random guess (ablation)" if r.get("guess") == "random" else ""
         lines.append(
-            f"| {r['task']} | {'misspecified' if r['misspecified'] else 'true constraint inside'} | {r['r']} "
+            f"| {r['task']} | {variant} | {r['r']} "
             f"| {r['trials']} | {r['success_rate']:.2f} | {r['corrections_mean']:.1f} ± {r['corrections_std']:.1f}, "
             f"{r['corrections_max']} | {r['bound']} | {first_reached(r)} | {r['violations']} | {declared(r)} "
             f"| {mve} | {paper} |"

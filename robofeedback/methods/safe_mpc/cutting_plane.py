@@ -225,6 +225,30 @@ def _primal_dual_mve(
     return d, E, float(-0.5 * np.log(values).sum())
 
 
+def hit_and_run(A: np.ndarray, b: np.ndarray, x: np.ndarray, rng: np.random.Generator, steps: int = 50):
+    """A near-uniform random point of {theta: A theta <= b}: ``steps`` moves from the interior point ``x``, each to a
+    uniform point of the chord through it along a random direction.
+
+    >>> A, b = np.vstack([np.eye(2), -np.eye(2)]), np.ones(4)
+    >>> points = np.array([hit_and_run(A, b, np.zeros(2), np.random.default_rng(i)) for i in range(200)])
+    >>> bool(np.all(np.abs(points) <= 1)), bool(np.abs(points.mean(0)).max() < 0.15)
+    (True, True)
+    """
+    x = np.array(x, dtype=np.float64)
+    for _ in range(steps):
+        d = rng.normal(size=len(x))
+        d /= np.linalg.norm(d)
+        rate, room = A @ d, b - A @ x
+        with np.errstate(divide="ignore"):
+            limits = room / rate
+        high = limits[rate > 1e-12].min(initial=np.inf)
+        low = limits[rate < -1e-12].max(initial=-np.inf)
+        if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
+            continue
+        x = x + rng.uniform(low, high) * d
+    return x
+
+
 @dataclass
 class Status:
     """Where the learner stands: the current guess, the log-volume of the last ellipsoid, and whether (and why) the
@@ -247,7 +271,9 @@ class CuttingPlaneLearner:
     ``v_min`` is the volume of the neighbourhood of the true parameters that corrections never cut (default:
     a ball of radius ``epsilon``). ``prior`` holds extra cuts (A, b) with A theta <= b known before any
     correction. ``store`` (a :class:`~robofeedback.data.store.FeedbackStore`), ``run`` and ``source`` say where
-    each correction is recorded.
+    each correction is recorded. ``guess`` is ``"mve"`` (the method: the ellipsoid's centre) or ``"random"`` (an
+    ablation: a uniformly random point of what remains, by hit-and-run from the centre, seeded ``seed``; the
+    certificate K assumes central cuts and does not hold for it; the misspecification rules are unchanged).
     """
 
     low: np.ndarray
@@ -259,6 +285,8 @@ class CuttingPlaneLearner:
     run: str = "safe-mpc"
     source: str = "script:simulated-human"
     solver: str = "primal-dual"
+    guess: str = "mve"
+    seed: int = 0
     cuts: list[tuple[np.ndarray, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -278,6 +306,9 @@ class CuttingPlaneLearner:
         self.bound = max(0, math.ceil((self.log_v0 - math.log(self.v_min)) / -math.log(shrink)))
         if self.solver not in ("primal-dual", "cvxpy"):
             raise ValueError(f"solver must be 'primal-dual' or 'cvxpy', got {self.solver!r}")
+        if self.guess not in ("mve", "random"):
+            raise ValueError(f"guess must be 'mve' or 'random', got {self.guess!r}")
+        self._rng = np.random.default_rng(self.seed)
         self.corrections = 0
         self._redundant: set[int] = set()  # rows of _halfspaces() that can no longer cut the polytope
         if self.solver == "cvxpy":
@@ -336,6 +367,8 @@ class CuttingPlaneLearner:
         self._redundant.update(np.flatnonzero(active)[slack > 2 * self.r].tolist())
         log_volume = logdet + math.log(self.unit_ball)
         center = np.asarray(center, dtype=np.float64).copy()
+        if self.guess == "random":
+            center = hit_and_run(A, b, center, self._rng)
         return Status(center, log_volume, self.corrections, solve_seconds=seconds, rows=len(A))
 
     def _solve_cvxpy(self, A: np.ndarray, b: np.ndarray):

@@ -62,3 +62,12 @@ def test_each_rule_is_named_from_the_learners_reason():
     assert rule("the ellipsoid problem has no solution (the polytope has no interior)") == "no parameters left"
     assert rule("41 corrections exceed the certified bound K = 40") == "more than K corrections"
     assert rule("something new") == "something new"
+
+
+def test_the_random_guess_ablation_runs_and_is_named(tmp_path):
+    entry = {"method": "safe_mpc", "task": "safety:pendulum", "seed": 0, "trials": 2, "attempts": 10}
+    row = run_entry({**entry, "guess": "random"}, tmp_path, None)
+    assert row["guess"] == "random" and row["trials"] == 2
+    assert "random guess (ablation)" in "\n".join(report([{**row, "task": entry["task"]}]))
+    with pytest.raises(EntryError, match="guess must be"):
+        run_entry({**entry, "guess": "centre"}, tmp_path, None)
