@@ -22,12 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from robofeedback.config import assets_dir
+from robofeedback.data.rollout import collect
+from robofeedback.data.video import read_video, resample
+from robofeedback.envs import make, policy_env_kwargs
 from robofeedback.feedback.llm import Replay
-from robofeedback.methods.bench import FACTOR_NOTE, Entry, EntryError, expert_video, task_text
-from robofeedback.methods.bilevel.model import BilevelVideoReward
+from robofeedback.feedback.vlm import ClipVideoJudge
+from robofeedback.methods.bench import FACTOR_NOTE, Entry, EntryError, expert_video, task_text, trained
+from robofeedback.methods.bilevel.model import BilevelVideoReward, ExpertFrameReward
 from robofeedback.parallel import Executor
+from robofeedback.seeding import stream_seed
 
-UPDATERS = ("offline", "replay")
+UPDATERS = ("offline", "replay", "vlm-only")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,7 +42,9 @@ class BilevelEntry(Entry):
 
     steps: int = field()  # env steps per policy; required (a bare annotation would inherit the default 0)
     text: str | None = None  # the task in words (default: the task's known text)
-    updater: str = "offline"  # "offline" (factor weights) or "replay" (hand-written answers of assets/bilevel)
+    # "offline" (factor weights), "replay" (hand-written answers of assets/bilevel), or "vlm-only" (the paper's
+    # VLM-only arm: no lower level, the judge's image model as the reward; ExpertFrameReward)
+    updater: str = "offline"
     iterations: int = 2
     fps: float = 20.0
 
@@ -48,8 +55,11 @@ class BilevelEntry(Entry):
 
 def run_entry(entry: dict[str, Any], folder: Path, executor: Executor) -> dict[str, Any]:
     """``iterations`` rounds, each training a policy for ``steps``; ``updater: replay`` serves the hand-written
-    lower level of ``assets/bilevel``."""
+    lower level of ``assets/bilevel``; ``updater: vlm-only`` trains one policy for ``iterations`` x ``steps`` on
+    the judge's image model alone."""
     settings = BilevelEntry.from_dict(entry)
+    if settings.updater == "vlm-only":
+        return vlm_only(settings, entry, folder)
     text = task_text(dataclasses.asdict(settings))
     name = settings.task.replace(":", "-")
     llm = Replay(assets_dir() / "bilevel" / f"{name}.jsonl") if settings.updater == "replay" else None
@@ -82,6 +92,23 @@ def run_entry(entry: dict[str, Any], folder: Path, executor: Executor) -> dict[s
     }
 
 
+def vlm_only(settings: BilevelEntry, entry: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """SAC on :class:`ExpertFrameReward` for as many env steps as the loop's policies together; the judge scores the
+    final policy's ``judged`` episode as it scores the loop's."""
+    steps = settings.iterations * settings.steps
+    reward = ExpertFrameReward(expert_video(settings.task), settings.fps)
+    result, row = trained({**entry, "steps": steps}, folder, reward)
+    env_kwargs = policy_env_kwargs(settings.task, settings.config.get("env_kwargs", {}))
+    env = make(settings.task, seed=settings.seed, **env_kwargs)
+    (episode,) = collect(env, result.model, n_episodes=1, render=True, seed=stream_seed(settings.seed, "judged"))
+    fps = env.metadata.get("render_fps") or 25
+    env.close()
+    judge = ClipVideoJudge()
+    expert = read_video(expert_video(settings.task), fps=settings.fps)
+    similarity = judge.compare_videos(resample(episode.frames, fps, settings.fps), expert, settings.fps).similarity
+    return {**row, "similarity": [similarity], "judge": judge.source, "lower_level": "none (VLM only)"}
+
+
 def _values(xs: list, digits: int = 2) -> str:
     return ", ".join("-" if x is None else f"{x:.{digits}f}" for x in xs)
 
@@ -95,16 +122,20 @@ def report(rows: list[dict[str, Any]]) -> list[str]:
         "colours), compared at the entry's fps. Success and return are the task's own, on the evaluation episodes "
         "after each policy's training; the similarity is the judge's on one rendered episode (the run's `judged` "
         "random stream, the same every iteration). The bi-level loop's env steps count every policy it trained. "
-        + FACTOR_NOTE,
+        + FACTOR_NOTE
+        + " The paper's claim is that the VLM + LLM loop beats the VLM alone; the VLM-only arm here is one policy on "
+        "the judge's image model as the reward (cosine to the expert's last frames), for the loop's env steps.",
         "",
         "| task | judge | lower level | seed | policies x steps | similarity per iteration | success per iteration "
         "| wall time s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        loop = len(r["similarity"]) == len(r["curve"])  # the VLM-only arm's curve is its evaluations
+        success = [c["success_rate"] for c in r["curve"]] if loop else [r["success_rate"]]
         lines.append(
             f"| {r['task']} | {r['judge']} | {r['lower_level']} | {r['seed']} "
-            f"| {len(r['similarity'])} x {r['config']['steps']} | {_values(r['similarity'], 3)} "
-            f"| {_values([c['success_rate'] for c in r['curve']])} | {r['wall_time_s']} |"
+            f"| {len(r['similarity'])} x {r['steps'] // len(r['similarity'])} | {_values(r['similarity'], 3)} "
+            f"| {_values(success)} | {r['wall_time_s']} |"
         )
     return [*lines, ""]

@@ -33,10 +33,11 @@ from tqdm.auto import tqdm
 from robofeedback.data.trajectory import Trajectory
 from robofeedback.data.video import VideoError, read_video, resample, side_by_side, write_video
 from robofeedback.envs import make, policy_env_kwargs
+from robofeedback.feedback.clip_model import MINI_CLIP, ClipModel
 from robofeedback.feedback.llm import OpenAICompatible, Replay
 from robofeedback.feedback.vlm import ChatVLMJudge, ClipVideoJudge
 from robofeedback.methods.reward_code import train_candidate
-from robofeedback.protocols import RewardUpdater
+from robofeedback.protocols import RewardFunction, RewardUpdater, Transitions
 from robofeedback.rewards.code import INFO_KEYS, RewardCodeError, check_info_keys, extract_code
 from robofeedback.rewards.codegen import (
     FEEDBACK_TIPS,
@@ -79,6 +80,31 @@ def load_expert_video(
     if len(frames) < 2:
         raise VideoError(f"the expert video {path} gives {len(frames)} frame at {fps:g} fps: at least 2 are needed")
     return frames
+
+
+class ExpertFrameReward(RewardFunction):
+    """The bi-level paper's VLM-only arm, as this machine can run it: the judge's image model used directly as the
+    reward, with no lower level. r_t = cos(e(frame after step t), e_goal), e the judge's CLIP image embedding and
+    e_goal the normalised mean embedding of the expert video's ``last`` frames (where the expert ends up)."""
+
+    needs_frames = True
+
+    def __init__(
+        self,
+        expert: str | Path,
+        fps: float = 20.0,
+        model: str = MINI_CLIP,
+        pretrained: str | None = None,
+        device: str | None = None,
+        last: int = 5,
+    ):
+        self.clip = ClipModel(model, pretrained, device)
+        frames = load_expert_video(expert, fps)
+        goal = self.clip.embed_images(frames[-last:]).mean(0)
+        self.goal = (goal / goal.norm()).numpy()
+
+    def reward(self, batch: Transitions) -> np.ndarray:
+        return self.clip.embed_images(batch.frames).numpy() @ self.goal
 
 
 def weight_groups(factors: dict[str, int]) -> dict[str, list[str]]:

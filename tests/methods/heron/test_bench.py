@@ -24,7 +24,10 @@ def test_the_study_suite_sweeps_beta_on_the_first_seed_and_runs_the_best_on_the_
     entries = expand(load_yaml(suite_path("heron")))
     heuristic = [(e["task"], e["beta"], e["seed"]) for e in entries if e.get("kind") == "heuristic"]
     assert ("panda:PandaReachDense-v3", 0.3, 0) in heuristic and ("panda:PandaReachDense-v3", "best", 2) in heuristic
-    assert len(entries) == 3 * (3 * 3 + 2 + 2)
+    assert len(entries) == 3 * (3 * 3 + 5 + 2) + 3  # and the authors' Ant ranking on 3 seeds
+    assert {e["beta"] for e in entries if e.get("kind") == "heuristic" and e["seed"] == 0} == {0.1, 0.3, 0.5, 0.7, 1.0}
+    authors = [e for e in entries if e.get("arm") == "the authors' ranking"]
+    assert authors[0]["factors"] == ["alive", "joints_at_limit", "progress", "feet_collision"]
     for entry in (e for e in entries if e["method"] == "heron"):
         HeronEntry.from_dict(entry)
     with pytest.raises(EntryError, match="'signs'.*factors"):

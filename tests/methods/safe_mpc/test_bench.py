@@ -34,7 +34,7 @@ def test_an_entry_is_checked_before_anything_is_built(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("suite", ["safe_mpc", "quick", "full"])
+@pytest.mark.parametrize("suite", ["safe_mpc", "quick", "full", "claims"])
 def test_the_suites_safe_mpc_entries_are_valid_settings(suite):
     entries = [e for e in expand(load_yaml(suite_path(suite))) if e["method"] == "safe_mpc"]
     assert entries

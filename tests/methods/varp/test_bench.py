@@ -56,7 +56,11 @@ def test_a_tiny_study_runs_through_the_suite(tmp_path):
     assert [r["status"] for r in rows] == ["ok"] * 3, [r.get("error") for r in rows]
     judged = next(r for r in rows if "judges" in r)
     assert {j["sketch"] for j in judged["judges"]} == {None, False, True}
+    effect = next(j["vs_plain"] for j in judged["judges"] if j["sketch"])  # the same pairs, sketched and plain
+    assert 0 < effect["p_value"] <= 1 and effect["pairs"] <= 6
+    assert effect["pairs_needed"] is None or effect["pairs_needed"] > 0
     assert list((tmp_path / "runs").glob("*/judge_examples.png"))
     text = report(rows, tmp_path, suite).read_text()
     assert "plain last frame vs sketched" in text and "| sketched | 6 |" in text
+    assert "Chat VLM judge: not testable here: no chat VLM" in text
     assert "with and without the agent regularization" in text and f"| {task} | 0.1 | 0 | 200 |" in text
