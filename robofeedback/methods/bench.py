@@ -21,8 +21,9 @@ from robofeedback.envs import make, policy_env_kwargs
 from robofeedback.envs.tasks import task_prompts
 from robofeedback.protocols import RewardFunction
 from robofeedback.rewards.base import EnvReward
+from robofeedback.rewards.code import CodeReward
 from robofeedback.rewards.metrics import coverage, reward_metrics
-from robofeedback.rl.train import TrainResult, train
+from robofeedback.rl.train import ALGOS, TrainResult, train
 from robofeedback.seeding import stream_seed
 
 # beside every result of reward code that weights the env's factors, or that a hand-written replay served
@@ -179,6 +180,16 @@ def measure_reward(entry: dict[str, Any], reward: RewardFunction, policy: Any = 
         env.close()
     length = int(entry["config"].get("feedback", {}).get("segment_length", 25))
     return {**reward_metrics(reward, episodes, length, seed=seed), "coverage_episodes": COVERAGE_EPISODES}
+
+
+def measure_code(entry: dict[str, Any], code: str, checkpoint: Path) -> dict[str, Any]:
+    """:func:`measure_reward` of reward ``code`` (run in its jail), the coverage policy the model saved at
+    ``checkpoint`` (a ``model.zip``) with the entry's algorithm."""
+    reward = CodeReward(code)
+    try:
+        return measure_reward(entry, reward, ALGOS[entry.get("algo", "sac")].load(checkpoint, device="cpu"))
+    finally:
+        reward.close()
 
 
 def with_budget(entry: dict[str, Any]) -> dict[str, Any]:

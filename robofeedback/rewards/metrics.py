@@ -31,6 +31,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from robofeedback.data.rollout import collect
 from robofeedback.data.trajectory import Trajectory, flat_obs
@@ -41,8 +42,10 @@ GAMMA = 0.99
 
 def coverage(env: gym.Env, policy: Any, episodes: int, seed: int, frames: bool = False) -> list[Trajectory]:
     """``episodes`` whole episodes, the first half of ``policy`` acting stochastically (all random actions when
-    ``policy`` is None), the rest of uniform random actions; with ``frames`` every step's frame is kept."""
+    ``policy`` is None), the rest of uniform random actions; with ``frames`` every step's frame is kept. The
+    policy's sampling draws from torch's random state, which this seeds too: the same seed, the same episodes."""
     env.action_space.seed(seed)
+    torch.manual_seed(seed)
     acting = episodes // 2 if policy is not None else 0
     out = collect(env, policy, n_episodes=acting, render=frames, deterministic=False, seed=seed) if acting else []
     random_seed = seed + 1 if acting else seed

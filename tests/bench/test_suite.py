@@ -98,6 +98,8 @@ def test_the_suite_gives_the_same_results_locally_and_on_ray_and_resumes(tmp_pat
     assert [c["steps"] for c in env["curve"]] == [200, 400]
     icpl = next(r for r in local if r["method"] == "icpl")
     assert icpl["steps"] == 400 and icpl["labels"] == 1  # two candidates of 200 steps, one ranking of two
+    measured = icpl["reward_metrics"]  # the best candidate's reward code against the env's reward
+    assert 0 <= measured["epic_distance"] <= 1 and measured["epic_canonical"] == "shift"
 
     with pytest.raises(SuiteError, match="--resume"):
         run_suite(TINY, tmp_path / "local", "local", progress=False)

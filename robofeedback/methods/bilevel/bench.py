@@ -27,7 +27,7 @@ from robofeedback.data.video import read_video, resample
 from robofeedback.envs import make, policy_env_kwargs
 from robofeedback.feedback.llm import Replay
 from robofeedback.feedback.vlm import ClipVideoJudge
-from robofeedback.methods.bench import FACTOR_NOTE, Entry, EntryError, expert_video, task_text, trained
+from robofeedback.methods.bench import FACTOR_NOTE, Entry, EntryError, expert_video, measure_code, task_text, trained
 from robofeedback.methods.bilevel.model import BilevelVideoReward, ExpertFrameReward
 from robofeedback.parallel import Executor
 from robofeedback.seeding import stream_seed
@@ -81,7 +81,10 @@ def run_entry(entry: dict[str, Any], folder: Path, executor: Executor) -> dict[s
         for i, it in enumerate(summary["iterations"])
     ]
     last = summary["iterations"][-1]
+    final = folder / f"iter{len(curve) - 1}"  # the last iteration's reward code and policy, as the row reports
+    metrics = measure_code(entry, (final / "code.py").read_text(), final / "train" / "checkpoints" / "model.zip")
     return {
+        "reward_metrics": metrics,
         "steps": curve[-1]["steps"],
         "success_rate": last["success_rate"],
         "mean_env_return": last["mean_env_return"],

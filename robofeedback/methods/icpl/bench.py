@@ -25,7 +25,7 @@ from robofeedback.data.video import read_video, resample
 from robofeedback.envs import make, policy_env_kwargs
 from robofeedback.feedback.llm import Replay
 from robofeedback.feedback.vlm import ClipVideoJudge
-from robofeedback.methods.bench import FACTOR_NOTE, Entry, EntryError, expert_video, task_text
+from robofeedback.methods.bench import FACTOR_NOTE, Entry, EntryError, expert_video, measure_code, task_text
 from robofeedback.methods.icpl.model import ICPL
 from robofeedback.parallel import Executor
 from robofeedback.seeding import stream_seed
@@ -115,6 +115,9 @@ def run_entry(entry: dict[str, Any], folder: Path, executor: Executor) -> dict[s
     }
     if settings.expert_video:
         row["similarity"] = video_similarity(settings, summary, folder)
+    iteration, cand = summary["best"]["name"].removeprefix("iter").split("-cand")
+    policy = folder / f"iter{iteration}" / f"cand{cand}" / "checkpoints" / "model.zip"
+    row["reward_metrics"] = measure_code(entry, summary["best"]["code"], policy)  # the best candidate's reward
     return row
 
 

@@ -56,18 +56,27 @@ def test_the_report_shows_similarity_and_success_per_iteration():
     assert line + "| 0.00, 0.50 | 3.0 |" in text
 
 
+TINY = {
+    "eval_every": 100,
+    "eval_episodes": 1,
+    "video_episodes": 0,
+    "env_kwargs": {"max_episode_steps": 20, "render_size": 48},
+    "sac": {"learning_starts": 50, "batch_size": 16},
+}
+
+
 @pytest.mark.slow
 def test_the_vlm_only_arm_trains_on_the_judges_image_model(tmp_path):
-    config = {
-        "eval_every": 100,
-        "eval_episodes": 1,
-        "video_episodes": 0,
-        "env_kwargs": {"max_episode_steps": 20, "render_size": 48},
-        "sac": {"learning_starts": 50, "batch_size": 16},
-    }
-    entry = {**ENTRY, "updater": "vlm-only", "iterations": 2, "steps": 100, "config": config}
+    entry = {**ENTRY, "updater": "vlm-only", "iterations": 2, "steps": 100, "config": TINY}
     row = run_entry(entry, tmp_path, None)
     assert row["steps"] == 200 and row["lower_level"] == "none (VLM only)" and len(row["similarity"]) == 1
     assert row["reward_metrics"]["epic_canonical"] == "shift" and row["reward_metrics"]["coverage_transitions"] == 320
     text = "\n".join(report([{**row, "task": ENTRY["task"], "seed": 0, "config": entry, "wall_time_s": 1.0}]))
     assert "| none (VLM only) | 0 | 1 x 200 |" in text
+
+
+@pytest.mark.slow
+def test_the_loops_last_reward_code_is_measured_against_the_env_reward(tmp_path):
+    row = run_entry({**ENTRY, "iterations": 1, "steps": 100, "config": TINY}, tmp_path, None)
+    assert row["lower_level"] == "offline:feedback-weights" and len(row["similarity"]) == 1
+    assert row["reward_metrics"]["epic_canonical"] == "shift" and 0 <= row["reward_metrics"]["epic_distance"] <= 1
