@@ -7,6 +7,7 @@ feedback round of at most 10 labels to fit, and runs the bi-level loop for 2 of 
 runs unchanged, end to end.
 """
 
+import json
 import os
 import re
 import shlex
@@ -149,3 +150,23 @@ def test_command_parses(argv, capsys):
         build_parser().parse_args(argv)
     except SystemExit:
         pytest.fail(f"robofeedback {' '.join(argv)}: {capsys.readouterr().err}")
+
+
+RESULTS = ROOT / "docs" / "results" / "quick"
+
+
+def test_the_results_section_is_the_committed_report_of_the_committed_results(tmp_path):
+    """The README's Results are the quick suite's report, kept in docs/results/quick with the results it was
+    rendered from; rendering those results again gives the same report, and the section the same text."""
+    from robofeedback.bench.common import read_results
+    from robofeedback.bench.suite import COMMAND, README_END, README_START, latest, readme_section, report
+
+    section = README.split(README_START)[1].split(README_END)[0]
+    assert section.strip() == readme_section(RESULTS / "REPORT.md", ROOT).strip()
+    for name in ("results.jsonl", COMMAND):
+        (tmp_path / name).write_text((RESULTS / name).read_text())
+    suite = json.loads((RESULTS / "suite.json").read_text())
+    again = report(latest(read_results(tmp_path)), tmp_path, suite)
+    assert again.read_text() == (RESULTS / "REPORT.md").read_text()
+    for png in RESULTS.glob("*.png"):  # every plot the report shows is kept beside it
+        assert f"]({png.name})" in again.read_text()

@@ -19,7 +19,8 @@ import numpy as np
 
 from robofeedback.rl.plots import save_figure, task_panels
 
-REPS = 2000  # bootstrap resamples per interval
+REPS = 2000  # bootstrap resamples per interval of a table
+BAND_REPS = 200  # per point of a curve's or a profile's band (rliable resamples in Python, and curves have many)
 SEED = 0  # the bootstrap's random state: the same results give the same report
 TRUE, RANDOM = "true reward", "random actions"
 METRICS = {
@@ -145,7 +146,7 @@ def plot_profiles(groups: Groups, path) -> Any:
     for ax, task in zip(axes, tasks, strict=True):
         here = {label: by_task[task][:, None] for label, by_task in by_label.items() if task in by_task}
         np.random.seed(SEED)  # rliable's profile bootstrap draws from numpy's global random state
-        profiles, bands = library.create_performance_profile(here, taus, reps=REPS)
+        profiles, bands = library.create_performance_profile(here, taus, reps=BAND_REPS)
         for label, profile in profiles.items():
             (line,) = ax.plot(taus, profile, label=f"{label} ({len(here[label])} runs)")
             ax.fill_between(taus, bands[label][0], bands[label][1], color=line.get_color(), alpha=0.15)

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from robofeedback import registry
 from robofeedback.bench import aggregate
 from robofeedback.bench.aggregate import (
+    BAND_REPS,
     aggregate_table,
     cell,
     improvement_table,
@@ -353,7 +354,7 @@ def _plot_curves(rows: list[dict[str, Any]], path: Path, x: str) -> Path | None:
                     points[i][0].append(c[x])
                     points[i][1].append(c[metric])
             xs = [float(np.mean(p[0])) for p in points]
-            bands = [interval(np.array(p[1])[:, None]) for p in points]
+            bands = [interval(np.array(p[1])[:, None], reps=BAND_REPS) for p in points]
             if len(xs) == 1 and x == "steps" and xs[0] == 0:  # no training (random actions): a level line
                 ax.axhline(bands[0][0], color="grey", ls=":", label=label)
                 continue
