@@ -35,15 +35,16 @@ FACTOR_NOTE = (
 
 
 def mean_spread(values: list, digits: int = 2) -> str:
-    """``mean ± std`` of the values that are not None (just the value when there is one, ``-`` when none).
+    """``mean ± std`` of the values that are not None (just the value when they are all the same, ``-`` when
+    there are none).
 
-    >>> mean_spread([0.5, 0.7, None]), mean_spread([0.5]), mean_spread([None])
+    >>> mean_spread([0.5, 0.7, None]), mean_spread([0.5, 0.5]), mean_spread([None])
     ('0.60 ± 0.10', '0.50', '-')
     """
     values = [v for v in values if v is not None]
     if not values:
         return "-"
-    spread = f" ± {np.std(values):.{digits}f}" if len(values) > 1 else ""
+    spread = f" ± {np.std(values):.{digits}f}" if len(set(values)) > 1 else ""
     return f"{np.mean(values):.{digits}f}{spread}"
 
 
