@@ -1,14 +1,5 @@
-"""Aggregates over seeds and tasks with intervals, as rliable computes them (Agarwal et al. 2021).
-
-A run's **score** is its final success rate where the task reports success; on a task without one it is the env
-return normalised by the suite's random-actions and true-reward entries on that task, (x - random) / (true -
-random), and a task without both baselines is left out of the aggregates. Per task and method, and per method
-across the tasks it ran, the report gives the interquartile mean (IQM, the mean of the middle 50% of runs) and the
-mean with 95% stratified bootstrap confidence intervals (percentile bootstrap, seeds resampled within each task);
-performance profiles (the fraction of runs scoring above tau, with bands); and the probability that a run of a
-method beats a run of its baseline on the same task (Mann-Whitney's U / n m, averaged over tasks) with its interval.
-With 3 seeds, the IQM trims nothing (it is the mean): the intervals, not the point, are what the seeds add.
-"""
+"""Aggregates over seeds and tasks with intervals, as rliable computes them (Agarwal et al. 2021): what they are
+is :data:`EXPLAINED`, which the report prints."""
 
 from __future__ import annotations
 
@@ -19,6 +10,17 @@ import numpy as np
 
 from robofeedback.rl.plots import save_figure, task_panels
 
+EXPLAINED = (
+    "A run's **score** is its final success rate where the task reports success; on a task without one it is the "
+    "env return normalised by the suite's random-actions and true-reward entries on that task, (x - random) / "
+    "(true - random), and a task without both baselines is left out of the aggregates. Per task and method, and per "
+    "method across the tasks it ran, the report gives the interquartile mean (IQM, the mean of the middle 50% of "
+    "runs) and the mean with 95% stratified bootstrap confidence intervals (percentile bootstrap, seeds resampled "
+    "within each task); performance profiles (the fraction of runs scoring above tau, with bands); and the "
+    "probability that a run of a method beats a run of its baseline on the same task (Mann-Whitney's U / n m, "
+    "averaged over tasks) with its interval. With 3 seeds, the IQM trims nothing (it is the mean): the intervals, "
+    "not the point, are what the seeds add."
+)
 REPS = 2000  # bootstrap resamples per interval of a table
 BAND_REPS = 200  # per point of a curve's or a profile's band (rliable resamples in Python, and curves have many)
 SEED = 0  # the bootstrap's random state: the same results give the same report

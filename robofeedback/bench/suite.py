@@ -451,7 +451,7 @@ def _learning_section(rows: list[dict[str, Any]], out: Path) -> list[str]:
         "",
         "### Across tasks",
         "",
-        aggregate.__doc__.split("\n\n", 1)[1].replace("\n", " ").strip(),
+        aggregate.EXPLAINED,
         "",
         *aggregate_table(groups),
         "",
