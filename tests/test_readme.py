@@ -152,21 +152,29 @@ def test_command_parses(argv, capsys):
         pytest.fail(f"robofeedback {' '.join(argv)}: {capsys.readouterr().err}")
 
 
-RESULTS = ROOT / "docs" / "results" / "quick"
+RESULTS = ROOT / "docs" / "results"
 
 
-def test_the_results_section_is_the_committed_report_of_the_committed_results(tmp_path):
+def test_the_results_section_is_the_committed_quick_suite_report():
     """The README's Results are the quick suite's report, kept in docs/results/quick with the results it was
-    rendered from; rendering those results again gives the same report, and the section the same text."""
-    from robofeedback.bench.common import read_results
-    from robofeedback.bench.suite import COMMAND, README_END, README_START, latest, readme_section, report
+    rendered from."""
+    from robofeedback.bench.suite import README_END, README_START, readme_section
 
     section = README.split(README_START)[1].split(README_END)[0]
-    assert section.strip() == readme_section(RESULTS / "REPORT.md", ROOT).strip()
+    assert section.strip() == readme_section(RESULTS / "quick" / "REPORT.md", ROOT).strip()
+
+
+@pytest.mark.parametrize("suite", ["quick", "claims"])
+def test_a_committed_report_is_what_its_committed_results_render(suite, tmp_path):
+    """Rendering the results kept in docs/results/<suite> again gives the report kept beside them, with every plot
+    it shows."""
+    from robofeedback.bench.common import read_results
+    from robofeedback.bench.suite import COMMAND, latest, report
+
+    kept = RESULTS / suite
     for name in ("results.jsonl", COMMAND):
-        (tmp_path / name).write_text((RESULTS / name).read_text())
-    suite = json.loads((RESULTS / "suite.json").read_text())
-    again = report(latest(read_results(tmp_path)), tmp_path, suite)
-    assert again.read_text() == (RESULTS / "REPORT.md").read_text()
-    for png in RESULTS.glob("*.png"):  # every plot the report shows is kept beside it
-        assert f"]({png.name})" in again.read_text()
+        (tmp_path / name).write_text((kept / name).read_text())
+    again = report(latest(read_results(tmp_path)), tmp_path, json.loads((kept / "suite.json").read_text()))
+    assert again.read_text() == (kept / "REPORT.md").read_text()
+    shown = {png.name for png in tmp_path.glob("*.png")}
+    assert shown and shown == {png.name for png in kept.glob("*.png")}

@@ -47,7 +47,9 @@ def interval(matrix: np.ndarray, statistic: str = "iqm", reps: int = REPS) -> tu
     interval."""
     library, metrics = _rliable()
     func = {"iqm": metrics.aggregate_iqm, "mean": metrics.aggregate_mean}[statistic]
-    matrix = np.asarray(matrix, np.float64).reshape(len(matrix), -1)
+    # Each task's runs in one order (the bootstrap resamples within a task, so pairing across tasks is not used):
+    # the resampled indices are seeded, so the interval would otherwise depend on the order the rows came in.
+    matrix = np.sort(np.asarray(matrix, np.float64).reshape(len(matrix), -1), axis=0)
     if len(matrix) == 1:
         value = float(func(matrix))
         return value, value, value
