@@ -131,6 +131,16 @@ class LearnedReward(RewardFunction, ABC):
     def load(cls, path: str | Path) -> LearnedReward:
         """The model :meth:`save` wrote."""
 
+    @abstractmethod
+    def save_pretrained(self, folder: str | Path, card: dict[str, Any] | None = None) -> Path:
+        """Write the model as a folder other tools open (settings as JSON, weights as safetensors, a model card
+        from ``card``: the env, labels and their sources, held-out accuracy, licence)."""
+
+    @classmethod
+    @abstractmethod
+    def from_pretrained(cls, folder: str | Path) -> LearnedReward:
+        """The model :meth:`save_pretrained` wrote."""
+
     def set_policy_data(self, obs: np.ndarray, actions: np.ndarray) -> None:
         """Recent transitions of the current policy, for models whose loss uses them (``policy_steps`` > 0)."""
         raise NotImplementedError(f"{type(self).__name__} does not learn from the policy's own data")

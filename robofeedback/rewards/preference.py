@@ -76,6 +76,7 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from robofeedback.config import require_positive_ints
@@ -265,6 +266,39 @@ class PreferenceSettings:
         if unknown:
             raise ValueError(f"unknown preference settings {unknown}; the preference core takes {known}")
         return cls(**settings)
+
+
+PRETRAINED_FORMAT = "robofeedback-preference-reward"
+PRETRAINED_VERSION = 1
+PRETRAINED_WEIGHTS = "model.safetensors"
+
+
+def model_card(name: str, config: dict[str, Any], card: dict[str, Any]) -> str:
+    """A reward model's card: what it is, its inputs and network, and what ``card`` says it was trained on."""
+    sources = card.get("sources") or {}
+    lines = [
+        "---",
+        f"license: {card.get('license', 'unknown')}",
+        "library_name: robofeedback",
+        "tags: [reward-model, preference-learning, robotics]",
+        "---",
+        "",
+        f"# {name}: a reward model learned from preferences",
+        "",
+        "An ensemble of MLPs trained with the Bradley-Terry loss on segment comparisons (robofeedback). Load it "
+        "with `robofeedback.rewards.preference." + name + ".from_pretrained(path)`; the weights are "
+        f"`{PRETRAINED_WEIGHTS}`, the settings `config.json`.",
+        "",
+        f"- env: {card.get('env', 'not recorded')}",
+        f"- inputs: observations of {config['obs_dim']} numbers"
+        + (f" and actions of {config['act_dim']}" if config.get("use_actions") else " (actions not used)"),
+        f"- network: {config.get('ensemble')} members, {config.get('layers')} x {config.get('hidden')} hidden units",
+        f"- labels: {card.get('labels', 'not recorded')}",
+        "- sources: " + (", ".join(f"{k} ({v})" for k, v in sources.items()) if sources else "not recorded"),
+        f"- held-out accuracy: {card.get('heldout_accuracy', 'not recorded')}",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 class PreferenceReward(LearnedReward):
@@ -592,6 +626,66 @@ class PreferenceReward(LearnedReward):
             path,
         )
         return path
+
+    def save_pretrained(self, folder: str | Path, card: dict[str, Any] | None = None) -> Path:
+        """The model as a folder other tools open: ``config.json`` (the class, its settings and the reward's
+        standardisation), ``model.safetensors`` (the ensemble's weights and the input statistics; no optimizer
+        state: a loaded model scores, and refits from there with a fresh optimizer), ``history.json`` and a model
+        card, ``README.md``, from ``card``: what it was trained on (``env``), ``labels`` and their ``sources``,
+        ``heldout_accuracy``, ``license``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = {f"members.{k}": v.contiguous() for k, v in self.members.state_dict().items()}
+        tensors["input_mean"], tensors["input_std"] = (t.contiguous() for t in self.input_stats)
+        save_file(tensors, folder / PRETRAINED_WEIGHTS)
+        config = {
+            "format": PRETRAINED_FORMAT,
+            "format_version": PRETRAINED_VERSION,
+            "class": type(self).__name__,
+            "config": self.config,
+            "norm": list(self.norm),
+            "steps": self.steps,
+        }
+        (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        (folder / "history.json").write_text(json.dumps(self.history) + "\n")
+        (folder / "README.md").write_text(model_card(type(self).__name__, self.config, card or {}))
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> PreferenceReward:
+        """A model saved with :meth:`save_pretrained`; a folder that is not one (no or another ``config.json``, a
+        format version this code does not read, weights that do not fit the settings) is a ``ValueError`` that
+        says which."""
+        folder = Path(folder)
+        if not (folder / "config.json").is_file() or not (folder / PRETRAINED_WEIGHTS).is_file():
+            raise ValueError(f"{folder} is not a saved reward model: it needs config.json and {PRETRAINED_WEIGHTS}")
+        saved = json.loads((folder / "config.json").read_text())
+        if saved.get("format") != PRETRAINED_FORMAT:
+            raise ValueError(
+                f"{folder}/config.json is not a robofeedback reward model (format {saved.get('format')!r})"
+            )
+        if saved.get("format_version") != PRETRAINED_VERSION:
+            raise ValueError(
+                f"{folder} is reward-model format version {saved.get('format_version')}; this robofeedback reads "
+                f"version {PRETRAINED_VERSION}"
+            )
+        if saved.get("class") != cls.__name__:
+            raise ValueError(
+                f"{folder} holds a {saved.get('class')}: load it with {saved.get('class')}.from_pretrained"
+            )
+        model = cls(**saved["config"])
+        tensors = load_file(folder / PRETRAINED_WEIGHTS)
+        members = {k.removeprefix("members."): v for k, v in tensors.items() if k.startswith("members.")}
+        try:
+            model.members.load_state_dict(members)
+        except RuntimeError as error:
+            raise ValueError(f"{folder}: the weights do not fit the saved settings ({error})") from None
+        model.input_stats = (tensors["input_mean"], tensors["input_std"])
+        model.norm = tuple(saved["norm"])
+        model.steps = int(saved["steps"])
+        if (folder / "history.json").is_file():
+            model.history = json.loads((folder / "history.json").read_text())
+        return model
 
     @classmethod
     def load(cls, path: str | Path) -> PreferenceReward:

@@ -492,6 +492,10 @@ def train(
     curve = plot_learning_curve(eval_log, out / "learning_curve.png", title=f"{cfg.algo.upper()} on {spec}")
     wall = time.time() - start
     summary = _write_summary(out, state, model, final, wall, video, curve, cfg, loop)
+    if loop is not None:  # the learned reward as a folder to share: weights, settings, a model card
+        feedback = summary["feedback"]
+        card = {"env": spec, "labels": feedback["labels"], "sources": {feedback["source"]: feedback["labels"]}}
+        reward_fn.save_pretrained(out / "reward_model", {**card, "heldout_accuracy": feedback.get("heldout_accuracy")})
     venv.close()
     eval_env.close()
     return TrainResult(

@@ -269,3 +269,41 @@ def test_label_smoothing_moves_the_target_off_certainty():
     assert abs(np.median(fits[0.2]) - 0.9) < 0.05  # smoothed by 0.2: the target is 1 - 0.2 / 2
     with pytest.raises(ValueError, match="label_smoothing"):
         small_model(label_smoothing=0.5)
+
+
+def test_a_saved_folder_loads_to_the_same_rewards_and_describes_itself(tmp_path):
+    import json
+
+    from safetensors.torch import load_file
+
+    rng = np.random.default_rng(0)
+    model = small_model(ensemble=2)
+    model.fit(labelled(64, rng), max_epochs=5)
+    card = {"env": "panda:PandaReachDense-v3", "labels": 64, "sources": {"script:oracle": 64}, "license": "cc-by-4.0"}
+    folder = model.save_pretrained(tmp_path / "model", card)
+    assert {p.name for p in folder.iterdir()} == {"config.json", "model.safetensors", "history.json", "README.md"}
+    obs, act = rng.normal(size=(10, 5)).astype(np.float32), rng.normal(size=(10, 2)).astype(np.float32)
+    loaded = PreferenceReward.from_pretrained(folder)
+    np.testing.assert_allclose(loaded.rewards_of(obs, act), model.rewards_of(obs, act), rtol=1e-6)
+    assert loaded.config == model.config and loaded.history == model.history
+    assert "input_mean" in load_file(folder / "model.safetensors")  # plain safetensors: no robofeedback needed
+    text = (folder / "README.md").read_text()
+    assert "license: cc-by-4.0" in text and "script:oracle (64)" in text and "panda:PandaReachDense-v3" in text
+
+    class Other(PreferenceReward):
+        pass
+
+    with pytest.raises(ValueError, match="holds a PreferenceReward: load it with PreferenceReward.from_pretrained"):
+        Other.from_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "format_version": 99}))
+    with pytest.raises(ValueError, match="format version 99; this robofeedback reads version 1"):
+        PreferenceReward.from_pretrained(folder)
+    (folder / "config.json").write_text(json.dumps({**config, "config": {**config["config"], "hidden": 8}}))
+    with pytest.raises(ValueError, match="do not fit the saved settings"):
+        PreferenceReward.from_pretrained(folder)
+    (folder / "config.json").write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ValueError, match="not a robofeedback reward model"):
+        PreferenceReward.from_pretrained(folder)
+    with pytest.raises(ValueError, match="needs config.json and model.safetensors"):
+        PreferenceReward.from_pretrained(tmp_path)

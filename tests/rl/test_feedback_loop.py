@@ -80,6 +80,11 @@ def test_loop_end_to_end_with_a_teacher(tmp_path):
     # every stored transition carries the final reward model's reward (relabelled, then scored live)
     expected = reward_model.member_rewards(buffer.observations[:n, 0], buffer.actions[:n, 0])
     np.testing.assert_allclose(buffer.rewards[:n, 0], expected.mean(axis=0), rtol=1e-5, atol=1e-6)
+    shared = PreferenceReward.from_pretrained(tmp_path / "reward_model")  # the same model, as a folder to share
+    obs, act = buffer.observations[:50, 0], buffer.actions[:50, 0]
+    np.testing.assert_allclose(shared.rewards_of(obs, act), reward_model.rewards_of(obs, act), rtol=1e-6)
+    card = (tmp_path / "reward_model" / "README.md").read_text()
+    assert "labels: 16" in card and "script:oracle (16)" in card and "panda:PandaReachDense-v3" in card
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["reward"] == "preference" and summary["feedback"]["queries"] == 16
     evals = [json.loads(line) for line in (tmp_path / "eval.jsonl").read_text().splitlines()]
