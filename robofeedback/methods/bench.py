@@ -17,8 +17,11 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from robofeedback.config import assets_dir, deep_merge
+from robofeedback.data.rollout import collect
+from robofeedback.data.video import read_video, resample
 from robofeedback.envs import make, policy_env_kwargs
 from robofeedback.envs.tasks import task_prompts
+from robofeedback.feedback.vlm import ClipVideoJudge
 from robofeedback.protocols import RewardFunction
 from robofeedback.rewards.base import EnvReward
 from robofeedback.rewards.code import CodeReward
@@ -173,14 +176,31 @@ def measure_reward(entry: dict[str, Any], reward: RewardFunction, policy: Any = 
     of ``policy`` and of random actions (the entry's ``coverage`` random stream), segments as long as the entry's
     feedback segments."""
     env_kwargs = policy_env_kwargs(entry["task"], entry["config"].get("env_kwargs", {}))
-    env = make(entry["task"], seed=stream_seed(entry["seed"], "coverage"), **env_kwargs)
+    seed = stream_seed(entry["seed"], "coverage")
+    env = make(entry["task"], seed=seed, **env_kwargs)
     try:
-        seed = stream_seed(entry["seed"], "coverage")
         episodes = coverage(env, policy, COVERAGE_EPISODES, seed, frames=reward.needs_frames)
     finally:
         env.close()
     length = int(entry["config"].get("feedback", {}).get("segment_length", 25))
     return {**reward_metrics(reward, episodes, length, seed=seed), "coverage_episodes": COVERAGE_EPISODES}
+
+
+def expert_similarity(entry: dict[str, Any], policies: list[Any], fps: float) -> list[float]:
+    """Each policy rendered on one episode (the entry's ``judged`` random stream, the episode the bi-level loop
+    renders) and scored against the task's expert video by the offline video judge at ``fps``."""
+    judge = ClipVideoJudge()
+    expert = read_video(expert_video(entry["task"]), fps=fps)
+    env = make(
+        entry["task"], seed=entry["seed"], **policy_env_kwargs(entry["task"], entry["config"].get("env_kwargs", {}))
+    )
+    similarity = []
+    for policy in policies:
+        (episode,) = collect(env, policy, n_episodes=1, render=True, seed=stream_seed(entry["seed"], "judged"))
+        learner = resample(episode.frames, env.metadata["render_fps"], fps)
+        similarity.append(judge.compare_videos(learner, expert, fps).similarity)
+    env.close()
+    return similarity
 
 
 def measure_code(entry: dict[str, Any], code: str, checkpoint: Path) -> dict[str, Any]:

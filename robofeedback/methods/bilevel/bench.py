@@ -22,15 +22,20 @@ from pathlib import Path
 from typing import Any
 
 from robofeedback.config import assets_dir
-from robofeedback.data.rollout import collect
-from robofeedback.data.video import read_video, resample
-from robofeedback.envs import make, policy_env_kwargs
 from robofeedback.feedback.llm import Replay
 from robofeedback.feedback.vlm import ClipVideoJudge
-from robofeedback.methods.bench import FACTOR_NOTE, Entry, EntryError, expert_video, measure_code, task_text, trained
+from robofeedback.methods.bench import (
+    FACTOR_NOTE,
+    Entry,
+    EntryError,
+    expert_similarity,
+    expert_video,
+    measure_code,
+    task_text,
+    trained,
+)
 from robofeedback.methods.bilevel.model import BilevelVideoReward, ExpertFrameReward
 from robofeedback.parallel import Executor
-from robofeedback.seeding import stream_seed
 
 UPDATERS = ("offline", "replay", "vlm-only")
 
@@ -101,15 +106,8 @@ def vlm_only(settings: BilevelEntry, entry: dict[str, Any], folder: Path) -> dic
     steps = settings.iterations * settings.steps
     reward = ExpertFrameReward(expert_video(settings.task), settings.fps)
     result, row = trained({**entry, "steps": steps}, folder, reward)
-    env_kwargs = policy_env_kwargs(settings.task, settings.config.get("env_kwargs", {}))
-    env = make(settings.task, seed=settings.seed, **env_kwargs)
-    (episode,) = collect(env, result.model, n_episodes=1, render=True, seed=stream_seed(settings.seed, "judged"))
-    fps = env.metadata.get("render_fps") or 25
-    env.close()
-    judge = ClipVideoJudge()
-    expert = read_video(expert_video(settings.task), fps=settings.fps)
-    similarity = judge.compare_videos(resample(episode.frames, fps, settings.fps), expert, settings.fps).similarity
-    return {**row, "similarity": [similarity], "judge": judge.source, "lower_level": "none (VLM only)"}
+    similarity = expert_similarity(entry, [result.model], settings.fps)
+    return {**row, "similarity": similarity, "judge": ClipVideoJudge().source, "lower_level": "none (VLM only)"}
 
 
 def _values(xs: list, digits: int = 2) -> str:

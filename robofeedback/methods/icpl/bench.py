@@ -20,15 +20,10 @@ from typing import Any
 from stable_baselines3 import SAC
 
 from robofeedback.config import assets_dir
-from robofeedback.data.rollout import collect
-from robofeedback.data.video import read_video, resample
-from robofeedback.envs import make, policy_env_kwargs
 from robofeedback.feedback.llm import Replay
-from robofeedback.feedback.vlm import ClipVideoJudge
-from robofeedback.methods.bench import FACTOR_NOTE, Entry, EntryError, expert_video, measure_code, task_text
+from robofeedback.methods.bench import FACTOR_NOTE, Entry, EntryError, expert_similarity, measure_code, task_text
 from robofeedback.methods.icpl.model import ICPL
 from robofeedback.parallel import Executor
-from robofeedback.seeding import stream_seed
 
 PROPOSERS = ("offline", "replay")
 
@@ -58,21 +53,14 @@ def replay_path(task: str) -> Path:
 
 
 def video_similarity(settings: ICPLEntry, summary: dict[str, Any], folder: Path) -> list[float]:
-    """Each iteration's best candidate, rendered on one episode (its ``judged`` random stream, the episode the
-    bi-level loop renders) and scored against the task's expert video by the offline video judge."""
-    judge, fps = ClipVideoJudge(), settings.fps
-    expert = read_video(expert_video(settings.task), fps=fps)
-    env_kwargs = policy_env_kwargs(settings.task, settings.config.get("env_kwargs", {}))
-    env = make(settings.task, seed=settings.seed, **env_kwargs)
-    similarity = []
+    """Each iteration's best candidate scored against the task's expert video (:func:`expert_similarity`)."""
+    policies = []
     for it in summary["iterations"]:
         iteration, cand = it["best"].removeprefix("iter").split("-cand")
-        model = SAC.load(folder / f"iter{iteration}" / f"cand{cand}" / "checkpoints" / "model.zip", device="cpu")
-        (episode,) = collect(env, model, n_episodes=1, render=True, seed=stream_seed(settings.seed, "judged"))
-        learner = resample(episode.frames, env.metadata["render_fps"], fps)
-        similarity.append(judge.compare_videos(learner, expert, fps).similarity)
-    env.close()
-    return similarity
+        policies.append(
+            SAC.load(folder / f"iter{iteration}" / f"cand{cand}" / "checkpoints" / "model.zip", device="cpu")
+        )
+    return expert_similarity(dataclasses.asdict(settings), policies, settings.fps)
 
 
 def run_entry(entry: dict[str, Any], folder: Path, executor: Executor) -> dict[str, Any]:
