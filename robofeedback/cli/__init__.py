@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from robofeedback import registry
-from robofeedback.cli import annotators, app, bench, demo, envs, rollout, store, train
+from robofeedback.cli import annotators, app, bench, dataset, demo, envs, reward, rollout, store, train
 
 EXAMPLES = """examples:
   robofeedback envs
@@ -28,10 +28,12 @@ EXAMPLES = """examples:
   robofeedback demo --auto
   robofeedback store check --store runs/feedback.db
   robofeedback store backup --store runs/feedback.db runs/feedback-backup.db
+  robofeedback dataset export --store runs/feedback.db --out runs/reach-labels --source 'human:*' --pseudonymise
+  robofeedback dataset import runs/reach-labels --store runs/other.db
 """
 
 
-COMMANDS = (envs, train, rollout, app, store, annotators, demo, bench)
+COMMANDS = (envs, train, rollout, app, store, dataset, reward, annotators, demo, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError, RuntimeError) as e:
         print(f"robofeedback {args.command}: error: {e}", file=sys.stderr)
         return 2

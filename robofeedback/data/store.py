@@ -1185,50 +1185,82 @@ class FeedbackStore:
         """Every row of every table, one JSON object per line (binary columns base64), in a stable order."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self.engine.connect() as conn, open(path, "w") as f:
-            for name, table in TABLES.items():
-                for row in conn.execute(sa.select(table).order_by(*table.primary_key.columns)):
+        with open(path, "w") as f:
+            for name in TABLES:
+                for row in self.table_rows(name):
                     record = {"table": name}
-                    for column in table.columns:
-                        value = row._mapping[column.name]
-                        if isinstance(value, bytes):
-                            value = {"base64": base64.b64encode(value).decode()}
-                        record[column.name] = value
+                    for key, value in row.items():
+                        record[key] = {"base64": base64.b64encode(value).decode()} if isinstance(value, bytes) else value
                     f.write(json.dumps(record, sort_keys=True) + "\n")
         return path
 
+    def table_rows(self, name: str) -> list[dict[str, Any]]:
+        """Every row of the exported table ``name`` (one of :data:`TABLES`) as stored, binary columns as bytes, in
+        primary-key order."""
+        table = TABLES[name]
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.select(table).order_by(*table.primary_key.columns))]
+
     def import_jsonl(self, path: str | Path) -> dict[str, int]:
-        """Add the rows of an export, in one transaction. Every row is checked as the API checks what it writes
-        (label values and payloads, kinds, sources, runs, notes, statuses, that named segments and queries exist);
-        one bad row, or a row whose key is here already, and nothing is written: StoreError names the line and the
-        field."""
+        """Add the rows of an export, in one transaction, checked as :meth:`import_records` checks them."""
+
+        def records() -> Iterator[tuple[str, str, dict]]:
+            with open(path) as f:
+                for number, line in enumerate(f, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                        name = record.pop("table")
+                    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+                        raise StoreError(f"{path}:{number} is not a feedback-store export line ({e})") from None
+                    yield f"{path}:{number}", name, record
+
+        return self.import_records(records(), str(path))
+
+    def import_records(
+        self, records: Iterable[tuple[str, str, dict]], what: str, renumber_labels: bool = False
+    ) -> dict[str, int]:
+        """Add rows, in one transaction: each record is (where it came from, a table of :data:`TABLES`, the row as
+        an export holds it: binary columns as ``{"base64": ...}`` or bytes). Every row is checked as the API checks
+        what it writes (label values and payloads, kinds, sources, runs, notes, statuses, that named segments and
+        queries exist); one bad row, or a row whose key is here already, and nothing is written: StoreError names
+        where and the field. With ``renumber_labels`` the labels (standing and taken back) get new ids above every
+        id held, in the order given, instead of keeping theirs."""
         rows: dict[str, list[dict]] = {name: [] for name in TABLES}
         known: dict[str, dict[str, Any]] = {"segments": {}, "queries": {}, "labels": {}}
-        with open(path) as f:
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    name = record.pop("table")
-                    table = TABLES[name]
-                except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
-                    raise StoreError(f"{path}:{number} is not a feedback-store export line ({e})") from None
-                try:
-                    row = self._import_row(name, table, record, known)
-                except _FieldError as e:
-                    raise StoreError(f"{path}:{number}: {name} row, field {e.field}: {e.message}") from None
-                rows[name].append(row)
+        for where, name, record in records:
+            if name not in TABLES:
+                raise StoreError(f"{where}: no table {name!r} in a feedback store (tables: {list(TABLES)})")
+            try:
+                row = self._import_row(name, TABLES[name], record, known)
+            except _FieldError as e:
+                raise StoreError(f"{where}: {name} row, field {e.field}: {e.message}") from None
+            rows[name].append(row)
+        labelled = rows["labels"] + rows["labels_taken_back"]
         with self.write() as conn:
+            if renumber_labels and labelled:
+                first = self._highest_label_id(conn) + 1
+                for new_id, row in enumerate(sorted(labelled, key=lambda r: r["id"]), start=first):
+                    row["id"] = new_id
             for name in TABLES:
                 if rows[name]:
                     try:
                         conn.execute(TABLES[name].insert(), rows[name])
                     except sa.exc.IntegrityError as e:
-                        raise StoreError(f"importing {path}: {name} rows clash with rows already stored") from e
-            if rows["labels"] or rows["labels_taken_back"]:
-                self._skip_label_ids(conn, max(r["id"] for r in rows["labels"] + rows["labels_taken_back"]))
+                        raise StoreError(f"importing {what}: {name} rows clash with rows already stored") from e
+            if labelled:
+                self._skip_label_ids(conn, max(r["id"] for r in labelled))
         return {name: len(r) for name, r in rows.items()}
+
+    def _highest_label_id(self, conn: Connection) -> int:
+        """The highest label id ever handed out: held by a label, a taken-back one, or SQLite's sequence."""
+        held = [
+            conn.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0 for table in (labels_table, taken_back_table)
+        ]
+        if self.engine.dialect.name == "sqlite":
+            held.append(conn.execute(sa.text("SELECT seq FROM sqlite_sequence WHERE name = 'labels'")).scalar() or 0)
+        return max(held)
 
     def _skip_label_ids(self, conn: Connection, used: int) -> None:
         """New labels get ids above ``used`` (and above every label id held), so no imported id is reused."""
@@ -1261,10 +1293,11 @@ class FeedbackStore:
             if value is None and not column.nullable:
                 raise _FieldError(column.name, "missing")
             if isinstance(column.type, sa.LargeBinary) and value is not None:
-                if not (isinstance(value, dict) and set(value) == {"base64"} and isinstance(value["base64"], str)):
+                encoded = isinstance(value, dict) and set(value) == {"base64"} and isinstance(value["base64"], str)
+                if not (encoded or isinstance(value, bytes)):
                     raise _FieldError(column.name, 'expected {"base64": "..."}')
                 try:
-                    value = base64.b64decode(value["base64"], validate=True)
+                    value = base64.b64decode(value["base64"], validate=True) if encoded else value
                     _unpack(value)
                 except (ValueError, OSError, EOFError) as e:
                     raise _FieldError(column.name, f"not the arrays an export holds ({e})") from None
