@@ -35,12 +35,15 @@ def collect(
     deterministic: bool = True,
     seed: int | None = None,
     progress: bool = False,
+    states: bool = False,
 ) -> list[Trajectory]:
     """Roll ``policy`` out in ``env`` for ``n_episodes`` whole episodes or ``n_steps`` steps (exactly one of them).
 
     With ``n_steps`` the last trajectory may be cut short (neither terminated
-    nor truncated). With ``render`` every observation's frame is kept. ``seed``
-    seeds the first reset; later episodes continue the env's random stream.
+    nor truncated). With ``render`` every observation's frame is kept; with ``states`` the simulator's state at
+    every observation (``Trajectory.sim_states``, for envs that can save it), so that frames can be rendered later
+    in another env of the same spec. ``seed`` seeds the first reset; later episodes continue the env's random
+    stream.
     """
     if (n_episodes is None) == (n_steps is None):
         raise ValueError("give exactly one of n_episodes and n_steps")
@@ -48,6 +51,10 @@ def collect(
     if not isinstance(budget, (int, np.integer)) or budget <= 0:
         raise ValueError(f"n_episodes / n_steps must be a positive integer, got {budget!r}")
     act = as_policy(policy, env, deterministic)
+    if states:
+        if not hasattr(env, "set_state_capture"):
+            raise ValueError(f"{type(env).__name__} is not a robofeedback env: it cannot record simulator states")
+        env.set_state_capture(True)
     spec = getattr(env, "spec_name", None) or (env.spec.id if env.spec is not None else type(env).__name__)
     trajectories: list[Trajectory] = []
     total_steps = 0
@@ -61,11 +68,14 @@ def collect(
         observations, actions, rewards, infos = [obs], [], [], []
         path = [np.asarray(info.get("agent_pos", np.full(3, np.nan)), dtype=np.float64)]
         frames = [env.render()] if render else None
+        sim_states = [info["sim_state"]] if states else None
         terminated = truncated = False
         while not (terminated or truncated):
             action = np.asarray(act(obs))
             obs, reward, terminated, truncated, info = env.step(action)
-            info = {k: v for k, v in info.items() if k != "frame"}
+            if sim_states is not None:
+                sim_states.append(info["sim_state"])
+            info = {k: v for k, v in info.items() if k not in ("frame", "sim_state")}
             observations.append(obs)
             actions.append(action)
             rewards.append(float(info.get("env_reward", reward)))
@@ -90,9 +100,12 @@ def collect(
                 frames=np.stack(frames) if frames is not None else None,
                 env_spec=spec,
                 seed=episode_seed,
+                sim_states=np.stack(sim_states) if sim_states is not None else None,
             )
         )
         if n_episodes is not None:
             bar.update(1)
     bar.close()
+    if states:
+        env.set_state_capture(False)
     return trajectories

@@ -31,6 +31,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnvWrapper
 
 from robofeedback.config import require_positive_ints
+from robofeedback.data.minari_io import check_dataset_id, write_minari
 from robofeedback.data.recorder import ClipRenderer, RolloutRecorder
 from robofeedback.data.store import FeedbackStore, StoredSegment
 from robofeedback.data.trajectory import Segment
@@ -81,7 +82,10 @@ class FeedbackLoop(BaseCallback):
     ``unlabelled_ratio`` x as many unlabelled pairs as it asks about (at least
     ``labels_per_round`` x that), which replace the previous round's. The reward model is told
     the env steps so far at every step (its :attr:`~robofeedback.protocols.LearnedReward.steps`, for RUNE's
-    decaying bonus).
+    decaying bonus). With ``minari_dataset`` (a Minari dataset id, ``namespace/name-vN``) the finished episodes the
+    recorder keeps when training ends (its last ``recorder_capacity`` steps, with their simulator states where clips
+    render on query) are written as that Minari dataset under ``$MINARI_DATASETS_PATH``
+    (:func:`~robofeedback.data.minari_io.write_minari`).
     """
 
     def __init__(
@@ -111,6 +115,7 @@ class FeedbackLoop(BaseCallback):
         clip_size: int | tuple[int, int] | list[int] | None = None,
         unlabelled_ratio: int = 10,
         same_episode: float = 0.0,
+        minari_dataset: str | None = None,
     ):
         super().__init__()
         if selection not in SELECTIONS:
@@ -132,6 +137,8 @@ class FeedbackLoop(BaseCallback):
             raise ValueError("budget, pretrain_steps and first_round must be >= 0")
         if source.needs_frames and video_dir is None:
             raise ValueError(f"{type(source).__name__} looks at videos: give video_dir for the segment videos")
+        if minari_dataset is not None:
+            check_dataset_id(minari_dataset)  # before training, not after it
         self.reward_model, self.source, self.store, self.run = reward_model, source, store, run
         self.every, self.segment_length = every, segment_length
         self.labels_per_round, self.budget = labels_per_round, budget
@@ -157,6 +164,7 @@ class FeedbackLoop(BaseCallback):
         self.renderer: ClipRenderer | None = None
         self.unlabelled_ratio = unlabelled_ratio
         self.same_episode = same_episode
+        self.minari_dataset = minari_dataset
         self.agreement_curve: list[dict] = []  # after each retraining: labels so far and agreement per source
         self.unlabelled: PreferenceData | None = None
         self._wrapper: VecRewardWrapper | None = None
@@ -211,6 +219,22 @@ class FeedbackLoop(BaseCallback):
     def _on_training_end(self) -> None:
         if self.renderer is not None:
             self.renderer.close()
+        if self.minari_dataset is not None and self.recorder.finished:
+            write_minari(
+                list(self.recorder.finished),
+                self.minari_dataset,
+                observation_space=self.training_env.observation_space,
+                action_space=self.training_env.action_space,
+                algorithm_name=f"{type(self.model).__name__} with a learned reward (robofeedback run {self.run})",
+                make_kwargs=self._make_kwargs(),
+            )
+
+    def _make_kwargs(self) -> dict:
+        """The options the training envs were made with (robofeedback envs record them), else none."""
+        try:
+            return self.training_env.get_attr("make_kwargs")[0]
+        except AttributeError:
+            return {}
 
     def _round_after(self, steps: int) -> int:
         """The first scheduled round (first_round, first_round + every, ...) after ``steps``."""
