@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from robofeedback import registry
-from robofeedback.cli import annotators, app, bench, dataset, demo, envs, reward, rollout, store, train
+from robofeedback.cli import annotators, app, bench, dataset, demo, envs, hub, minari, reward, rollout, store, train
 
 EXAMPLES = """examples:
   robofeedback envs
@@ -23,6 +23,8 @@ EXAMPLES = """examples:
       --iterations 5 --steps 6000
   robofeedback safe-mpc --game drone --simulated-human
   robofeedback rollout --env panda:PandaReach-v3 --policy runs/reach --episodes 5 --video --out runs/reach/rollouts
+  robofeedback rollout --env panda:PandaReach-v3 --episodes 5 --minari robofeedback/panda-reach/random-v0
+  robofeedback minari queue robofeedback/panda-reach/random-v0 --store runs/feedback.db --videos runs/minari-clips
   robofeedback app --store runs/feedback.db --port 7860
   robofeedback train --env panda:PandaReachDense-v3 --reward preference --teacher human --store runs/feedback.db
   robofeedback demo --auto
@@ -30,10 +32,13 @@ EXAMPLES = """examples:
   robofeedback store backup --store runs/feedback.db runs/feedback-backup.db
   robofeedback dataset export --store runs/feedback.db --out runs/reach-labels --source 'human:*' --pseudonymise
   robofeedback dataset import runs/reach-labels --store runs/other.db
+  robofeedback reward fit --dataset runs/reach-labels --out runs/reach-reward
+  robofeedback train --env panda:PandaReachDense-v3 --reward-model runs/reach-reward --steps 8000
+  robofeedback hub push runs/reach-labels --repo my-lab/reach-labels
 """
 
 
-COMMANDS = (envs, train, rollout, app, store, dataset, reward, annotators, demo, bench)
+COMMANDS = (envs, train, rollout, minari, app, store, dataset, reward, hub, annotators, demo, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

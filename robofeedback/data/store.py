@@ -1190,7 +1190,8 @@ class FeedbackStore:
                 for row in self.table_rows(name):
                     record = {"table": name}
                     for key, value in row.items():
-                        record[key] = {"base64": base64.b64encode(value).decode()} if isinstance(value, bytes) else value
+                        binary = isinstance(value, bytes)
+                        record[key] = {"base64": base64.b64encode(value).decode()} if binary else value
                     f.write(json.dumps(record, sort_keys=True) + "\n")
         return path
 

@@ -1,5 +1,6 @@
-"""CLIP models for rewards and judges: loading an open_clip model, embedding frames and prompts, and the goal-baseline
-regularised similarity of frames to a language goal (VLM-RM's reward, which the CLIP judges also score with).
+"""CLIP models for rewards and judges: loading and saving an open_clip model, embedding frames and prompts, and the
+goal-baseline regularised similarity of frames to a language goal (VLM-RM's reward, which the CLIP judges also score
+with).
 
 Rocamonde et al. 2023, "Vision-Language Models are Zero-Shot Reward Models for Reinforcement Learning"
 (arXiv 2310.12921), Eq. 2 and Definition 1. With x the normalised image embedding of the frame, g the
@@ -55,39 +56,7 @@ def load_clip(model: str = MINI_CLIP, pretrained: str | None = None, device: str
     (a control: its rewards carry no information).
     """
     open_clip = _import_open_clip()
-    if model == MINI_CLIP:
-        folder = assets_dir() / "mini_clip"
-        if not (folder / "open_clip_config.json").is_file():
-            raise FileNotFoundError(
-                f"the mini CLIP is not at {folder}: it ships in the checkout's assets/ folder; "
-                "remake it with `python scripts/train_mini_clip.py` or set ROBOFEEDBACK_ASSETS"
-            )
-        model = str(folder)
-    if Path(model).is_dir():
-        if pretrained is not None:
-            raise ValueError(f"model={model!r} is a folder with its own weights; leave pretrained unset")
-        if not any(Path(model).glob("*.safetensors")) and not any(Path(model).glob("*.bin")):
-            raise FileNotFoundError(f"no weights (*.safetensors or *.bin) in the open_clip folder {model}")
-        name, pretrained_arg = f"local-dir:{model}", None
-    else:
-        if model not in open_clip.list_models():
-            raise ValueError(
-                f"unknown CLIP model {model!r}: use 'mini', a local open_clip folder, or an open_clip name "
-                f"such as ViT-B-32 (all: open_clip.list_models())"
-            )
-        if pretrained is None:
-            tags = [tag for name, tag in open_clip.list_pretrained() if name == model]
-            raise ValueError(
-                f"model={model!r} needs pretrained=: one of the tags {tags}, a checkpoint file, "
-                "or 'random' for untrained weights"
-            )
-        name, pretrained_arg = model, None if pretrained == "random" else pretrained
-        known_tag = pretrained_arg is not None and open_clip.get_pretrained_cfg(model, pretrained_arg)
-        if pretrained_arg is not None and not known_tag and not Path(pretrained_arg).is_file():
-            raise FileNotFoundError(
-                f"pretrained={pretrained_arg!r} is neither an open_clip tag for {model} nor a file; "
-                f"tags: {[t for n, t in open_clip.list_pretrained() if n == model]}"
-            )
+    name, pretrained_arg = open_clip_name(model, pretrained)
     try:
         clip = open_clip.create_model(name, pretrained=pretrained_arg, device=device)
     except RuntimeError as err:
@@ -101,6 +70,47 @@ def load_clip(model: str = MINI_CLIP, pretrained: str | None = None, device: str
         ) from err
     clip.eval().requires_grad_(False)
     return clip, open_clip.get_tokenizer(name)
+
+
+def open_clip_name(model: str = MINI_CLIP, pretrained: str | None = None) -> tuple[str, str | None]:
+    """The name and ``pretrained`` argument that open_clip's ``create_model`` takes for :func:`load_clip`'s
+    ``model`` and ``pretrained``: ``("local-dir:<folder>", None)`` for a folder (the mini CLIP's included), else
+    the model name and the tag or checkpoint file (``None`` for ``"random"``). Settings that cannot load are a
+    ValueError or FileNotFoundError that says why, before any weights are read."""
+    open_clip = _import_open_clip()
+    if model == MINI_CLIP:
+        folder = assets_dir() / "mini_clip"
+        if not (folder / "open_clip_config.json").is_file():
+            raise FileNotFoundError(
+                f"the mini CLIP is not at {folder}: it ships in the checkout's assets/ folder; "
+                "remake it with `python scripts/train_mini_clip.py` or set ROBOFEEDBACK_ASSETS"
+            )
+        model = str(folder)
+    if Path(model).is_dir():
+        if pretrained is not None:
+            raise ValueError(f"model={model!r} is a folder with its own weights; leave pretrained unset")
+        if not any(Path(model).glob("*.safetensors")) and not any(Path(model).glob("*.bin")):
+            raise FileNotFoundError(f"no weights (*.safetensors or *.bin) in the open_clip folder {model}")
+        return f"local-dir:{model}", None
+    if model not in open_clip.list_models():
+        raise ValueError(
+            f"unknown CLIP model {model!r}: use 'mini', a local open_clip folder, or an open_clip name "
+            f"such as ViT-B-32 (all: open_clip.list_models())"
+        )
+    if pretrained is None:
+        tags = [tag for name, tag in open_clip.list_pretrained() if name == model]
+        raise ValueError(
+            f"model={model!r} needs pretrained=: one of the tags {tags}, a checkpoint file, "
+            "or 'random' for untrained weights"
+        )
+    pretrained_arg = None if pretrained == "random" else pretrained
+    known_tag = pretrained_arg is not None and open_clip.get_pretrained_cfg(model, pretrained_arg)
+    if pretrained_arg is not None and not known_tag and not Path(pretrained_arg).is_file():
+        raise FileNotFoundError(
+            f"pretrained={pretrained_arg!r} is neither an open_clip tag for {model} nor a file; "
+            f"tags: {[t for n, t in open_clip.list_pretrained() if n == model]}"
+        )
+    return model, pretrained_arg
 
 
 class ClipModel:
@@ -134,6 +144,27 @@ class ClipModel:
         self.image_size = int(size if isinstance(size, int) else size[0])
         self._mean_px = torch.tensor(cfg["mean"], device=self.device).view(1, 3, 1, 1)
         self._std_px = torch.tensor(cfg["std"], device=self.device).view(1, 3, 1, 1)
+
+    def save_open_clip(self, folder: str | Path) -> Path:
+        """Write the model as an open_clip folder, the files open_clip's ``local-dir:`` and ``hf-hub:`` loaders read:
+        ``open_clip_config.json`` (the architecture and preprocessing, written by open_clip's ``save_config_for_hf``),
+        ``open_clip_model.safetensors`` (the weights as loaded) and, for a model with a Hugging Face tokenizer, its
+        files. (open_clip's ``save_for_hf`` writes the same files but fails on CLIP's own tokenizer, the mini CLIP's,
+        which has no files to save.)"""
+        open_clip = _import_open_clip()
+        from open_clip.constants import HF_CONFIG_NAME, HF_SAFE_WEIGHTS_NAME
+        from open_clip.push_to_hf_hub import save_config_for_hf
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        model_config = open_clip.get_model_config(open_clip_name(self.model_name, self.pretrained)[0])
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self._clip.state_dict().items()}
+        save_file(tensors, folder / HF_SAFE_WEIGHTS_NAME)
+        save_config_for_hf(self._clip, folder / HF_CONFIG_NAME, model_config)
+        if hasattr(self._tokenizer, "save_pretrained"):
+            self._tokenizer.save_pretrained(folder)
+        return folder
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("_clip", "_tokenizer", "_mean_px", "_std_px")}
