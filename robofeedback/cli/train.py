@@ -13,6 +13,7 @@ from robofeedback import registry
 from robofeedback.config import deep_merge, load_yaml
 from robofeedback.methods.arguments import add_clip_arguments, add_teacher_arguments, positive_int, teacher_from_args
 from robofeedback.protocols import FeedbackSource, RewardFunction
+from robofeedback.rewards.offline import load_pretrained
 from robofeedback.rl.train import train
 
 
@@ -34,6 +35,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="reward to train on: 'env' (the env's own; default), or "
         + "; ".join(f"{m.summary}" for m in methods.values()),
     )
+    p.add_argument(
+        "--reward-model",
+        metavar="FOLDER",
+        help="train on a saved reward model as it is (a save_pretrained folder: a run's reward_model/, or what "
+        "`robofeedback reward fit` wrote); leaves --reward at env",
+    )
     p.add_argument("--algo", default="sac", choices=["sac", "td3", "ppo"], help="SB3 algorithm (default sac)")
     p.add_argument("--steps", type=positive_int, default=20_000, help="total env steps (default 20000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -49,6 +56,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument(
         "--task", default=None, help="the task in words, for a chat judge and people in the app (default: known text)"
+    )
+    p.add_argument(
+        "--wandb",
+        default=None,
+        metavar="PROJECT",
+        help="also log to this Weights & Biases project (the same scalars as TensorBoard, the config and the commit; "
+        "WANDB_ENTITY sets the team; needs robofeedback[share])",
+    )
+    p.add_argument(
+        "--wandb-mode",
+        choices=["online", "offline"],
+        default=None,
+        help="with --wandb: 'offline' needs no network and writes the run under --out/wandb (or $WANDB_DIR) for "
+        "`wandb sync` later (default: $WANDB_MODE, else online)",
     )
     add_teacher_arguments(p)
     _add_learned_reward_arguments(p)
@@ -187,6 +208,12 @@ def reward_and_feedback(
 ) -> tuple[str | RewardFunction, FeedbackSource | None, dict]:
     """The reward to train on, who labels (None for a fixed reward), and ``config`` with the flags in: the method's
     own, and for a learned reward the feedback loop's and reward model's."""
+    if args.reward_model is not None:
+        if args.reward != "env":
+            raise ValueError(
+                f"--reward-model trains on a saved model; it cannot be combined with --reward {args.reward}"
+            )
+        return load_pretrained(args.reward_model), None, config
     if args.reward == "env":
         return "env", None, config
     method = registry.get(args.reward)
@@ -199,6 +226,15 @@ def reward_and_feedback(
         config = deep_merge(config, feedback_overrides(args))
         config = deep_merge(config, {"preference": preference_overrides(args)})
     return reward, feedback, config
+
+
+def wandb_options(args: argparse.Namespace) -> dict | None:
+    """The W&B run ``--wandb`` and ``--wandb-mode`` ask for (None: TensorBoard only)."""
+    if args.wandb is None:
+        if args.wandb_mode is not None:
+            raise ValueError("--wandb-mode needs --wandb PROJECT")
+        return None
+    return {"project": args.wandb, **({"mode": args.wandb_mode} if args.wandb_mode else {})}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -219,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
         feedback=feedback,
         store=args.store,
         task=args.task,
+        wandb=wandb_options(args),
     )
     final = result.final_eval
     print(f"trained {args.algo.upper()} on {args.env} for {result.steps} steps in {result.wall_time_s:.0f} s")

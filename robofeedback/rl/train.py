@@ -46,10 +46,12 @@ from robofeedback.protocols import FeedbackSource, LearnedReward, RewardFunction
 from robofeedback.rewards.base import EnvReward, make_reward
 from robofeedback.rl.feedback_loop import CURVE_POINTS, FeedbackLoop
 from robofeedback.rl.plots import plot_learning_curve
+from robofeedback.rl.wandb_logging import wandb_logging
 from robofeedback.rl.wrappers import VecRewardWrapper
 from robofeedback.seeding import stream_seed
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"sac": SAC, "td3": TD3, "ppo": PPO}
+TB_LOG_NAME = "run"  # TensorBoard logs go to out/tb/run_0 (learn continues the one folder: reset_num_timesteps=False)
 # The feedback loop's settings a config's ``feedback:`` section may give (FeedbackLoop's keyword parameters).
 FEEDBACK_KEYS = set(inspect.signature(FeedbackLoop.__init__).parameters) - {"self", "reward_model", "source", "store"}
 GENERAL_KEYS = (
@@ -419,6 +421,7 @@ def train(
     task: str | None = None,
     echo: bool = False,
     method_defaults: bool = True,
+    wandb: str | dict | None = None,
 ) -> TrainResult:
     """Train an SB3 policy on ``env`` with ``reward`` (``"env"`` for the env's own) and evaluate it on the env's own.
 
@@ -439,6 +442,10 @@ def train(
     source is people, and ``task``, the task in words, shown to people in the annotation app) in the store. Each
     evaluation is a line in ``out_dir/progress.log``, printed too with ``echo`` (for a terminal or a file that a
     progress bar does not reach).
+
+    Training logs to TensorBoard (``out_dir/tb``) and, with ``wandb`` (a project name, or keywords of ``wandb.init``
+    such as ``{"project": ..., "entity": ..., "mode": "offline"}``), to a Weights & Biases run too: the same scalars,
+    with what ran, the resolved config and the commit as its config (see :mod:`robofeedback.rl.wandb_logging`).
     """
     start = time.time()
     out = Path(out_dir)
@@ -483,7 +490,11 @@ def train(
     remaining = cfg.total_steps - model.num_timesteps
     if remaining > 0:
         cbs = CallbackList(cbs + list(callbacks or []))
-        model.learn(remaining, callback=cbs, reset_num_timesteps=False, tb_log_name="run", progress_bar=progress)
+        run_config = {**state, "config": asdict(cfg), "code": run_metadata()}
+        with wandb_logging(wandb, model, out, run_config, state, TB_LOG_NAME):
+            model.learn(
+                remaining, callback=cbs, reset_num_timesteps=False, tb_log_name=TB_LOG_NAME, progress_bar=progress
+            )
     save_checkpoint(model, ckpt_dir, state, start)
     final = _final_evaluation(model, eval_env, eval_log, cfg, seed, start, labels)
     if status is not None:
@@ -542,6 +553,8 @@ def _new_or_resumed_model(
         (out / "progress.log").unlink(missing_ok=True)
         return _new_model(cfg, venv, seed, out, use_her), start
     model, saved_state = loaded
+    if "wandb_run" in saved_state:  # a resumed run logs on to the same W&B run
+        state["wandb_run"] = saved_state["wandb_run"]
     _truncate_eval_log(out / "eval.jsonl", model.num_timesteps)
     return model, start - saved_state.get("wall_time_s", 0.0)
 
