@@ -14,10 +14,10 @@ import os
 import re
 from pathlib import Path
 
+from robofeedback.data.dataset import META_FILE as DATASET_FILE
 from robofeedback.methods.clip import model as clip_model
 from robofeedback.rewards import preference
 
-DATASET_FILE = "robofeedback_dataset.json"
 MODEL_FORMATS = (preference.PRETRAINED_FORMAT, clip_model.PRETRAINED_FORMAT)
 REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 

@@ -14,7 +14,7 @@ from robofeedback.cli.common import positive_int
 from robofeedback.data.dataset import read_dataset
 from robofeedback.envs import BackendNotInstalledError, UnknownEnvError, make, policy_env_kwargs
 from robofeedback.rewards.metrics import coverage, reward_metrics
-from robofeedback.rewards.offline import fit_from_dataset, labelled_pairs, model_for
+from robofeedback.rewards.offline import fit_from_dataset, labelled_pairs, load_pretrained, model_for
 from robofeedback.rl.train import family_of, load_train_config
 from robofeedback.seeding import stream_seed
 
@@ -44,6 +44,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--max-epochs", type=positive_int, help="at most this many passes over the labels")
     fit.add_argument("--seed", type=int, default=0, help="seed of the split, the networks and the metrics")
     fit.add_argument("--no-metrics", action="store_true", help="skip the metrics on the env even if it is here")
+    fit.add_argument(
+        "--compare",
+        help="a saved reward model (e.g. the online run's reward_model/) to measure on the same episodes",
+    )
     p.set_defaults(func=run)
 
 
@@ -72,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     if len(specs) != 1:
         raise ValueError(f"one reward model learns one env's labels; the dataset's preferences span {dict(specs)}")
     (spec,) = specs
+    if args.compare and args.no_metrics:
+        raise ValueError("--compare measures both models on the env: leave out --no-metrics")
     needs_env = not (args.no_metrics and args.like)  # for the metrics, and for the goals' places without --like
     env, missing = _env(spec, args.config) if needs_env else (None, None)
     try:
@@ -81,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
         if env is not None and not args.no_metrics:
             seed = stream_seed(args.seed, "coverage")
             episodes = coverage(env, None, COVERAGE_EPISODES, seed)
-            report["reward_metrics"] = reward_metrics(model, episodes, int(np.median(lengths)), seed=seed)
+            length = int(np.median(lengths))
+            report["reward_metrics"] = reward_metrics(model, episodes, length, seed=seed)
+            if args.compare:
+                other = load_pretrained(args.compare).model
+                report["compared"] = {"model": args.compare, **reward_metrics(other, episodes, length, seed=seed)}
         else:
             report["reward_metrics"] = f"not measured: {missing or 'not asked for'}"
     finally:
