@@ -100,12 +100,18 @@ class ImageJudge(FeedbackSource):
         judged = self.compare_many([(self.image(a), self.image(b)) for a, b in pairs]) if pairs else []
         return [(self.uncertain if value == "uncertain" else value, note) for value, note in judged]
 
+    @property
+    def prompt(self) -> str | None:
+        """What the judge is asked, kept with each of its labels (their payload's ``prompt``) as their provenance."""
+        return None
+
     def answer(
         self, store: FeedbackStore, queries: Sequence[Query], segments: dict[str, Segment | StoredSegment]
     ) -> None:
         labels = self.label_many([(segments[q.segment_ids[0]], segments[q.segment_ids[1]]) for q in queries])
+        provenance = {"prompt": self.prompt} if self.prompt else {}
         for query, (value, note) in zip(queries, labels, strict=True):
-            store.answer_query(query.id, self.source, value=value, note=note)
+            store.answer_query(query.id, self.source, value=value, note=note, **provenance)
 
 
 class ClipJudge(ImageJudge):
@@ -131,6 +137,14 @@ class ClipJudge(ImageJudge):
         self.margin = float(margin)
         name = Path(model).name if Path(model).is_dir() else model
         self.source = check_source(f"vlm:clip-{name}" + (f"-{Path(pretrained).stem}" if pretrained else ""))
+
+    @property
+    def prompt(self) -> str:
+        """The goal prompts, the baseline prompts and alpha the similarity is taken with."""
+        baseline = (
+            f"; baseline: {' | '.join(self.clip.baselines)}; alpha {self.clip.alpha}" if self.clip.baselines else ""
+        )
+        return f"goal: {' | '.join(self.clip.goals)}{baseline}"
 
     def scores(self, images: np.ndarray) -> np.ndarray:
         """The CLIP goal similarity of each image ``(N, H, W, 3)``."""
@@ -206,6 +220,11 @@ class ChatVLMJudge(ImageJudge):
         self.label_prompt = read(f"{stem}_label.txt", ("{task}", "{analysis}"))
         self.video_prompt = read("video_compare.txt", ("{task}", "{expert}", "{learner}"))
         self.source = check_source(f"vlm:{re.sub(r'[^A-Za-z0-9_.@/-]', '-', client.model)}")
+
+    @property
+    def prompt(self) -> str:
+        """The two stages' prompts with the task filled in (the images and the analysis where they go)."""
+        return "\n---\n".join(p.replace("{task}", self.task) for p in (self.analysis_prompt, self.label_prompt))
 
     def compare(self, image_a: np.ndarray, image_b: np.ndarray) -> tuple[str, str]:
         before, rest = self.analysis_prompt.replace("{task}", self.task).split("{image_1}", 1)

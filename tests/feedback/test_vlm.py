@@ -34,6 +34,7 @@ def test_clip_judge_prefers_the_open_drawer_and_labels_through_the_store(tmp_pat
     assert [lb.value for lb in labels] == ["a", "b"]
     assert {lb.source for lb in labels} == {"vlm:clip-mini"}
     assert labels[0].note.startswith("clip similarity")
+    assert labels[0].payload["prompt"] == "goal: the drawer is open; baseline: the drawer is closed; alpha 1.0"
 
 
 def test_plain_and_sketched_images_and_the_margin(drawer_segments):
@@ -87,6 +88,7 @@ def test_chat_judge_two_stage_query_over_http_with_cache(tmp_path, chat_server, 
     (label,) = ask(store, judge, [(closed[0], opened[0])])
     assert label.value == "b" and label.source == "vlm:test-vlm"
     assert "drawer open further" in label.note
+    assert label.payload["prompt"].count("to open the drawer") == 2  # both stages' prompts, the task filled in
     analysis, labelling = server.requests
     parts = analysis["messages"][0]["content"]
     images = [p for p in parts if p["type"] == "image_url"]
