@@ -32,7 +32,6 @@ dropped on export.
 from __future__ import annotations
 
 import fnmatch
-import importlib.metadata
 import json
 import re
 import shutil
@@ -47,10 +46,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+import robofeedback
 from robofeedback.config import run_metadata
 from robofeedback.data.store import FeedbackStore, StoreError, _pack, _unpack
 from robofeedback.data.video import read_video, write_video
-from robofeedback.envs import get_family
+from robofeedback.envs import package_versions
 
 FORMAT = "robofeedback-feedback-dataset"
 SCHEMA_VERSION = 1
@@ -435,7 +435,7 @@ def export_dataset(
         "schema_version": SCHEMA_VERSION,
         "name": name,
         "exported_at": time.time(),
-        "robofeedback": _version(),
+        "robofeedback": robofeedback.__version__,
         "code": {k: v for k, v in run_metadata().items() if k in ("git_commit", "git_dirty")},
         "selection": {"runs": list(runs) if runs else None, "sources": list(sources) if sources else None},
         "frames": frames,
@@ -443,43 +443,13 @@ def export_dataset(
         "pseudonymised": bool(pseudonymise),
         "license": license,
         "rows": counts,
-        "env_specs": _env_versions(sorted({s["env_spec"] for s in rows["segments"]})),
+        "env_specs": {spec: package_versions(spec) for spec in sorted({s["env_spec"] for s in rows["segments"]})},
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2))
     (out / "README.md").write_text(dataset_card(meta, rows))
     clips = sum(1 for s in rows["segments"] if s.get("video") or s.get("frames"))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return ExportReport(out, counts, clips, missing, size)
-
-
-def _version() -> str | None:
-    try:
-        return importlib.metadata.version("robofeedback")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _env_versions(specs: list[str]) -> dict[str, dict[str, str]]:
-    """Each env spec with the installed versions of the packages its family's extra installs (gymnasium for a plain
-    Gymnasium id)."""
-    try:
-        requirements = importlib.metadata.requires("robofeedback") or []
-    except importlib.metadata.PackageNotFoundError:
-        requirements = []
-    out = {}
-    for spec in specs:
-        prefix, sep, _ = spec.partition(":")
-        family = get_family(prefix) if sep else None
-        marker = f'extra == "{family.extra}"' if family is not None else None
-        names = [re.split(r"[\s\[<>=!~;]", r, maxsplit=1)[0] for r in requirements if marker and marker in r]
-        versions = {}
-        for package in ["gymnasium", *names]:
-            try:
-                versions[package] = importlib.metadata.version(package)
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        out[spec] = versions
-    return out
 
 
 # -- the card ----------------------------------------------------------------------------------------------------

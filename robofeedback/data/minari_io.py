@@ -21,7 +21,6 @@ Minari is an optional extra: ``pip install 'robofeedback[share]'``.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import re
 import warnings
@@ -40,15 +39,10 @@ from robofeedback.data.recorder import ClipRenderer
 from robofeedback.data.store import FeedbackStore
 from robofeedback.data.trajectory import Obs, Segment, Trajectory
 from robofeedback.data.video import write_video
-from robofeedback.envs import RobotEnv, get_family, make
+from robofeedback.envs import RobotEnv, get_family, make, package_versions
 
 METADATA_KEY = "robofeedback"  # the dataset metadata key (and episode metadata prefix) robofeedback writes
 PATH_KEY, STATE_KEY = "agent_path", "sim_state"  # the per-step info arrays robofeedback adds
-FAMILY_PACKAGES = {
-    "panda": ("panda-gym", "pybullet"),
-    "metaworld": ("metaworld", "mujoco"),
-    "bullet": ("pybullet", "pybullet-envs-gymnasium"),
-}
 
 
 def _minari():
@@ -82,18 +76,10 @@ def is_gym_id(spec: str) -> bool:
     return not (sep and get_family(prefix) is not None) and spec in gym.registry
 
 
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def _requirements(spec: str) -> list[str]:
-    """Pip requirements, pinned to the installed versions, of the packages that make ``spec``'s env."""
-    family = spec.partition(":")[0] if not is_gym_id(spec) else "gym"
-    names = ["robofeedback", "gymnasium", *FAMILY_PACKAGES.get(family, ())]
-    return [f"{name}=={version}" for name in names if (version := _version(name)) is not None]
+    """Pip requirements, pinned to the installed versions, of robofeedback and the packages that make ``spec``'s
+    env."""
+    return [f"robofeedback=={robofeedback.__version__}"] + [f"{k}=={v}" for k, v in package_versions(spec).items()]
 
 
 def _space_of(values: np.ndarray, what: str) -> spaces.Space:

@@ -15,7 +15,9 @@ Every env returned keeps the info contract of :class:`~robofeedback.envs.base.Ro
 from __future__ import annotations
 
 import difflib
+import importlib.metadata
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -156,6 +158,32 @@ def family_ids(name: str) -> list[str]:
             f"env family {name!r} needs a package that is not installed ({e}); "
             f"install it with: pip install 'robofeedback[{found.extra}]'"
         ) from e
+
+
+def package_versions(spec: str) -> dict[str, str]:
+    """The installed versions of the packages that make ``spec``'s env: gymnasium and what the extra of its family
+    installs (panda: panda-gym and pybullet; a plain Gymnasium id: gymnasium alone).
+
+    >>> sorted(package_versions("panda:PandaReach-v3"))
+    ['gymnasium', 'panda-gym', 'pybullet']
+    """
+    prefix, sep, _ = spec.partition(":")
+    family = get_family(prefix) if sep else None
+    names = []
+    if family is not None:
+        try:
+            requirements = importlib.metadata.requires("robofeedback") or []
+        except importlib.metadata.PackageNotFoundError:
+            requirements = []
+        marker = f'extra == "{family.extra}"'
+        names = [re.split(r"[\s\[<>=!~;]", r, maxsplit=1)[0] for r in requirements if marker in r]
+    versions = {}
+    for package in ["gymnasium", *names]:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
 
 
 def available() -> dict[str, dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import datasets
 import numpy as np
@@ -134,6 +136,28 @@ def test_datasets_loads_it_without_robofeedback(store, tmp_path):
     data = read_dataset(tmp_path / "ds")
     assert json.loads(data.rows["runs"][0]["status"])["agreement"] == {"human:annotator-1": 0.75}
     assert "ada" not in json.dumps(data.rows) and "bob" not in json.dumps(data.rows)
+
+
+BLOCKED = """
+import sys
+sys.modules["robofeedback"] = None  # any import of robofeedback fails: the folder must open without it
+import datasets
+folder = sys.argv[1]
+labels = datasets.load_dataset("parquet", data_files={"train": folder + "/labels/*.parquet"}, cache_dir=sys.argv[2])
+segments = datasets.load_dataset(folder, "segments", split="train", cache_dir=sys.argv[2])
+print(len(labels["train"]), len(segments), segments[0]["video"])
+"""
+
+
+def test_the_folder_opens_where_robofeedback_cannot_be_imported(store, tmp_path):
+    export_dataset(store, tmp_path / "ds")
+    out = subprocess.run(
+        [sys.executable, "-c", BLOCKED, str(tmp_path / "ds"), str(tmp_path / "cache")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out[:2] == ["9", "6"] and out[2].startswith("videos/") and (tmp_path / "ds" / out[2]).is_file()
 
 
 def test_image_columns_decode_as_images_and_import_as_clips(store, segments, tmp_path):
