@@ -92,6 +92,7 @@ def push(
     """Upload ``folder`` to the Hub repository ``repo`` of type ``kind`` (created if missing) and return the
     commit's URL. Offline mode (HF_HUB_OFFLINE), no token, an unreachable Hub or a refusal is a one-line error."""
     try:
+        import httpx2
         import huggingface_hub
         from huggingface_hub import constants
         from huggingface_hub.errors import HfHubHTTPError
@@ -123,7 +124,7 @@ def push(
         ) from None
     except ValueError as err:
         raise ValueError(f"could not push to {repo}: {_first_line(err)}") from None
-    except Exception as err:  # the Hub client's connection errors (httpx or httpx2) are not OSErrors
+    except (httpx2.TransportError, OSError) as err:  # no route, refused, timed out
         raise RuntimeError(
             f"could not push to {repo} through the Hub at {endpoint} ({type(err).__name__}: {_first_line(err)}); "
             "pushing needs network access to the Hub"
