@@ -161,8 +161,10 @@ def _rows(array: np.ndarray) -> list[list[float]]:
 
 
 def _restore(rows: list, layout: dict[str, Any]) -> np.ndarray:
-    array = np.asarray(rows, dtype=np.float64).reshape(-1, *layout["shape"])
-    return array.astype(np.dtype(layout["dtype"]))
+    dtype = np.dtype(layout["dtype"])
+    if dtype.kind not in "fiub":
+        raise ValueError(f"only numeric arrays come from a dataset, got dtype {dtype}")
+    return np.asarray(rows, dtype=np.float64).reshape(-1, *layout["shape"]).astype(dtype)
 
 
 def _obs_rows(obs: np.ndarray | dict[str, np.ndarray]) -> tuple[list[list[float]], dict[str, Any]]:
@@ -400,56 +402,62 @@ def export_dataset(
     def rename(value: str) -> str:
         return mapping.get(value, value)
 
-    (out / "videos").mkdir(parents=True, exist_ok=True)
-    missing: list[str] = []
-    rows = {
-        "segments": [_segment_row(r, out, frames, image_size, missing) for r in chosen["segments"]],
-        "labels": [_label_row(r, rename) for r in chosen["labels"]],
-        "queries": [
-            {
-                **q,
-                "segment_ids": list(q["segment_ids"]),
-                "assignee": rename(q["assignee"]) if q["assignee"] else None,
-                "meta": json.dumps(_scrub(q["meta"], rename)),
-            }
-            for q in chosen["queries"]
-        ],
-        "runs": [{**r, "status": json.dumps(_scrub(r["status"], rename))} for r in chosen["runs"]],
-    }
-    schemas = _schemas(pa, frames)
-    counts = {
-        config: _write_config(
-            pa,
-            pq,
-            out,
-            config,
-            rows[config],
-            schemas[config],
-            shard_rows,
-            _hf_features(frames) if config == "segments" else {},
-        )
-        for config in CONFIGS
-    }
-    meta = {
-        "format": FORMAT,
-        "schema_version": SCHEMA_VERSION,
-        "name": name,
-        "exported_at": time.time(),
-        "robofeedback": robofeedback.__version__,
-        "code": {k: v for k, v in run_metadata().items() if k in ("git_commit", "git_dirty")},
-        "selection": {"runs": list(runs) if runs else None, "sources": list(sources) if sources else None},
-        "frames": frames,
-        "image_size": image_size if frames == "images" else None,
-        "pseudonymised": bool(pseudonymise),
-        "license": license,
-        "rows": counts,
-        "env_specs": {spec: package_versions(spec) for spec in sorted({s["env_spec"] for s in rows["segments"]})},
-    }
-    (out / META_FILE).write_text(json.dumps(meta, indent=2))
-    (out / "README.md").write_text(dataset_card(meta, rows))
-    clips = sum(1 for s in rows["segments"] if s.get("video") or s.get("frames"))
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return ExportReport(out, counts, clips, missing, size)
+    created = not out.exists()
+    try:
+        (out / "videos").mkdir(parents=True, exist_ok=True)
+        missing: list[str] = []
+        rows = {
+            "segments": [_segment_row(r, out, frames, image_size, missing) for r in chosen["segments"]],
+            "labels": [_label_row(r, rename) for r in chosen["labels"]],
+            "queries": [
+                {
+                    **q,
+                    "segment_ids": list(q["segment_ids"]),
+                    "assignee": rename(q["assignee"]) if q["assignee"] else None,
+                    "meta": json.dumps(_scrub(q["meta"], rename)),
+                }
+                for q in chosen["queries"]
+            ],
+            "runs": [{**r, "status": json.dumps(_scrub(r["status"], rename))} for r in chosen["runs"]],
+        }
+        schemas = _schemas(pa, frames)
+        counts = {
+            config: _write_config(
+                pa,
+                pq,
+                out,
+                config,
+                rows[config],
+                schemas[config],
+                shard_rows,
+                _hf_features(frames) if config == "segments" else {},
+            )
+            for config in CONFIGS
+        }
+        meta = {
+            "format": FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "name": name,
+            "exported_at": time.time(),
+            "robofeedback": robofeedback.__version__,
+            "code": {k: v for k, v in run_metadata().items() if k in ("git_commit", "git_dirty")},
+            "selection": {"runs": list(runs) if runs else None, "sources": list(sources) if sources else None},
+            "frames": frames,
+            "image_size": image_size if frames == "images" else None,
+            "pseudonymised": bool(pseudonymise),
+            "license": license,
+            "rows": counts,
+            "env_specs": {spec: package_versions(spec) for spec in sorted({s["env_spec"] for s in rows["segments"]})},
+        }
+        (out / META_FILE).write_text(json.dumps(meta, indent=2))
+        (out / "README.md").write_text(dataset_card(meta, rows))
+        clips = sum(1 for s in rows["segments"] if s.get("video") or s.get("frames"))
+        size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+        return ExportReport(out, counts, clips, missing, size)
+    except BaseException:  # no half-written dataset is left behind
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 # -- the card ----------------------------------------------------------------------------------------------------

@@ -245,3 +245,24 @@ def test_importing_twice_is_refused(store, tmp_path):
     with pytest.raises(StoreError, match="clash"):
         import_dataset(other, folder)
     assert other.counts() == counts
+
+
+def test_a_failed_export_leaves_no_folder(store, tmp_path):
+    first = store.table_rows("segments")[0]
+    open(first["video_path"], "wb").write(b"not a video")
+    with pytest.raises(Exception, match="video|ffmpeg|frames"):
+        export_dataset(store, tmp_path / "half", frames="images")
+    assert not (tmp_path / "half").exists()
+
+
+def test_arrays_are_numbers_whatever_the_layout_claims(store, tmp_path):
+    folder = _exported(store, tmp_path)
+    path = next((folder / "segments").iterdir())
+    table = pq.read_table(path)
+    layouts = table.column("layout").to_pylist()
+    layouts[0] = json.dumps({**json.loads(layouts[0]), "actions": {"dtype": "|O", "shape": [4]}})
+    pq.write_table(table.set_column(table.schema.get_field_index("layout"), "layout", pa.array(layouts)), path)
+    other = FeedbackStore(tmp_path / "o" / "fb.db")
+    with pytest.raises(StoreError, match="segments row 0: arrays that do not fit their layout.*numeric"):
+        import_dataset(other, folder)
+    assert other.counts() == {"segments": 0}
