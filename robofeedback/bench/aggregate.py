@@ -3,7 +3,8 @@ is :data:`EXPLAINED`, which the report prints."""
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -37,9 +38,20 @@ Groups = dict[tuple[str, str], list[dict[str, Any]]]
 def _rliable():
     from rliable import library, metrics  # arch and statsmodels: imported when a report is written
 
-    # rliable hands arch a RandomState, which arch 7 warns it will stop taking; the results are the same.
-    warnings.filterwarnings("ignore", "random_state is deprecated", FutureWarning)
     return library, metrics
+
+
+@contextmanager
+def _seeded() -> Iterator[None]:
+    """numpy's global random state seeded with SEED for the ``with`` block, and the caller's given back after it.
+    rliable's bootstraps draw their resampled indices from the global state (the ``random_state`` they take goes to
+    arch, which those draws do not use), so without this the same results could give other intervals."""
+    state = np.random.get_state()
+    np.random.seed(SEED)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def interval(matrix: np.ndarray, statistic: str = "iqm", reps: int = REPS) -> tuple[float, float, float]:
@@ -53,9 +65,8 @@ def interval(matrix: np.ndarray, statistic: str = "iqm", reps: int = REPS) -> tu
     if len(matrix) == 1:
         value = float(func(matrix))
         return value, value, value
-    point, ci = library.get_interval_estimates(
-        {"x": matrix}, lambda m: np.array([func(m)]), reps=reps, random_state=np.random.RandomState(SEED)
-    )
+    with _seeded():
+        point, ci = library.get_interval_estimates({"x": matrix}, lambda m: np.array([func(m)]), reps=reps)
     return float(point["x"][0]), float(ci["x"][0, 0]), float(ci["x"][1, 0])
 
 
@@ -130,9 +141,8 @@ def improvement_table(groups: Groups) -> list[str]:
             y = _matrix({t: by_label[baseline][t] for t in shared})
             if not shared or x is None or y is None:
                 continue
-            point, ci = library.get_interval_estimates(
-                {"p": (x, y)}, metrics.probability_of_improvement, reps=REPS, random_state=np.random.RandomState(SEED)
-            )
+            with _seeded():
+                point, ci = library.get_interval_estimates({"p": (x, y)}, metrics.probability_of_improvement, reps=REPS)
             p, (low, high) = float(point["p"]), ci["p"][:, 0]
             lines.append(f"| {label} | {baseline} | {len(shared)} | {p:.2f} [{low:.2f}, {high:.2f}] |")
     return lines
@@ -149,8 +159,8 @@ def plot_profiles(groups: Groups, path) -> Any:
     fig, axes = task_panels(tasks)
     for ax, task in zip(axes, tasks, strict=True):
         here = {label: by_task[task][:, None] for label, by_task in by_label.items() if task in by_task}
-        np.random.seed(SEED)  # rliable's profile bootstrap draws from numpy's global random state
-        profiles, bands = library.create_performance_profile(here, taus, reps=BAND_REPS)
+        with _seeded():
+            profiles, bands = library.create_performance_profile(here, taus, reps=BAND_REPS)
         for label, profile in profiles.items():
             (line,) = ax.plot(taus, profile, label=f"{label} ({len(here[label])} runs)")
             ax.fill_between(taus, bands[label][0], bands[label][1], color=line.get_color(), alpha=0.15)

@@ -52,6 +52,18 @@ def test_intervals_hold_the_point_and_widen_with_spread():
     assert cell([0.6, 0.9, 0.3]) == cell([0.6, 0.9, 0.3])  # the bootstrap is seeded: the same report twice
 
 
+def test_intervals_do_not_depend_on_numpys_global_random_state_and_leave_it_as_it_was():
+    runs = np.random.default_rng(1).random((5, 3))
+    first = [interval(runs, "mean"), improvement_table(GROUPS)]
+    np.random.seed(123)
+    np.random.rand(7)
+    expected_next = np.random.get_state()[1].copy(), np.random.get_state()[2]
+    again = [interval(runs, "mean"), improvement_table(GROUPS)]
+    assert again == first
+    state = np.random.get_state()
+    assert (state[1] == expected_next[0]).all() and state[2] == expected_next[1]
+
+
 def test_the_tables_aggregate_across_tasks_and_against_the_baselines():
     table = "\n".join(aggregate_table(GROUPS))
     assert "| PEBBLE | 2 | 3 |" in table and "| true reward | 2 | 3 | 1.00" not in table  # 0.9 on one run
