@@ -48,7 +48,7 @@ import numpy as np
 
 import robofeedback
 from robofeedback.config import run_metadata
-from robofeedback.data.store import FeedbackStore, StoreError, _pack, _unpack
+from robofeedback.data.store import FeedbackStore, StoredSegment, StoreError, _pack, _unpack
 from robofeedback.data.video import read_video, write_video
 from robofeedback.envs import package_versions
 
@@ -625,6 +625,17 @@ class FeedbackDataset:
             "agent_path": None if layout["agent_path"] is None else _restore(row["agent_path"], layout["agent_path"]),
             "factors": {f["name"]: _restore(f["values"], layout["factors"][f["name"]]) for f in row["factors"]},
         }
+
+    def segments(self) -> dict[str, StoredSegment]:
+        """Every segment by id, as the store would give it (without a clip)."""
+        out = {}
+        for row in self.rows["segments"]:
+            fields = {k: row[k] for k in ("id", "run", "env_spec", "start_step", "end_step", "created_at")}
+            meta = json.loads(row["meta"])
+            out[row["id"]] = StoredSegment(
+                **fields, **self.segment_arrays(row), frames_path=None, video_path=None, meta=meta
+            )
+        return out
 
 
 def read_dataset(path: str | Path) -> FeedbackDataset:

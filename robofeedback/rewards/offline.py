@@ -45,25 +45,7 @@ class LabelledPairs:
 
 def labelled_pairs(dataset: FeedbackDataset, sources: Sequence[str] | None = None) -> LabelledPairs:
     """The preference labels of ``dataset`` (by sources matching any of ``sources``) with their segments."""
-    segments = {}
-    for row in dataset.rows["segments"]:
-        arrays = dataset.segment_arrays(row)
-        segments[row["id"]] = StoredSegment(
-            id=row["id"],
-            run=row["run"],
-            env_spec=row["env_spec"],
-            start_step=row["start_step"],
-            end_step=row["end_step"],
-            obs=arrays["obs"],
-            actions=arrays["actions"],
-            env_rewards=arrays["env_rewards"],
-            agent_path=arrays["agent_path"],
-            factors=arrays["factors"],
-            frames_path=None,
-            video_path=None,
-            meta=json.loads(row["meta"]),
-            created_at=row["created_at"],
-        )
+    segments = dataset.segments()
     rows = [
         r
         for r in dataset.rows["labels"]
