@@ -51,6 +51,7 @@ from robofeedback.config import run_metadata
 from robofeedback.data.store import FeedbackStore, StoredSegment, StoreError, _pack, _unpack
 from robofeedback.data.video import read_video, write_video
 from robofeedback.envs import package_versions
+from robofeedback.envs.tasks import task_prompts
 
 FORMAT = "robofeedback-feedback-dataset"
 SCHEMA_VERSION = 1
@@ -538,7 +539,7 @@ def dataset_card(meta: dict[str, Any], rows: dict[str, list[dict]]) -> str:
     by_source = Counter((lb["source"], lb["kind"]) for lb in labels if lb["standing"])
     taken_back = sum(1 for lb in labels if not lb["standing"])
     agree = agreement(labels)
-    tasks = sorted({json.loads(s["meta"]).get("task") for s in rows["segments"]} - {None})
+    stated = {json.loads(r["status"]).get("task") for r in rows["runs"]} - {None}  # what people were told
     lines = [
         *yaml,
         "",
@@ -551,10 +552,12 @@ def dataset_card(meta: dict[str, Any], rows: dict[str, list[dict]]) -> str:
         "## Task",
         "",
         *[
-            f"- `{spec}` ({', '.join(f'{k} {v}' for k, v in versions.items()) or 'versions not known'})"
+            f"- `{spec}`"
+            + (f": {task_prompts(spec)['task']}" if task_prompts(spec).get("task") else "")
+            + f" ({', '.join(f'{k} {v}' for k, v in versions.items()) or 'versions not known'})"
             for spec, versions in meta["env_specs"].items()
         ],
-        *([f"- in words: {', '.join(tasks)}"] if tasks else []),
+        *([f"- as the annotators were told: {'; '.join(sorted(stated))}"] if stated else []),
         "",
         "## How it was collected",
         "",

@@ -46,7 +46,7 @@ def store(tmp_path, segments):
     store.add_correction([1.5, -2.0], [0.3, 0.4], 7, "human:ada", segment_id=a, run="r")
     store.add_violation([0.5, 0.25], 8, "human:ada", run="r", cut={"h": [-0.5, -1.0], "b": -1.0})
     store.set_factor_ranking("metaworld:reach", ["obj_to_target"], "human:ada", run="r")
-    store.set_run_status("r", steps=100, agreement={"human:ada": 0.75}, api_token="s3cret")
+    store.set_run_status("r", steps=100, agreement={"human:ada": 0.75}, api_token="s3cret", task="push it")
     return store
 
 
@@ -114,7 +114,11 @@ def test_every_row_comes_back_namespaced(store, segments, tmp_path):
             assert new["payload"] == payload
     assert after["labels_taken_back"][0]["taken_back_by"] == "human:bob@lab-a"
     status = after["runs"][0]["status"]
-    assert status == {"steps": 100, "agreement": {"human:ada@lab-a": 0.75}}  # the token stayed in the store
+    assert status == {
+        "steps": 100,
+        "agreement": {"human:ada@lab-a": 0.75},
+        "task": "push it",
+    }  # the token stayed in the store
     assert other.add_preference(ident(segments[0].id), ident(segments[1].id), "a", "human:cy") > max(
         r["id"] for r in after["labels"] + after["labels_taken_back"]
     )
@@ -132,6 +136,7 @@ def test_datasets_loads_it_without_robofeedback(store, tmp_path):
     assert len(segments) == 6 and np.asarray(segments[0]["obs"]).shape == (11, 24)  # 3 + 3 + 18 numbers, sorted keys
     card = (tmp_path / "ds" / "README.md").read_text()
     assert "human:ada" not in card and "human:annotator-1" in card
+    assert "`panda:PandaPush-v3`: to push the cube" in card and "as the annotators were told: push it" in card
     assert "vlm:clip-mini / human:annotator-1" in card or "human:annotator-1 / vlm:clip-mini" in card
     data = read_dataset(tmp_path / "ds")
     assert json.loads(data.rows["runs"][0]["status"])["agreement"] == {"human:annotator-1": 0.75}
