@@ -49,7 +49,7 @@ import numpy as np
 import robofeedback
 from robofeedback.config import run_metadata
 from robofeedback.data.store import FeedbackStore, StoredSegment, StoreError, _pack, _unpack
-from robofeedback.data.video import read_video, write_video
+from robofeedback.data.video import clip_name, read_video, write_video
 from robofeedback.envs import package_versions
 from robofeedback.envs.tasks import task_prompts
 
@@ -267,7 +267,7 @@ def _images(frames: np.ndarray, size: int) -> list[dict[str, Any]]:
 
 
 def _video_name(segment_id: str) -> str:
-    return "videos/" + re.sub(r"[^A-Za-z0-9_.-]", "_", segment_id) + ".mp4"
+    return "videos/" + clip_name(segment_id)
 
 
 def _segment_row(row: dict, out: Path, frames: str, image_size: int, missing: list[str]) -> dict[str, Any]:

@@ -22,7 +22,6 @@ Minari is an optional extra: ``pip install 'robofeedback[share]'``.
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
@@ -38,8 +37,9 @@ from robofeedback.config import run_metadata
 from robofeedback.data.recorder import ClipRenderer
 from robofeedback.data.store import FeedbackStore
 from robofeedback.data.trajectory import Obs, Segment, Trajectory
-from robofeedback.data.video import write_video
+from robofeedback.data.video import clip_name, write_video
 from robofeedback.envs import RobotEnv, get_family, make, package_versions
+from robofeedback.envs.tasks import task_prompts
 
 METADATA_KEY = "robofeedback"  # the dataset metadata key (and episode metadata prefix) robofeedback writes
 PATH_KEY, STATE_KEY = "agent_path", "sim_state"  # the per-step info arrays robofeedback adds
@@ -445,13 +445,13 @@ def queue_minari(
         try:
             videos = []
             for segment in segments:
-                name = re.sub(r"[^A-Za-z0-9_.-]", "_", segment.id) + ".mp4"
                 frames = _clip_frames(segment, renderer, env)
-                videos.append(str(write_video(frames, video_dir / name, fps=10).resolve()))
+                videos.append(str(write_video(frames, video_dir / clip_name(segment.id), fps=10).resolve()))
         finally:
             if renderer is not None:
                 renderer.close()
     meta = [{"minari_dataset": minari_dataset.id} for _ in segments]
     store.add_segments(segments, run=run, video_paths=videos, meta=meta)
-    store.set_run_status(run, env=trajectories[0].env_spec, task=f"{minari_dataset.id} ({trajectories[0].env_spec})")
+    spec = trajectories[0].env_spec
+    store.set_run_status(run, env=spec, task=task_prompts(spec).get("task") or f"{minari_dataset.id} ({spec})")
     return [store.add_query("preference", [a.id, b.id], run=run) for a, b in chosen]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -21,6 +22,16 @@ os.environ.setdefault("IMAGEIO_FFMPEG_NO_PREVENT_SIGINT", "1")
 
 class VideoError(ValueError):
     """A video that cannot be read or written as asked."""
+
+
+def clip_name(segment_id: str) -> str:
+    """The file name of a segment's clip: its id with anything but letters, digits, ``_``, ``.`` and ``-`` made
+    ``_`` (ids hold ``:`` and, once imported, ``/``).
+
+    >>> clip_name("lab-a/3f2c9e1d0b7a:10-35")
+    'lab-a_3f2c9e1d0b7a_10-35.mp4'
+    """
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", segment_id) + ".mp4"
 
 
 def _check_frames(frames: np.ndarray) -> np.ndarray:

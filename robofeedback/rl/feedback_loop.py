@@ -17,7 +17,6 @@ come after that.
 from __future__ import annotations
 
 import json
-import re
 import time
 import warnings
 from pathlib import Path
@@ -35,7 +34,7 @@ from robofeedback.data.minari_io import check_dataset_id, write_minari
 from robofeedback.data.recorder import ClipRenderer, RolloutRecorder
 from robofeedback.data.store import FeedbackStore, StoredSegment
 from robofeedback.data.trajectory import Segment
-from robofeedback.data.video import write_video
+from robofeedback.data.video import clip_name, write_video
 from robofeedback.protocols import FeedbackSource, LearnedReward
 from robofeedback.rewards.preference import SELECTIONS, PreferenceData, StateEntropyReward
 from robofeedback.rl.wrappers import VecRewardWrapper
@@ -366,8 +365,9 @@ class FeedbackLoop(BaseCallback):
     def _write_video(self, segment: Segment) -> str | None:
         if segment.frames is None:
             return None
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", segment.id) + ".mp4"
-        return str(write_video(segment.frames, self.video_dir / name, fps=10).resolve())  # for the app, any cwd
+        return str(
+            write_video(segment.frames, self.video_dir / clip_name(segment.id), fps=10).resolve()
+        )  # for the app, any cwd
 
     def _segment(self, segment_id: str) -> Segment | StoredSegment:
         if segment_id not in self._segments:
