@@ -365,9 +365,8 @@ class FeedbackLoop(BaseCallback):
     def _write_video(self, segment: Segment) -> str | None:
         if segment.frames is None:
             return None
-        return str(
-            write_video(segment.frames, self.video_dir / clip_name(segment.id), fps=10).resolve()
-        )  # for the app, any cwd
+        path = write_video(segment.frames, self.video_dir / clip_name(segment.id), fps=10)
+        return str(path.resolve())  # for the app, any cwd
 
     def _segment(self, segment_id: str) -> Segment | StoredSegment:
         if segment_id not in self._segments:
