@@ -6,7 +6,7 @@ import argparse
 import json
 
 from robofeedback.cli.common import add_store_argument, positive_int
-from robofeedback.data.minari_io import METADATA_KEY, is_gym_id, load, queue_minari
+from robofeedback.data.minari_io import METADATA_KEY, env_spec_of, is_gym_id, load, queue_minari
 from robofeedback.data.store import FeedbackStore
 
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = load(args.dataset)
     if args.action == "info":
         recorded = dataset.storage.metadata.get(METADATA_KEY)
-        spec = recorded["env_spec"] if recorded else (dataset.env_spec.id if dataset.env_spec is not None else None)
+        spec = env_spec_of(dataset)
         if recorded and not is_gym_id(spec):
             recovery = "robofeedback.data.minari_io.recover_env(dataset) (Minari's recover_environment() cannot)"
         elif spec is not None:

@@ -334,6 +334,16 @@ def _rows(column: Any) -> int | None:
     return len(column)
 
 
+def env_spec_of(dataset: Any) -> str | None:
+    """The env spec a Minari dataset's episodes came from: robofeedback's recorded one, else the Gymnasium id the
+    dataset records, else None."""
+    dataset = load(dataset)
+    recorded = dataset.storage.metadata.get(METADATA_KEY)
+    if recorded:
+        return recorded["env_spec"]
+    return dataset.env_spec.id if dataset.env_spec is not None else None
+
+
 def read_minari(dataset: Any, episodes: Sequence[int] | None = None) -> list[Trajectory]:
     """The episodes of a Minari dataset (a ``MinariDataset``, its id or its folder) as trajectories: all of them, or
     those at the indices ``episodes``.
@@ -345,7 +355,7 @@ def read_minari(dataset: Any, episodes: Sequence[int] | None = None) -> list[Tra
     """
     dataset = load(dataset)
     recorded = dataset.storage.metadata.get(METADATA_KEY)
-    env_spec = recorded["env_spec"] if recorded else (dataset.env_spec.id if dataset.env_spec is not None else "")
+    env_spec = env_spec_of(dataset) or ""
     indices = list(range(dataset.total_episodes)) if episodes is None else [int(i) for i in episodes]
     bad = [i for i in indices if not 0 <= i < dataset.total_episodes]
     if bad:
