@@ -15,7 +15,7 @@ from robofeedback.data.dataset import read_dataset
 from robofeedback.envs import BackendNotInstalledError, UnknownEnvError, make, policy_env_kwargs
 from robofeedback.rewards.metrics import coverage, reward_metrics
 from robofeedback.rewards.offline import fit_from_dataset, labelled_pairs, load_pretrained, model_for
-from robofeedback.rl.train import family_of, load_train_config
+from robofeedback.rl.train import TrainConfig, family_of, load_train_config
 from robofeedback.seeding import stream_seed
 
 COVERAGE_EPISODES = 16  # as the benchmark measures reward models
@@ -51,19 +51,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _settings(args: argparse.Namespace, spec: str) -> dict:
+def _settings(args: argparse.Namespace, defaults: TrainConfig) -> dict:
     """The model's settings: a saved model's, or the family's defaults for the preference method under --config."""
     if args.like:
         saved = json.loads((Path(args.like) / "config.json").read_text())
         return {k: v for k, v in saved["config"].items() if k not in ("obs_dim", "act_dim")}
-    return dict(load_train_config(family_of(spec), "sac", 1, args.config, "preference").preference)
+    return dict(defaults.preference)
 
 
-def _env(spec: str, config: str | None):
+def _env(spec: str, defaults: TrainConfig):
     """The dataset's env made as a policy's env of the preference method, or None with why when it cannot be."""
     try:
-        kwargs = load_train_config(family_of(spec), "sac", 1, config, "preference").env_kwargs
-        return make(spec, **policy_env_kwargs(spec, kwargs)), None
+        return make(spec, **policy_env_kwargs(spec, defaults.env_kwargs)), None
     except (BackendNotInstalledError, UnknownEnvError, ImportError) as e:
         return None, str(e)
 
@@ -79,9 +78,10 @@ def run(args: argparse.Namespace) -> int:
     if args.compare and args.no_metrics:
         raise ValueError("--compare measures both models on the env: leave out --no-metrics")
     needs_env = not (args.no_metrics and args.like)  # for the metrics, and for the goals' places without --like
-    env, missing = _env(spec, args.config) if needs_env else (None, None)
+    defaults = load_train_config(family_of(spec), "sac", 1, args.config, "preference")
+    env, missing = _env(spec, defaults) if needs_env else (None, None)
     try:
-        model = model_for(pairs, _settings(args, spec), env)
+        model = model_for(pairs, _settings(args, defaults), env)
         report = fit_from_dataset(model, pairs, args.heldout, args.seed, args.max_epochs)
         lengths = [len(a.actions) for a, _ in pairs.pairs]
         if env is not None and not args.no_metrics:
